@@ -1,0 +1,230 @@
+package controllers
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/llm-d/llm-d/api/v1alpha1"
+)
+
+const (
+	cacheVolume = "model-cache"
+	cacheMount  = "/model-cache"
+	// hfHome puts the Hugging Face cache on the PVC, so a restarted pod finds the weights there.
+	hfHome = cacheMount + "/huggingface"
+	// objectStoreDir is where S3 and GCS weights are copied to; vLLM loads them from there.
+	objectStoreDir = cacheMount + "/models"
+	gcsKeyDir      = "/var/run/secrets/llm-d/gcs"
+
+	// The probes: a first start may load weights for many minutes (downloads happen before, in the init
+	// container), so the startup probe allows 30 minutes; after that, readiness takes a pod out of the Service
+	// within 15 s and liveness restarts an engine whose /health fails for a minute.
+	startupPeriodSeconds   = 10
+	startupFailures        = 180
+	readinessPeriodSeconds = 5
+	livenessPeriodSeconds  = 10
+	livenessFailures       = 6
+
+	// Graceful drain: preStop keeps the pod serving while endpoints stop routing to it; then SIGTERM lets
+	// vLLM finish in-flight streams. The grace period covers both with room for long generations.
+	preStopSeconds                = 15
+	terminationGracePeriodSeconds = 180
+
+	// GPUResource is the extended resource NVIDIA's device plugin advertises.
+	GPUResource corev1.ResourceName = "nvidia.com/gpu"
+)
+
+// hfDownload fetches model.id into HF_HOME with the huggingface_hub library that the vLLM image ships. The id
+// comes from the environment, never from the script text, so no model id can inject code. Consolidated
+// checkpoints under original/ (Llama's .pth copies) are skipped: vLLM loads the safetensors.
+const hfDownload = `import os
+from huggingface_hub import snapshot_download
+snapshot_download(os.environ["MODEL_ID"], ignore_patterns=["original/*", "*.pth"])
+`
+
+// BuildDeployment builds the vLLM Deployment of a service. Its replica count is the starting size: the
+// reconciler keeps writing it only while autoscaling is off.
+func BuildDeployment(svc *v1alpha1.LLMInferenceService, cfg Config) *appsv1.Deployment {
+	image := svc.Spec.Engine.Image
+	if image == "" {
+		image = cfg.VLLMImage
+	}
+	src := svc.Spec.Model.Source
+	initC, modelArgs := downloadContainer(svc, cfg, image)
+	kept, _ := userArgs(svc)
+	args := append(append(modelArgs, fmt.Sprintf("--port=%d", HTTPPort)), kept...)
+
+	env := []corev1.EnvVar{
+		{Name: "HF_HOME", Value: hfHome},
+		{Name: "VLLM_NO_USAGE_STATS", Value: "1"},
+	}
+	if src.HuggingFaceTokenSecret != "" {
+		env = append(env, hfTokenEnv(svc))
+	}
+
+	podLabels := Labels(svc, "inference-server")
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      svc.Name,
+			Namespace: svc.Namespace,
+			Labels:    podLabels,
+		},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(initialReplicas(svc)),
+			Selector: &metav1.LabelSelector{MatchLabels: SelectorLabels(svc)},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
+				Spec: corev1.PodSpec{
+					InitContainers: []corev1.Container{initC},
+					Containers: []corev1.Container{{
+						Name:           ContainerName,
+						Image:          image,
+						Args:           args,
+						Env:            env,
+						Ports:          []corev1.ContainerPort{{Name: "http", ContainerPort: HTTPPort, Protocol: corev1.ProtocolTCP}},
+						Resources:      svc.Spec.Resources,
+						StartupProbe:   healthProbe(startupPeriodSeconds, startupFailures),
+						ReadinessProbe: healthProbe(readinessPeriodSeconds, 3),
+						LivenessProbe:  healthProbe(livenessPeriodSeconds, livenessFailures),
+						Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
+							Sleep: &corev1.SleepAction{Seconds: preStopSeconds},
+						}},
+						VolumeMounts: []corev1.VolumeMount{
+							{Name: cacheVolume, MountPath: cacheMount},
+							{Name: "dshm", MountPath: "/dev/shm"},
+						},
+					}},
+					Volumes:                       volumes(svc),
+					Tolerations:                   gpuTolerations(svc),
+					TerminationGracePeriodSeconds: ptr.To[int64](terminationGracePeriodSeconds),
+					EnableServiceLinks:            ptr.To(false),
+				},
+			},
+		},
+	}
+}
+
+// initialReplicas is the Deployment's size before anything else owns it: spec.replicas, held inside
+// [minReplicas, maxReplicas] when autoscaling is on.
+func initialReplicas(svc *v1alpha1.LLMInferenceService) int32 {
+	n := replicas(svc)
+	if a := svc.Spec.Autoscaling; a != nil && a.Enabled {
+		n = max(n, a.MinReplicas, 1)
+		if a.MaxReplicas > 0 {
+			n = min(n, a.MaxReplicas)
+		}
+	}
+	return n
+}
+
+// downloadContainer builds the init container that puts the weights into the cache before vLLM starts, so a
+// download is never cut short by a probe, and returns the vLLM flags that point at them.
+func downloadContainer(svc *v1alpha1.LLMInferenceService, cfg Config, vllmImage string) (corev1.Container, []string) {
+	src := svc.Spec.Model.Source
+	c := corev1.Container{
+		Name:         "model-download",
+		VolumeMounts: []corev1.VolumeMount{{Name: cacheVolume, MountPath: cacheMount}},
+		Env: []corev1.EnvVar{
+			{Name: "MODEL_ID", Value: svc.Spec.Model.ID},
+			{Name: "MODEL_URI", Value: src.URI},
+			{Name: "MODEL_DIR", Value: objectStoreDir},
+		},
+	}
+	servedAs := []string{"--model=" + objectStoreDir, "--served-model-name=" + svc.Spec.Model.ID}
+	switch src.Type {
+	case v1alpha1.ModelSourceS3:
+		c.Image = cfg.S3Image
+		c.Command = []string{"sh", "-c", `aws s3 sync "$MODEL_URI" "$MODEL_DIR" --only-show-errors`}
+		if src.CredentialsSecret != "" {
+			c.EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{
+				LocalObjectReference: corev1.LocalObjectReference{Name: src.CredentialsSecret},
+			}}}
+		}
+		return c, servedAs
+	case v1alpha1.ModelSourceGCS:
+		c.Image = cfg.GCSImage
+		c.Command = []string{"sh", "-c", `gcloud storage rsync --recursive "$MODEL_URI" "$MODEL_DIR"`}
+		if src.CredentialsSecret != "" {
+			key := gcsKeyDir + "/key.json"
+			c.Env = append(c.Env,
+				corev1.EnvVar{Name: "GOOGLE_APPLICATION_CREDENTIALS", Value: key},
+				corev1.EnvVar{Name: "CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE", Value: key})
+			c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "gcs-credentials", MountPath: gcsKeyDir, ReadOnly: true})
+		}
+		return c, servedAs
+	default:
+		c.Image = vllmImage
+		c.Command = []string{"python3", "-c", hfDownload}
+		c.Env = append(c.Env, corev1.EnvVar{Name: "HF_HOME", Value: hfHome})
+		if src.HuggingFaceTokenSecret != "" {
+			c.Env = append(c.Env, hfTokenEnv(svc))
+		}
+		return c, []string{"--model=" + svc.Spec.Model.ID}
+	}
+}
+
+// hfTokenEnv references the token Secret; the value never passes through the operator.
+func hfTokenEnv(svc *v1alpha1.LLMInferenceService) corev1.EnvVar {
+	src := svc.Spec.Model.Source
+	key := src.HuggingFaceTokenSecretKey
+	if key == "" {
+		key = "HF_TOKEN"
+	}
+	return corev1.EnvVar{Name: "HF_TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+		LocalObjectReference: corev1.LocalObjectReference{Name: src.HuggingFaceTokenSecret},
+		Key:                  key,
+	}}}
+}
+
+func healthProbe(period, failures int32) *corev1.Probe {
+	return &corev1.Probe{
+		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path: "/health", Port: intstr.FromString("http"),
+		}},
+		PeriodSeconds:    period,
+		FailureThreshold: failures,
+		TimeoutSeconds:   5,
+	}
+}
+
+func volumes(svc *v1alpha1.LLMInferenceService) []corev1.Volume {
+	v := []corev1.Volume{
+		{Name: cacheVolume, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
+			ClaimName: ModelCacheName(svc),
+		}}},
+		// vLLM's workers share tensors through /dev/shm; the container runtime's 64 MiB default is too small.
+		{Name: "dshm", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
+	}
+	src := svc.Spec.Model.Source
+	if src.Type == v1alpha1.ModelSourceGCS && src.CredentialsSecret != "" {
+		v = append(v, corev1.Volume{Name: "gcs-credentials", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: src.CredentialsSecret,
+		}}})
+	}
+	return v
+}
+
+// gpuTolerations lets GPU pods onto nodes the NVIDIA GPU Operator taints for GPU workloads only.
+func gpuTolerations(svc *v1alpha1.LLMInferenceService) []corev1.Toleration {
+	if GPUsPerReplica(svc) == 0 {
+		return nil
+	}
+	return []corev1.Toleration{{Key: string(GPUResource), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
+}
+
+// GPUsPerReplica is the number of GPUs one replica requests (the limit when only a limit is set, as the
+// API server then copies it into requests).
+func GPUsPerReplica(svc *v1alpha1.LLMInferenceService) int64 {
+	if q, ok := svc.Spec.Resources.Limits[GPUResource]; ok {
+		return q.Value()
+	}
+	if q, ok := svc.Spec.Resources.Requests[GPUResource]; ok {
+		return q.Value()
+	}
+	return 0
+}

@@ -1,0 +1,372 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+
+	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/llm-d/llm-d/api/v1alpha1"
+)
+
+// Reasons of the conditions an LLMInferenceService carries.
+const (
+	ReasonAvailable            = "Available"
+	ReasonProgressing          = "WaitingForReadyReplica"
+	ReasonScaledToZero         = "ScaledToZero"
+	ReasonSecretNotFound       = "SecretNotFound"
+	ReasonNameConflict         = "NameConflict"
+	ReasonReconcileError       = "ReconcileError"
+	ReasonAutoscalingDisabled  = "Disabled"
+	ReasonAutoscalingWaiting   = "WaitingForFirstReadyReplica"
+	ReasonAutoscalingActive    = "ScaledObjectReady"
+	ReasonKEDANotInstalled     = "KEDANotInstalled"
+	ReasonNoWarnings           = "None"
+	ReasonConfigurationWarning = "SpecWarnings"
+)
+
+// secretIndex indexes services by the Secrets they reference, so a Secret event reaches its services.
+const secretIndex = ".spec.model.source.secrets"
+
+// LLMInferenceServiceReconciler turns each LLMInferenceService into a Deployment, a Service, a model-cache
+// PersistentVolumeClaim and, with autoscaling, a KEDA ScaledObject.
+type LLMInferenceServiceReconciler struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+	Config   Config
+}
+
+// +kubebuilder:rbac:groups=inference.llm-d.ai,resources=llminferenceservices,verbs=get;list;watch
+// +kubebuilder:rbac:groups=inference.llm-d.ai,resources=llminferenceservices/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update
+// +kubebuilder:rbac:groups="",resources=services;persistentvolumeclaims,verbs=get;list;watch;create;update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=list;watch
+// +kubebuilder:rbac:groups=keda.sh,resources=scaledobjects,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update
+
+// Reconcile brings one service's objects and status to match its spec.
+func (r *LLMInferenceServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	svc := &v1alpha1.LLMInferenceService{}
+	if err := r.Client.Get(ctx, req.NamespacedName, svc); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !svc.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // owner references take everything with it
+	}
+	before := svc.Status.DeepCopy()
+	st := &svc.Status
+	st.ObservedGeneration = svc.Generation
+	st.Endpoint = Endpoint(svc, r.Config.ClusterDomain)
+	st.Selector = Selector(svc)
+	r.setWarnings(svc)
+
+	err := r.reconcileObjects(ctx, svc)
+	var conflict errNotOwned
+	switch {
+	case errors.As(err, &conflict):
+		r.setReady(svc, metav1.ConditionFalse, ReasonNameConflict, conflict.Error())
+		err = nil // a person must act; the watch on that object brings us back
+	case apierrors.IsConflict(err):
+		// Another writer changed an object between our read and our write: read again, quietly.
+		return ctrl.Result{Requeue: true}, r.writeStatus(ctx, svc, before)
+	case err != nil:
+		r.setReady(svc, metav1.ConditionFalse, ReasonReconcileError, err.Error())
+	}
+	if serr := r.writeStatus(ctx, svc, before); serr != nil && err == nil {
+		err = serr
+	}
+	return ctrl.Result{}, err
+}
+
+// reconcileObjects applies the PVC, the Deployment, the Service and the ScaledObject, and sets the Ready
+// and Autoscaling conditions from what it finds.
+func (r *LLMInferenceServiceReconciler) reconcileObjects(ctx context.Context, svc *v1alpha1.LLMInferenceService) error {
+	if _, res, err := apply(ctx, r.Client, svc, "PersistentVolumeClaim",
+		BuildModelCache(svc, r.Config), &corev1.PersistentVolumeClaim{},
+		pvcInSync(svc, r.Config), syncPVC(svc, r.Config)); err != nil {
+		return err
+	} else {
+		r.recordApply(svc, "PersistentVolumeClaim", ModelCacheName(svc), res)
+	}
+
+	if missing := r.missingSecrets(ctx, svc); missing != "" {
+		// No Deployment until the Secret exists: a pod would only sit in CreateContainerConfigError.
+		r.setReady(svc, metav1.ConditionFalse, ReasonSecretNotFound, missing)
+		return nil
+	}
+
+	autoscaling := svc.Spec.Autoscaling != nil && svc.Spec.Autoscaling.Enabled
+	desired := BuildDeployment(svc, r.Config)
+	dep, res, err := apply(ctx, r.Client, svc, "Deployment", desired, &appsv1.Deployment{},
+		func(live *appsv1.Deployment) bool {
+			return equality.Semantic.DeepDerivative(desired.Spec.Template, live.Spec.Template) &&
+				(autoscaling || ptrEqual(desired.Spec.Replicas, live.Spec.Replicas))
+		},
+		func(live *appsv1.Deployment) {
+			annotations := maps.Clone(live.Spec.Template.Annotations) // e.g. kubectl rollout restart's
+			live.Spec.Template = *desired.Spec.Template.DeepCopy()
+			if len(annotations) > 0 {
+				live.Spec.Template.Annotations = annotations
+			}
+			if !autoscaling { // with autoscaling the HPA owns the count
+				live.Spec.Replicas = desired.Spec.Replicas
+			}
+		})
+	if err != nil {
+		return err
+	}
+	r.recordApply(svc, "Deployment", dep.Name, res)
+
+	desiredSvc := BuildService(svc)
+	_, res, err = apply(ctx, r.Client, svc, "Service", desiredSvc, &corev1.Service{},
+		func(live *corev1.Service) bool {
+			return live.Spec.Type == desiredSvc.Spec.Type &&
+				equality.Semantic.DeepEqual(live.Spec.Selector, desiredSvc.Spec.Selector) &&
+				equality.Semantic.DeepDerivative(desiredSvc.Spec.Ports, live.Spec.Ports)
+		},
+		func(live *corev1.Service) {
+			live.Spec.Type = desiredSvc.Spec.Type
+			live.Spec.Selector = desiredSvc.Spec.Selector
+			live.Spec.Ports = desiredSvc.Spec.Ports
+		})
+	if err != nil {
+		return err
+	}
+	r.recordApply(svc, "Service", svc.Name, res)
+
+	svc.Status.Replicas = dep.Status.Replicas
+	svc.Status.ReadyReplicas = dep.Status.ReadyReplicas
+	switch {
+	case dep.Status.ReadyReplicas > 0:
+		r.setReady(svc, metav1.ConditionTrue, ReasonAvailable,
+			fmt.Sprintf("%d of %d replicas serve %s", dep.Status.ReadyReplicas, dep.Status.Replicas, svc.Status.Endpoint))
+	case dep.Spec.Replicas != nil && *dep.Spec.Replicas == 0:
+		r.setReady(svc, metav1.ConditionFalse, ReasonScaledToZero, "replicas is 0: no pod serves requests")
+	default:
+		r.setReady(svc, metav1.ConditionFalse, ReasonProgressing,
+			"no replica is ready yet: a first start downloads the weights (minutes), later starts load them from the cache")
+	}
+	return r.reconcileScaledObject(ctx, svc, dep, autoscaling)
+}
+
+// reconcileScaledObject creates the ScaledObject once the first replica is ready (so the scaler has a pod to
+// measure, as the article's checklist asks), keeps it in sync, and removes it when autoscaling is turned off.
+func (r *LLMInferenceServiceReconciler) reconcileScaledObject(ctx context.Context, svc *v1alpha1.LLMInferenceService,
+	dep *appsv1.Deployment, autoscaling bool) error {
+	if !r.Config.KEDA {
+		if autoscaling {
+			r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionFalse, ReasonKEDANotInstalled,
+				"the keda.sh/v1alpha1 ScaledObject API is not served: install KEDA, then restart the llm-d operator")
+		} else {
+			r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionFalse, ReasonAutoscalingDisabled, "autoscaling.enabled is false")
+		}
+		svc.Status.ScaledObject = ""
+		return nil
+	}
+	live := &kedav1alpha1.ScaledObject{}
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}, live)
+	exists := err == nil
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	if exists && !metav1.IsControlledBy(live, svc) {
+		return errNotOwned{"ScaledObject", live.Namespace, live.Name}
+	}
+
+	if !autoscaling {
+		if exists {
+			if err := r.Client.Delete(ctx, live); client.IgnoreNotFound(err) != nil {
+				return err
+			}
+			r.event(svc, corev1.EventTypeNormal, "ScaledObjectDeleted",
+				fmt.Sprintf("autoscaling disabled: deleted ScaledObject %s; the Deployment runs spec.replicas", live.Name))
+		}
+		svc.Status.ScaledObject = ""
+		r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionFalse, ReasonAutoscalingDisabled,
+			"autoscaling.enabled is false: the Deployment runs spec.replicas")
+		return nil
+	}
+	if !exists && dep.Status.ReadyReplicas == 0 {
+		svc.Status.ScaledObject = ""
+		r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionFalse, ReasonAutoscalingWaiting,
+			"autoscaling starts once the first replica is ready, so that the scaler has a pod to measure")
+		return nil
+	}
+	desired := BuildScaledObject(svc, r.Config)
+	so, res, err := apply(ctx, r.Client, svc, "ScaledObject", desired, live,
+		func(live *kedav1alpha1.ScaledObject) bool {
+			return equality.Semantic.DeepDerivative(desired.Spec, live.Spec)
+		},
+		func(live *kedav1alpha1.ScaledObject) { live.Spec = desired.Spec })
+	if err != nil {
+		return err
+	}
+	r.recordApply(svc, "ScaledObject", so.Name, res)
+	svc.Status.ScaledObject = so.Name
+	r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionTrue, ReasonAutoscalingActive,
+		fmt.Sprintf("ScaledObject %s hands the replica count (%d to %d) to the llm-d scaler at %s",
+			so.Name, svc.Spec.Autoscaling.MinReplicas, svc.Spec.Autoscaling.MaxReplicas, r.Config.ScalerAddress))
+	return nil
+}
+
+// missingSecrets names the referenced Secrets that do not exist, with the command that creates them. Only
+// metadata is read: the operator never holds a secret's value.
+func (r *LLMInferenceServiceReconciler) missingSecrets(ctx context.Context, svc *v1alpha1.LLMInferenceService) string {
+	src := svc.Spec.Model.Source
+	var msgs []string
+	check := func(name, field, how string) {
+		if name == "" {
+			return
+		}
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: svc.Namespace, Name: name}, m); apierrors.IsNotFound(err) {
+			msgs = append(msgs, fmt.Sprintf("Secret %s/%s (%s) not found: create it with `kubectl create secret generic %s -n %s %s`",
+				svc.Namespace, name, field, name, svc.Namespace, how))
+		}
+	}
+	key := src.HuggingFaceTokenSecretKey
+	if key == "" {
+		key = "HF_TOKEN"
+	}
+	check(src.HuggingFaceTokenSecret, "model.source.huggingFaceTokenSecret", "--from-literal="+key+"=<token>")
+	check(src.CredentialsSecret, "model.source.credentialsSecret", "--from-literal=...")
+	return strings.Join(msgs, "; ")
+}
+
+func (r *LLMInferenceServiceReconciler) setWarnings(svc *v1alpha1.LLMInferenceService) {
+	w := ConfigurationWarnings(svc)
+	if len(w) == 0 {
+		r.setCondition(svc, v1alpha1.ConditionConfigurationWarning, metav1.ConditionFalse, ReasonNoWarnings, "the spec raises no warning")
+		return
+	}
+	msg := strings.Join(w, "; ")
+	old := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionConfigurationWarning)
+	if old == nil || old.Status != metav1.ConditionTrue || old.Message != msg {
+		r.event(svc, corev1.EventTypeWarning, ReasonConfigurationWarning, msg)
+	}
+	r.setCondition(svc, v1alpha1.ConditionConfigurationWarning, metav1.ConditionTrue, ReasonConfigurationWarning, msg)
+}
+
+// setReady sets the Ready condition; a problem a person must fix also becomes a Warning event, once per change.
+func (r *LLMInferenceServiceReconciler) setReady(svc *v1alpha1.LLMInferenceService, s metav1.ConditionStatus, reason, msg string) {
+	old := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionReady)
+	fresh := old == nil || old.Reason != reason || old.Message != msg
+	if fresh && (reason == ReasonSecretNotFound || reason == ReasonNameConflict || reason == ReasonReconcileError) {
+		r.event(svc, corev1.EventTypeWarning, reason, msg)
+	}
+	r.setCondition(svc, v1alpha1.ConditionReady, s, reason, msg)
+}
+
+func (r *LLMInferenceServiceReconciler) setCondition(svc *v1alpha1.LLMInferenceService, t string, s metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&svc.Status.Conditions, metav1.Condition{
+		Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: svc.Generation,
+	})
+}
+
+// writeStatus writes the status only when it changed, so a steady state costs no write.
+func (r *LLMInferenceServiceReconciler) writeStatus(ctx context.Context, svc *v1alpha1.LLMInferenceService, before *v1alpha1.LLMInferenceServiceStatus) error {
+	if equality.Semantic.DeepEqual(before, &svc.Status) {
+		return nil
+	}
+	err := r.Client.Status().Update(ctx, svc)
+	if apierrors.IsConflict(err) {
+		return nil // a newer generation is queued; its reconcile writes the status
+	}
+	return err
+}
+
+func (r *LLMInferenceServiceReconciler) recordApply(svc *v1alpha1.LLMInferenceService, kind, name string, res result) {
+	if res == unchanged {
+		return
+	}
+	r.event(svc, corev1.EventTypeNormal, string(res)+kind, fmt.Sprintf("%s %s %s/%s", strings.ToLower(string(res)), kind, svc.Namespace, name))
+	log.Log.WithName("llminferenceservice").Info(string(res), "kind", kind, "namespace", svc.Namespace, "name", name)
+}
+
+func (r *LLMInferenceServiceReconciler) event(svc *v1alpha1.LLMInferenceService, typ, reason, msg string) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(svc, nil, typ, reason, "Reconcile", "%s", msg)
+	}
+}
+
+// SetupWithManager registers the controller: it watches services, the objects they own and, by metadata
+// only, the Secrets they reference.
+func (r *LLMInferenceServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.LLMInferenceService{}, secretIndex,
+		func(o client.Object) []string {
+			src := o.(*v1alpha1.LLMInferenceService).Spec.Model.Source
+			var names []string
+			for _, n := range []string{src.HuggingFaceTokenSecret, src.CredentialsSecret} {
+				if n != "" {
+					names = append(names, n)
+				}
+			}
+			return names
+		}); err != nil {
+		return err
+	}
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.LLMInferenceService{}).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Owns(&corev1.PersistentVolumeClaim{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.servicesForSecret), builder.OnlyMetadata)
+	if r.Config.KEDA {
+		b = b.Owns(&kedav1alpha1.ScaledObject{})
+	}
+	return b.Complete(r)
+}
+
+func (r *LLMInferenceServiceReconciler) servicesForSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	list := &v1alpha1.LLMInferenceServiceList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{secretIndex: o.GetName()}); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, s := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
+	}
+	return reqs
+}
+
+func pvcInSync(svc *v1alpha1.LLMInferenceService, cfg Config) func(*corev1.PersistentVolumeClaim) bool {
+	want := BuildModelCache(svc, cfg).Spec.Resources.Requests[corev1.ResourceStorage]
+	return func(live *corev1.PersistentVolumeClaim) bool {
+		have := live.Spec.Resources.Requests[corev1.ResourceStorage]
+		return want.Cmp(have) <= 0
+	}
+}
+
+// syncPVC only ever grows the claim: its other fields are immutable, and shrinking is not allowed.
+func syncPVC(svc *v1alpha1.LLMInferenceService, cfg Config) func(*corev1.PersistentVolumeClaim) {
+	want := BuildModelCache(svc, cfg).Spec.Resources.Requests[corev1.ResourceStorage]
+	return func(live *corev1.PersistentVolumeClaim) {
+		if live.Spec.Resources.Requests == nil {
+			live.Spec.Resources.Requests = corev1.ResourceList{}
+		}
+		live.Spec.Resources.Requests[corev1.ResourceStorage] = want
+	}
+}
+
+func ptrEqual[T comparable](a, b *T) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
+}
