@@ -184,11 +184,14 @@ func hfTokenEnv(svc *v1alpha1.LLMInferenceService) corev1.EnvVar {
 func healthProbe(period, failures int32) *corev1.Probe {
 	return &corev1.Probe{
 		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-			Path: "/health", Port: intstr.FromString("http"),
+			Path: "/health", Port: intstr.FromString("http"), Scheme: corev1.URISchemeHTTP,
 		}},
 		PeriodSeconds:    period,
 		FailureThreshold: failures,
 		TimeoutSeconds:   5,
+		// Set although it is the API server's default: the reconciler compares integers exactly, and an
+		// unset 0 here would look like drift on every reconcile.
+		SuccessThreshold: 1,
 	}
 }
 

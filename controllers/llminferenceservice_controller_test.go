@@ -1,0 +1,420 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/llm-d/llm-d/api/v1alpha1"
+	"github.com/llm-d/llm-d/controllers"
+)
+
+// The article's manifest with its autoscaling block, applied verbatim into the article's namespace.
+func TestArticleManifest(t *testing.T) {
+	ns := namespace(t, "inference")
+	hfSecret(t, ns, "hf-token-secret")
+	applyManifest(t, "llama-3-8b-autoscaling.yaml")
+	const name = "llama-3-8b"
+
+	d := deployment(t, ns, name)
+	if got := *d.Spec.Replicas; got != 1 {
+		t.Errorf("deployment replicas = %d, want 1", got)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	wantArgs := []string{"--model=meta-llama/Meta-Llama-3.1-8B-Instruct", "--port=8000", "--dtype=bfloat16", "--max-model-len=32768"}
+	if strings.Join(c.Args, " ") != strings.Join(wantArgs, " ") {
+		t.Errorf("args = %q, want %q", c.Args, wantArgs)
+	}
+	if c.Image != cfg.VLLMImage {
+		t.Errorf("image = %q, want the pinned default %q", c.Image, cfg.VLLMImage)
+	}
+	gpu := c.Resources.Limits[controllers.GPUResource]
+	mem := c.Resources.Requests[corev1.ResourceMemory]
+	if gpu.Value() != 1 || mem.Cmp(resource.MustParse("24Gi")) != 0 {
+		t.Errorf("resources = %+v", c.Resources)
+	}
+	var token *corev1.EnvVar
+	for i := range c.Env {
+		if c.Env[i].Name == "HF_TOKEN" {
+			token = &c.Env[i]
+		}
+	}
+	if token == nil || token.Value != "" || token.ValueFrom.SecretKeyRef.Name != "hf-token-secret" || token.ValueFrom.SecretKeyRef.Key != "HF_TOKEN" {
+		t.Errorf("HF_TOKEN must reference the secret, never copy it: %+v", token)
+	}
+	if c.ReadinessProbe.HTTPGet.Path != "/health" || c.StartupProbe.FailureThreshold*c.StartupProbe.PeriodSeconds < 600 {
+		t.Errorf("probes: readiness %+v startup %+v", c.ReadinessProbe, c.StartupProbe)
+	}
+	if d.Labels[controllers.LabelManagedBy] != "llm-d" || d.Spec.Template.Labels[controllers.LabelManagedBy] != "llm-d" {
+		t.Errorf("labels: %v / %v", d.Labels, d.Spec.Template.Labels)
+	}
+	if claim := d.Spec.Template.Spec.Volumes[0].PersistentVolumeClaim; claim == nil || claim.ClaimName != "llama-3-8b-model-cache" {
+		t.Errorf("model cache volume: %+v", d.Spec.Template.Spec.Volumes)
+	}
+
+	svc := &corev1.Service{}
+	eventually(t, "service", func() error { return get(svc, ns, name) })
+	ports := map[string]int32{}
+	for _, p := range svc.Spec.Ports {
+		ports[p.Name] = p.Port
+	}
+	if ports["http"] != 80 || ports["metrics"] != 8000 {
+		t.Errorf("service ports = %v, want http:80 and metrics:8000", ports)
+	}
+
+	pvc := &corev1.PersistentVolumeClaim{}
+	eventually(t, "pvc", func() error { return get(pvc, ns, name+"-model-cache") })
+	if pvc.Spec.StorageClassName == nil || *pvc.Spec.StorageClassName != "fast-ssd" {
+		t.Errorf("pvc storage class = %v, want the operator default fast-ssd", pvc.Spec.StorageClassName)
+	}
+
+	// Autoscaling waits for the first ready replica (the article's checklist) ...
+	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingWaiting)
+	condition(t, ns, name, v1alpha1.ConditionReady, controllers.ReasonProgressing)
+	if err := get(&kedav1alpha1.ScaledObject{}, ns, name); isNotFound(err) != nil {
+		t.Fatalf("ScaledObject before any ready replica: %v", err)
+	}
+	// ... and starts once a pod is Ready.
+	markOnePodReady(t, ns, name)
+	condition(t, ns, name, v1alpha1.ConditionReady, controllers.ReasonAvailable)
+	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingActive)
+	so := &kedav1alpha1.ScaledObject{}
+	must(t, get(so, ns, name))
+	if so.Spec.ScaleTargetRef.Name != name || *so.Spec.MinReplicaCount != 1 || *so.Spec.MaxReplicaCount != 8 {
+		t.Errorf("scaledobject target/min/max: %+v %d %d", so.Spec.ScaleTargetRef, *so.Spec.MinReplicaCount, *so.Spec.MaxReplicaCount)
+	}
+	tr := so.Spec.Triggers[0]
+	if tr.Type != "external" || tr.Metadata["scalerAddress"] != cfg.ScalerAddress || tr.Metadata["service"] != name {
+		t.Errorf("trigger = %+v", tr)
+	}
+	if so.Spec.Fallback == nil || so.Spec.Fallback.Behavior != kedav1alpha1.FallbackBehaviorCurrentReplicas {
+		t.Errorf("fallback must hold the current size: %+v", so.Spec.Fallback)
+	}
+	if w := so.Spec.Advanced.HorizontalPodAutoscalerConfig.Behavior.ScaleDown.StabilizationWindowSeconds; w == nil || *w != 0 {
+		t.Errorf("the scaler owns the scale-down window; the HPA's must be 0, got %v", w)
+	}
+	s := getService(t, ns, name)
+	if s.Status.Endpoint != "http://llama-3-8b.inference.svc.cluster.local/v1" {
+		t.Errorf("endpoint = %q", s.Status.Endpoint)
+	}
+	if s.Status.Selector != "app.kubernetes.io/instance=llama-3-8b,app.kubernetes.io/name=vllm" || s.Status.ReadyReplicas != 1 {
+		t.Errorf("status = %+v", s.Status)
+	}
+	if s.Status.ScaledObject != name {
+		t.Errorf("status.scaledObject = %q", s.Status.ScaledObject)
+	}
+	// The article's manifest is valid; the one thing worth saying is that ReadWriteOnce holds 8 replicas on one node.
+	w := condition(t, ns, name, v1alpha1.ConditionConfigurationWarning, controllers.ReasonConfigurationWarning)
+	if !strings.HasPrefix(w.Message, "modelCache.accessMode is ReadWriteOnce and the service may run 8 replicas") || strings.Contains(w.Message, "max-model-len") || strings.Contains(w.Message, "ignored") {
+		t.Errorf("warnings = %q, want only the access-mode one", w.Message)
+	}
+}
+
+// The article's section 3 manifest alone: a fixed single replica, no ScaledObject.
+func TestArticleManifestWithoutAutoscaling(t *testing.T) {
+	ns := namespace(t, "")
+	hfSecret(t, ns, "hf-token-secret")
+	s := sample(t, "llama-3-8b.yaml")
+	s.Namespace = ns
+	must(t, k8s.Create(context.Background(), s))
+	deployment(t, ns, s.Name)
+	markOnePodReady(t, ns, s.Name)
+	condition(t, ns, s.Name, v1alpha1.ConditionReady, controllers.ReasonAvailable)
+	condition(t, ns, s.Name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingDisabled)
+	if err := get(&kedav1alpha1.ScaledObject{}, ns, s.Name); isNotFound(err) != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInvalidSpecsAreRejected(t *testing.T) {
+	ns := namespace(t, "")
+	cases := []struct {
+		name   string
+		mutate func(*v1alpha1.LLMInferenceService)
+		want   string
+	}{
+		{"min above max", func(s *v1alpha1.LLMInferenceService) { s.Spec.Autoscaling.MinReplicas = 9 },
+			"minReplicas must be less than or equal to autoscaling.maxReplicas"},
+		{"no max when enabled", func(s *v1alpha1.LLMInferenceService) { s.Spec.Autoscaling.MaxReplicas = 0 },
+			"enabled autoscaling needs maxReplicas"},
+		{"no RequestQueue metric", func(s *v1alpha1.LLMInferenceService) { s.Spec.Autoscaling.Metrics = s.Spec.Autoscaling.Metrics[1:] },
+			"enabled autoscaling needs a RequestQueue metric"},
+		{"queue target zero", func(s *v1alpha1.LLMInferenceService) {
+			s.Spec.Autoscaling.Metrics[0].RequestQueue.TargetAverageQueueDepth = 0
+		}, "targetAverageQueueDepth"},
+		{"throughput target negative", func(s *v1alpha1.LLMInferenceService) {
+			s.Spec.Autoscaling.Metrics[1].Throughput.TargetDecodeTokensPerSecond = -5
+		}, "targetDecodeTokensPerSecond"},
+		{"metric block of the wrong type", func(s *v1alpha1.LLMInferenceService) {
+			s.Spec.Autoscaling.Metrics[1].RequestQueue = &v1alpha1.RequestQueueTarget{TargetAverageQueueDepth: 3}
+		}, "only a RequestQueue metric may have one"},
+		{"metric type without its block", func(s *v1alpha1.LLMInferenceService) { s.Spec.Autoscaling.Metrics[0].RequestQueue = nil },
+			"a RequestQueue metric needs its requestQueue block"},
+		{"duplicate metric type", func(s *v1alpha1.LLMInferenceService) {
+			s.Spec.Autoscaling.Metrics[1] = s.Spec.Autoscaling.Metrics[0]
+		}, "Duplicate value"},
+		{"min replicas zero", func(s *v1alpha1.LLMInferenceService) { s.Spec.Autoscaling.MinReplicas = -1 },
+			"minReplicas"},
+		{"S3 without uri", func(s *v1alpha1.LLMInferenceService) {
+			s.Spec.Model.Source = v1alpha1.ModelSource{Type: v1alpha1.ModelSourceS3}
+		}, "an S3 source needs uri: s3://bucket/path"},
+		{"GCS with an s3 uri", func(s *v1alpha1.LLMInferenceService) {
+			s.Spec.Model.Source = v1alpha1.ModelSource{Type: v1alpha1.ModelSourceGCS, URI: "s3://bucket/llama"}
+		}, "a GCS source needs uri: gs://bucket/path"},
+		{"token secret on an S3 source", func(s *v1alpha1.LLMInferenceService) {
+			s.Spec.Model.Source = v1alpha1.ModelSource{Type: v1alpha1.ModelSourceS3, URI: "s3://b/m", HuggingFaceTokenSecret: "hf"}
+		}, "huggingFaceTokenSecret is for HuggingFace sources"},
+		{"unknown engine", func(s *v1alpha1.LLMInferenceService) { s.Spec.Engine.Type = "TGI" },
+			`Unsupported value: "TGI"`},
+		{"unknown source type", func(s *v1alpha1.LLMInferenceService) { s.Spec.Model.Source.Type = "FTP" },
+			`Unsupported value: "FTP"`},
+		{"empty model id", func(s *v1alpha1.LLMInferenceService) { s.Spec.Model.ID = "" }, "spec.model.id"},
+		{"negative replicas", func(s *v1alpha1.LLMInferenceService) { s.Spec.Replicas = ptr.To[int32](-1) }, "spec.replicas"},
+		{"window above an hour", func(s *v1alpha1.LLMInferenceService) {
+			s.Spec.Autoscaling.ScaleDownStabilizationSeconds = ptr.To[int32](7200)
+		}, "scaleDownStabilizationSeconds"},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := sample(t, "llama-3-8b-autoscaling.yaml")
+			s.Namespace, s.Name = ns, fmt.Sprintf("invalid-%d", i)
+			tc.mutate(s)
+			err := k8s.Create(context.Background(), s)
+			if err == nil {
+				t.Fatalf("accepted an invalid spec")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not say %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// Autoscaling on, off and on again converges; while on, the HPA's replica count is left alone.
+func TestAutoscalingToggleAndHPAOwnedReplicas(t *testing.T) {
+	ns := namespace(t, "")
+	hfSecret(t, ns, "hf-token-secret")
+	s := sample(t, "llama-3-8b-autoscaling.yaml")
+	s.Namespace = ns
+	s.Spec.Replicas = ptr.To[int32](2)
+	must(t, k8s.Create(context.Background(), s))
+	name := s.Name
+	deployment(t, ns, name)
+	markOnePodReady(t, ns, name)
+	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingActive)
+
+	// The HPA scales through the scale subresource; the operator must not undo it.
+	scaleTo(t, ns, name, 5)
+	touch(t, ns, name) // a reconcile happens for an unrelated reason
+	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingActive)
+	if d := deployment(t, ns, name); *d.Spec.Replicas != 5 {
+		t.Fatalf("operator overwrote the HPA's replicas: %d", *d.Spec.Replicas)
+	}
+
+	for round := 0; round < 2; round++ {
+		setAutoscaling(t, ns, name, false)
+		condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingDisabled)
+		eventually(t, "scaledobject deleted", func() error { return isNotFound(get(&kedav1alpha1.ScaledObject{}, ns, name)) })
+		eventually(t, "spec.replicas rules again", func() error {
+			if d := deployment(t, ns, name); *d.Spec.Replicas != 2 {
+				return fmt.Errorf("replicas %d, want spec.replicas 2", *d.Spec.Replicas)
+			}
+			return nil
+		})
+		setAutoscaling(t, ns, name, true)
+		condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingActive)
+		eventually(t, "scaledobject back", func() error { return get(&kedav1alpha1.ScaledObject{}, ns, name) })
+	}
+	// An edit to a target reaches the ScaledObject without recreating it.
+	so := &kedav1alpha1.ScaledObject{}
+	must(t, get(so, ns, name))
+	uid := so.UID
+	edit(t, ns, name, func(s *v1alpha1.LLMInferenceService) { s.Spec.Autoscaling.MaxReplicas = 6 })
+	eventually(t, "max replicas updated", func() error {
+		if err := get(so, ns, name); err != nil {
+			return err
+		}
+		if *so.Spec.MaxReplicaCount != 6 || so.UID != uid {
+			return fmt.Errorf("max %d uid %s (was %s)", *so.Spec.MaxReplicaCount, so.UID, uid)
+		}
+		return nil
+	})
+}
+
+// A user's edit to a managed field is reverted; what other controllers add is kept.
+func TestDriftIsRevertedAndForeignFieldsKept(t *testing.T) {
+	ns := namespace(t, "")
+	hfSecret(t, ns, "hf-token-secret")
+	s := sample(t, "llama-3-8b.yaml")
+	s.Namespace = ns
+	must(t, k8s.Create(context.Background(), s))
+	name := s.Name
+	want := deployment(t, ns, name).Spec.Template.Spec.Containers[0]
+
+	d := deployment(t, ns, name)
+	d.Spec.Template.Spec.Containers[0].Image = "attacker/vllm:latest"
+	d.Spec.Template.Spec.Containers[0].Args = []string{"--model=other"}
+	d.Spec.Template.Annotations = map[string]string{"kubectl.kubernetes.io/restartedAt": "2026-11-24T10:00:00Z"}
+	d.Annotations["example.com/owner"] = "team-a"
+	must(t, k8s.Update(context.Background(), d))
+
+	eventually(t, "drift reverted", func() error {
+		d := &appsv1.Deployment{}
+		if err := get(d, ns, name); err != nil {
+			return err
+		}
+		c := d.Spec.Template.Spec.Containers[0]
+		if c.Image != want.Image || strings.Join(c.Args, " ") != strings.Join(want.Args, " ") {
+			return fmt.Errorf("image %q args %q", c.Image, c.Args)
+		}
+		if d.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] == "" || d.Annotations["example.com/owner"] != "team-a" {
+			return fmt.Errorf("foreign annotations lost: %v %v", d.Spec.Template.Annotations, d.Annotations)
+		}
+		return nil
+	})
+
+	// A managed object deleted by hand comes back.
+	svc := &corev1.Service{}
+	must(t, get(svc, ns, name))
+	must(t, k8s.Delete(context.Background(), svc))
+	eventually(t, "service recreated", func() error {
+		fresh := &corev1.Service{}
+		if err := get(fresh, ns, name); err != nil {
+			return err
+		}
+		if fresh.UID == svc.UID {
+			return fmt.Errorf("not deleted yet")
+		}
+		return nil
+	})
+}
+
+// Deleting the service removes everything it owns, through the real garbage collector.
+func TestDeletionCascades(t *testing.T) {
+	ns := namespace(t, "")
+	hfSecret(t, ns, "hf-token-secret")
+	s := sample(t, "llama-3-8b-autoscaling.yaml")
+	s.Namespace = ns
+	must(t, k8s.Create(context.Background(), s))
+	name := s.Name
+	deployment(t, ns, name)
+	markOnePodReady(t, ns, name)
+	eventually(t, "scaledobject", func() error { return get(&kedav1alpha1.ScaledObject{}, ns, name) })
+
+	must(t, k8s.Delete(context.Background(), s))
+	for _, o := range []struct {
+		obj  client.Object
+		name string
+	}{
+		{&appsv1.Deployment{}, name}, {&corev1.Service{}, name},
+		{&corev1.PersistentVolumeClaim{}, name + "-model-cache"}, {&kedav1alpha1.ScaledObject{}, name},
+	} {
+		eventually(t, fmt.Sprintf("%T collected", o.obj), func() error { return isNotFound(get(o.obj, ns, o.name)) })
+	}
+}
+
+// A missing token Secret is reported by name, with an event, and no pod is created until it exists.
+func TestMissingSecretIsReported(t *testing.T) {
+	ns := namespace(t, "")
+	s := sample(t, "llama-3-8b.yaml")
+	s.Namespace = ns
+	must(t, k8s.Create(context.Background(), s))
+	c := condition(t, ns, s.Name, v1alpha1.ConditionReady, controllers.ReasonSecretNotFound)
+	if !strings.Contains(c.Message, ns+"/hf-token-secret") || !strings.Contains(c.Message, "kubectl create secret generic hf-token-secret") {
+		t.Errorf("message does not name the secret and the fix: %q", c.Message)
+	}
+	warningEvent(t, ns, s.Name, controllers.ReasonSecretNotFound, "hf-token-secret")
+	if err := get(&appsv1.Deployment{}, ns, s.Name); isNotFound(err) != nil {
+		t.Fatalf("a Deployment was created without its secret: %v", err)
+	}
+	hfSecret(t, ns, "hf-token-secret")
+	deployment(t, ns, s.Name)
+	condition(t, ns, s.Name, v1alpha1.ConditionReady, controllers.ReasonProgressing)
+}
+
+// Args without --max-model-len, and args that fight the operator's, are reported and handled predictably.
+func TestConfigurationWarnings(t *testing.T) {
+	ns := namespace(t, "")
+	hfSecret(t, ns, "hf-token-secret")
+	s := sample(t, "llama-3-8b.yaml")
+	s.Namespace = ns
+	s.Spec.Engine.Args = []string{"--dtype=bfloat16", "--port", "9000"}
+	must(t, k8s.Create(context.Background(), s))
+	c := condition(t, ns, s.Name, v1alpha1.ConditionConfigurationWarning, controllers.ReasonConfigurationWarning)
+	for _, want := range []string{"no --max-model-len", "ignored --port 9000"} {
+		if !strings.Contains(c.Message, want) {
+			t.Errorf("warning %q lacks %q", c.Message, want)
+		}
+	}
+	warningEvent(t, ns, s.Name, controllers.ReasonConfigurationWarning, "--max-model-len")
+	args := deployment(t, ns, s.Name).Spec.Template.Spec.Containers[0].Args
+	if strings.Join(args, " ") != "--model=meta-llama/Meta-Llama-3.1-8B-Instruct --port=8000 --dtype=bfloat16" {
+		t.Errorf("args = %q", args)
+	}
+}
+
+// An object of the same name that belongs to someone else is never taken over.
+func TestNameConflictIsReported(t *testing.T) {
+	ns := namespace(t, "")
+	hfSecret(t, ns, "hf-token-secret")
+	foreign := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "llama-3-8b"},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 1234}}},
+	}
+	must(t, k8s.Create(context.Background(), foreign))
+	s := sample(t, "llama-3-8b.yaml")
+	s.Namespace = ns
+	must(t, k8s.Create(context.Background(), s))
+	c := condition(t, ns, s.Name, v1alpha1.ConditionReady, controllers.ReasonNameConflict)
+	if !strings.Contains(c.Message, "Service "+ns+"/llama-3-8b exists and is not managed") {
+		t.Errorf("message = %q", c.Message)
+	}
+	must(t, get(foreign, ns, "llama-3-8b"))
+	if foreign.Spec.Ports[0].Port != 1234 {
+		t.Errorf("foreign service modified")
+	}
+}
+
+func scaleTo(t *testing.T, ns, name string, n int32) {
+	t.Helper()
+	d := deployment(t, ns, name)
+	sc := &autoscalingv1.Scale{}
+	must(t, k8s.SubResource("scale").Get(context.Background(), d, sc))
+	sc.Spec.Replicas = n
+	must(t, k8s.SubResource("scale").Update(context.Background(), d, client.WithSubResourceBody(sc)))
+}
+
+func edit(t *testing.T, ns, name string, f func(*v1alpha1.LLMInferenceService)) {
+	t.Helper()
+	eventually(t, "edit "+name, func() error {
+		s := &v1alpha1.LLMInferenceService{}
+		if err := get(s, ns, name); err != nil {
+			return err
+		}
+		f(s)
+		return k8s.Update(context.Background(), s)
+	})
+}
+
+func setAutoscaling(t *testing.T, ns, name string, on bool) {
+	edit(t, ns, name, func(s *v1alpha1.LLMInferenceService) { s.Spec.Autoscaling.Enabled = on })
+}
+
+func touch(t *testing.T, ns, name string) {
+	edit(t, ns, name, func(s *v1alpha1.LLMInferenceService) {
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		s.Annotations["test/touched"] = fmt.Sprint(len(s.Annotations))
+	})
+}

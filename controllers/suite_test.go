@@ -1,0 +1,226 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
+
+	"github.com/llm-d/llm-d/api/v1alpha1"
+	"github.com/llm-d/llm-d/controllers"
+	"github.com/llm-d/llm-d/test/testenv"
+)
+
+// The suite runs the operator's reconciler in-process against a real kube-apiserver and etcd, with the real
+// kube-controller-manager creating ReplicaSets and pods and collecting garbage.
+var (
+	env *testenv.Env
+	k8s client.Client
+	cfg = func() controllers.Config {
+		c := controllers.DefaultConfig()
+		c.ScalerAddress = "llm-d-scaler.llm-d-system.svc:9090"
+		c.DefaultStorageClass = "fast-ssd"
+		return c
+	}()
+	timeout = 60 * time.Second
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	var err error
+	env, err = testenv.Start(testenv.Options{
+		Controllers: []string{"garbagecollector", "deployment", "replicaset", "serviceaccount", "pvc-protection"},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer env.Stop()
+	k8s = env.Client
+
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(false)))
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := (&controllers.LLMInferenceServiceReconciler{
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("llm-d-operator"), Config: cfg,
+	}).SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = mgr.Start(ctx) }()
+	defer func() { cancel(); <-done }()
+	return m.Run()
+}
+
+var nsCounter atomic.Int32
+
+// namespace creates a fresh namespace for one test.
+func namespace(t *testing.T, name string) string {
+	t.Helper()
+	if name == "" {
+		name = fmt.Sprintf("t%d-%s", nsCounter.Add(1), strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")))
+		if len(name) > 63 {
+			name = name[:63]
+		}
+		name = strings.TrimRight(name, "-")
+	}
+	must(t, k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}))
+	return name
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sample reads a manifest from config/samples as the user would apply it.
+func sample(t *testing.T, file string) *v1alpha1.LLMInferenceService {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testenv.Root(), "config", "samples", file))
+	must(t, err)
+	svc := &v1alpha1.LLMInferenceService{}
+	must(t, yaml.UnmarshalStrict(data, svc))
+	return svc
+}
+
+// applyManifest creates a manifest file byte for byte as `kubectl apply -f` would send it.
+func applyManifest(t *testing.T, file string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testenv.Root(), "config", "samples", file))
+	must(t, err)
+	u := &unstructured.Unstructured{}
+	must(t, yaml.Unmarshal(data, &u.Object))
+	must(t, k8s.Create(context.Background(), u))
+}
+
+func hfSecret(t *testing.T, ns, name string) {
+	t.Helper()
+	must(t, k8s.Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		StringData: map[string]string{"HF_TOKEN": "hf_test_value_never_logged"},
+	}))
+}
+
+// eventually fails the test when f has not returned nil within the suite's timeout.
+func eventually(t *testing.T, what string, f func() error) {
+	t.Helper()
+	if err := testenv.Eventually(context.Background(), timeout, f); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func get(obj client.Object, ns, name string) error {
+	return k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, obj)
+}
+
+func getService(t *testing.T, ns, name string) *v1alpha1.LLMInferenceService {
+	t.Helper()
+	s := &v1alpha1.LLMInferenceService{}
+	must(t, get(s, ns, name))
+	return s
+}
+
+// condition waits until the service's condition has the wanted reason and returns it.
+func condition(t *testing.T, ns, name, typ, reason string) metav1.Condition {
+	t.Helper()
+	var c metav1.Condition
+	eventually(t, fmt.Sprintf("condition %s reason %s", typ, reason), func() error {
+		s := &v1alpha1.LLMInferenceService{}
+		if err := get(s, ns, name); err != nil {
+			return err
+		}
+		got := meta.FindStatusCondition(s.Status.Conditions, typ)
+		if got == nil || got.Reason != reason || got.ObservedGeneration != s.Generation {
+			return fmt.Errorf("condition %s is %+v at generation %d", typ, got, s.Generation)
+		}
+		c = *got
+		return nil
+	})
+	return c
+}
+
+// markOnePodReady sets the Ready condition on one of the service's pods through the status subresource, as
+// a kubelet would; the real ReplicaSet and Deployment controllers carry it to the Deployment's status.
+func markOnePodReady(t *testing.T, ns, name string) {
+	t.Helper()
+	eventually(t, "a pod to mark ready", func() error {
+		pods := &corev1.PodList{}
+		if err := k8s.List(context.Background(), pods, client.InNamespace(ns),
+			client.MatchingLabels{controllers.LabelInstance: name}); err != nil {
+			return err
+		}
+		if len(pods.Items) == 0 {
+			return fmt.Errorf("no pod yet")
+		}
+		p := pods.Items[0]
+		now := metav1.Now()
+		p.Status.Phase = corev1.PodRunning
+		p.Status.Conditions = []corev1.PodCondition{
+			{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		}
+		return k8s.Status().Update(context.Background(), &p)
+	})
+}
+
+// warningEvent waits for a Warning event about the service whose note contains text.
+func warningEvent(t *testing.T, ns, name, reason, text string) {
+	t.Helper()
+	eventually(t, "warning event "+reason, func() error {
+		evs := &eventsv1.EventList{}
+		if err := k8s.List(context.Background(), evs, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, e := range evs.Items {
+			if e.Regarding.Name == name && e.Type == corev1.EventTypeWarning && e.Reason == reason && strings.Contains(e.Note, text) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s event containing %q among %d events", reason, text, len(evs.Items))
+	})
+}
+
+func deployment(t *testing.T, ns, name string) *appsv1.Deployment {
+	t.Helper()
+	d := &appsv1.Deployment{}
+	eventually(t, "deployment", func() error { return get(d, ns, name) })
+	return d
+}
+
+func isNotFound(err error) error {
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err == nil {
+		return fmt.Errorf("still exists")
+	}
+	return err
+}
