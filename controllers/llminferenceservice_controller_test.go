@@ -261,12 +261,17 @@ func TestDriftIsRevertedAndForeignFieldsKept(t *testing.T) {
 	name := s.Name
 	want := deployment(t, ns, name).Spec.Template.Spec.Containers[0]
 
-	d := deployment(t, ns, name)
-	d.Spec.Template.Spec.Containers[0].Image = "attacker/vllm:latest"
-	d.Spec.Template.Spec.Containers[0].Args = []string{"--model=other"}
-	d.Spec.Template.Annotations = map[string]string{"kubectl.kubernetes.io/restartedAt": "2026-11-24T10:00:00Z"}
-	d.Annotations["example.com/owner"] = "team-a"
-	must(t, k8s.Update(context.Background(), d))
+	eventually(t, "edit the deployment by hand", func() error {
+		d := &appsv1.Deployment{}
+		if err := get(d, ns, name); err != nil {
+			return err
+		}
+		d.Spec.Template.Spec.Containers[0].Image = "attacker/vllm:latest"
+		d.Spec.Template.Spec.Containers[0].Args = []string{"--model=other"}
+		d.Spec.Template.Annotations = map[string]string{"kubectl.kubernetes.io/restartedAt": "2026-11-24T10:00:00Z"}
+		d.Annotations["example.com/owner"] = "team-a"
+		return k8s.Update(context.Background(), d)
+	})
 
 	eventually(t, "drift reverted", func() error {
 		d := &appsv1.Deployment{}
@@ -388,10 +393,14 @@ func TestNameConflictIsReported(t *testing.T) {
 func scaleTo(t *testing.T, ns, name string, n int32) {
 	t.Helper()
 	d := deployment(t, ns, name)
-	sc := &autoscalingv1.Scale{}
-	must(t, k8s.SubResource("scale").Get(context.Background(), d, sc))
-	sc.Spec.Replicas = n
-	must(t, k8s.SubResource("scale").Update(context.Background(), d, client.WithSubResourceBody(sc)))
+	eventually(t, "scale the deployment as the HPA does", func() error {
+		sc := &autoscalingv1.Scale{}
+		if err := k8s.SubResource("scale").Get(context.Background(), d, sc); err != nil {
+			return err
+		}
+		sc.Spec.Replicas = n
+		return k8s.SubResource("scale").Update(context.Background(), d, client.WithSubResourceBody(sc))
+	})
 }
 
 func edit(t *testing.T, ns, name string, f func(*v1alpha1.LLMInferenceService)) {
