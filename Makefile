@@ -16,13 +16,14 @@ manifests: ## Generate CRDs and RBAC from the API types and markers.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=llm-d-operator paths=./controllers/... output:rbac:artifacts:config=config/rbac
 
-generate: ## Generate deepcopy functions.
+generate: ## Generate deepcopy functions and the gRPC code of KEDA's external scaler contract.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
+	$(GO) tool buf generate proto --template proto/buf.gen.yaml -o proto
 
 verify-generated: manifests generate ## Fail when generated files differ from what is committed.
-	@git diff --exit-code --stat -- api config || { \
+	@git diff --exit-code --stat -- api config proto || { \
 		echo "generated files are stale: run 'make manifests generate' and commit the result" >&2; exit 1; }
-	@test -z "$$(git status --porcelain -- api config)" || { git status --porcelain -- api config; \
+	@test -z "$$(git status --porcelain -- api config proto)" || { git status --porcelain -- api config proto; \
 		echo "generated files are untracked: run 'make manifests generate' and commit the result" >&2; exit 1; }
 
 tools: ## Build the real kube-apiserver, etcd and kube-controller-manager the tests run (cached per version).
