@@ -1,0 +1,291 @@
+// Package decision turns a snapshot of a service's signals into a desired replica count and the reason for
+// it. It is pure: plain structs in, a Decision out, time taken from the snapshot (the caller's clock), no I/O
+// and no Kubernetes types, so the scaler, the trace simulator and the tests run the very same code.
+//
+// The rules (see DESIGN.md section 4):
+//   - Demand is running + waiting requests against the batch a saturated pod sustains plus the queue the SRE
+//     tolerates per pod: desired = ceil((running + waiting) / (batch + targetQueue)). Waiting alone overstates
+//     demand when pods run large batches.
+//   - Scale up when waiting per ready pod exceeds the target. Starting pods are capacity already on its way:
+//     the desired count includes them, so demand they will absorb adds nothing.
+//   - Scale down only when the queue is under its target and, if a Throughput floor is set, decode tokens/s per
+//     pod is under it; never while requests queue above target.
+//   - A scale-down takes effect only when every recommendation in the stabilization window allowed it (the
+//     HPA's rule: the highest recommendation in the window wins). Scale-up is immediate.
+//   - Missing data is not zero: a ready pod without fresh data, or no ready pod at all, holds the current size,
+//     and a hold counts as a recommendation in the window. After a (re)start, nothing scales down before one
+//     full window of data.
+package decision
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// Policy is what an SRE sets in the LLMInferenceService's autoscaling block.
+type Policy struct {
+	MinReplicas int32
+	MaxReplicas int32
+	// TargetQueue is the tolerated number of waiting requests per ready pod (RequestQueue metric).
+	TargetQueue float64
+	// TargetDecodeTPS is the floor of decode tokens/s per pod below which a pod is under-used (Throughput
+	// metric); 0 means no floor, and scale-down follows the queue alone.
+	TargetDecodeTPS float64
+	// ScaleDownWindow is scaleDownStabilizationSeconds.
+	ScaleDownWindow time.Duration
+}
+
+// Validate says what is wrong with a policy.
+func (p Policy) Validate() error {
+	switch {
+	case p.MinReplicas < 1:
+		return fmt.Errorf("minReplicas is %d: it must be at least 1", p.MinReplicas)
+	case p.MaxReplicas < p.MinReplicas:
+		return fmt.Errorf("maxReplicas %d is below minReplicas %d", p.MaxReplicas, p.MinReplicas)
+	case !(p.TargetQueue > 0):
+		return fmt.Errorf("targetAverageQueueDepth is %v: it must be above 0", p.TargetQueue)
+	case p.TargetDecodeTPS < 0 || math.IsNaN(p.TargetDecodeTPS):
+		return fmt.Errorf("targetDecodeTokensPerSecond is %v: it must be 0 (unset) or above", p.TargetDecodeTPS)
+	case p.ScaleDownWindow < 0:
+		return fmt.Errorf("scaleDownStabilizationSeconds is negative")
+	}
+	return nil
+}
+
+// Pod is what one ready pod's latest scrapes say.
+type Pod struct {
+	Waiting float64
+	Running float64
+	// DecodeTPS is the rate of vllm:generation_tokens_total between the last two scrapes; valid only if
+	// HasDecodeTPS (a rate needs two scrapes of the same process).
+	DecodeTPS    float64
+	HasDecodeTPS bool
+	KVCacheUsage float64
+}
+
+// Snapshot is a service's state at one instant.
+type Snapshot struct {
+	Now time.Time
+	// Current is the replica count the scale target has now (Deployment spec.replicas).
+	Current int32
+	// Ready is the number of ready pods; Starting the number created but not yet ready.
+	Ready    int
+	Starting int
+	// Pods holds the signals of the ready pods that have fresh data; Missing counts ready pods that do not
+	// (scrape failed, stale, or bad payload).
+	Pods    []Pod
+	Missing int
+}
+
+// Rule names the rule that produced a decision; it is also a metric label, so the set is fixed.
+type Rule string
+
+const (
+	RuleNoReadyPod     Rule = "NoReadyPod"
+	RuleScaleUpQueue   Rule = "ScaleUpQueue"
+	RuleStartingAbsorb Rule = "StartingPodsAbsorbDemand"
+	RuleSteady         Rule = "Steady"
+	RuleScaleDown      Rule = "ScaleDown"
+	RuleQueueHoldsDown Rule = "QueueAboveTarget"
+	RuleBusyHoldsDown  Rule = "ThroughputAboveFloor"
+	RuleMissingData    Rule = "MissingData"
+	RuleStabilizing    Rule = "ScaleDownStabilizing"
+	RuleWarmingUp      Rule = "WarmingUp"
+	RuleAtMax          Rule = "AtMaxReplicas"
+	RuleAtMin          Rule = "AtMinReplicas"
+)
+
+// Decision is the outcome for one snapshot.
+type Decision struct {
+	// Desired is the replica count to run, within [MinReplicas, MaxReplicas].
+	Desired int32
+	// Recommendation is the count the signals alone ask for, before the window and the bounds.
+	Recommendation int32
+	Rule           Rule
+	// Reason explains Desired in a sentence an SRE can act on.
+	Reason string
+	// The signals behind the decision, per ready pod with data.
+	WaitingPerPod   float64
+	RunningPerPod   float64
+	DecodeTPSPerPod float64
+	KVCacheUsage    float64
+	// Batch is the estimated number of sequences a saturated pod sustains.
+	Batch float64
+}
+
+type record struct {
+	at      time.Time
+	desired int32
+}
+
+// Autoscaler decides for one service. It keeps the recommendations of the last window; it is not safe for
+// concurrent use.
+type Autoscaler struct {
+	policy  Policy
+	started time.Time // when this process first had data; no scale-down for one window after it
+	history []record
+}
+
+// New returns an Autoscaler for policy.
+func New(p Policy) *Autoscaler { return &Autoscaler{policy: p} }
+
+// SetPolicy applies an edited policy from the next decision on, keeping the window's history.
+func (a *Autoscaler) SetPolicy(p Policy) { a.policy = p }
+
+// Policy returns the policy in force.
+func (a *Autoscaler) Policy() Policy { return a.policy }
+
+// Decide returns the decision for s and records it in the window.
+func (a *Autoscaler) Decide(s Snapshot) Decision {
+	p := a.policy
+	d := recommend(p, s)
+	if d.Rule == RuleNoReadyPod || d.Rule == RuleMissingData {
+		// Hold: the hold is recorded so the window does not forget it, but it starts no warm-up.
+		d.Desired = clamp(s.Current, p)
+		a.remember(s.Now, d.Desired)
+		return d
+	}
+	if a.started.IsZero() {
+		a.started = s.Now
+	}
+	rec := clamp(d.Recommendation, p)
+	a.remember(s.Now, rec)
+	d.Desired = rec
+	if peak := a.peak(s.Now); peak > rec {
+		d.Desired = peak
+		d.Rule = RuleStabilizing
+		d.Reason = fmt.Sprintf("signals allow %d replicas, but within the last %s a recommendation asked for %d: "+
+			"scale-down waits until every recommendation in the window allows it (%s)", rec, p.ScaleDownWindow, peak, d.Reason)
+	}
+	if d.Desired < s.Current && s.Now.Sub(a.started) < p.ScaleDownWindow {
+		d.Desired = clamp(s.Current, p)
+		d.Rule = RuleWarmingUp
+		d.Reason = fmt.Sprintf("the scaler has had data for %s, less than one scale-down window (%s): holding %d until it has seen a full window",
+			s.Now.Sub(a.started).Round(time.Second), p.ScaleDownWindow, d.Desired)
+	}
+	switch {
+	case d.Recommendation > p.MaxReplicas && d.Desired == p.MaxReplicas:
+		d.Rule = RuleAtMax
+		d.Reason = fmt.Sprintf("demand asks for %d replicas; holding at maxReplicas %d (%s)", d.Recommendation, p.MaxReplicas, d.Reason)
+	case d.Recommendation < p.MinReplicas && d.Desired == p.MinReplicas && d.Rule == RuleScaleDown:
+		d.Rule = RuleAtMin
+		d.Reason = fmt.Sprintf("at minReplicas %d (%s)", p.MinReplicas, d.Reason)
+	}
+	return d
+}
+
+// remember records a recommendation and forgets those older than the window.
+func (a *Autoscaler) remember(now time.Time, desired int32) {
+	cut := 0
+	for cut < len(a.history) && now.Sub(a.history[cut].at) > a.policy.ScaleDownWindow {
+		cut++
+	}
+	a.history = append(a.history[cut:], record{now, desired})
+}
+
+// peak is the highest recommendation within the window.
+func (a *Autoscaler) peak(now time.Time) int32 {
+	var m int32
+	for _, r := range a.history {
+		if now.Sub(r.at) <= a.policy.ScaleDownWindow && r.desired > m {
+			m = r.desired
+		}
+	}
+	return m
+}
+
+// recommend applies the demand rules to one snapshot, without memory.
+func recommend(p Policy, s Snapshot) Decision {
+	if s.Ready == 0 {
+		return Decision{Recommendation: s.Current, Rule: RuleNoReadyPod,
+			Reason: fmt.Sprintf("no ready pod to measure (%d starting): holding %d replicas", s.Starting, s.Current)}
+	}
+	var waiting, running, tps, kv, satRunning float64
+	var saturated int
+	maxRunning := 0.0
+	allTPS := true
+	for _, pod := range s.Pods {
+		waiting += pod.Waiting
+		running += pod.Running
+		kv += pod.KVCacheUsage
+		if pod.HasDecodeTPS {
+			tps += pod.DecodeTPS
+		} else {
+			allTPS = false
+		}
+		maxRunning = max(maxRunning, pod.Running)
+		if pod.Waiting > 0 {
+			saturated++
+			satRunning += pod.Running
+		}
+	}
+	n := float64(len(s.Pods))
+	d := Decision{}
+	if n > 0 {
+		d.WaitingPerPod, d.RunningPerPod, d.DecodeTPSPerPod, d.KVCacheUsage = waiting/n, running/n, tps/n, kv/n
+	}
+	// A pod with requests waiting runs the largest batch it can (sequence slots or KV cache): its running
+	// count is the batch a saturated pod sustains. Without a saturated pod, the largest running count is a
+	// lower bound of it.
+	d.Batch = max(maxRunning, 1)
+	if saturated > 0 {
+		d.Batch = max(satRunning/float64(saturated), 1)
+	}
+	needed := int32(math.Ceil((waiting + running) / (d.Batch + p.TargetQueue)))
+	queueAbove := d.WaitingPerPod > p.TargetQueue
+
+	switch {
+	case queueAbove && needed > s.Current:
+		// Scale up, even on partial data: the waiting requests seen are a lower bound of demand.
+		d.Recommendation, d.Rule = needed, RuleScaleUpQueue
+		d.Reason = fmt.Sprintf("%.1f requests wait per ready pod (target %g) with batches of %.0f: %d replicas serve %.0f running + waiting",
+			d.WaitingPerPod, p.TargetQueue, d.Batch, needed, waiting+running)
+		return d
+	case queueAbove && s.Starting > 0:
+		d.Recommendation, d.Rule = s.Current, RuleStartingAbsorb
+		d.Reason = fmt.Sprintf("%.1f requests wait per ready pod (target %g); the %d starting pods are capacity on its way and absorb them: holding %d",
+			d.WaitingPerPod, p.TargetQueue, s.Starting, s.Current)
+		return d
+	case queueAbove:
+		d.Recommendation, d.Rule = s.Current, RuleQueueHoldsDown
+		d.Reason = fmt.Sprintf("%.1f requests wait per ready pod (target %g), but %d replicas with batches of %.0f serve them: never scale down while requests queue",
+			d.WaitingPerPod, p.TargetQueue, s.Current, d.Batch)
+		return d
+	case s.Missing > 0:
+		d.Recommendation, d.Rule = s.Current, RuleMissingData
+		d.Reason = fmt.Sprintf("%d of %d ready pods have no fresh metrics: holding %d replicas (missing data never scales down)",
+			s.Missing, s.Ready, s.Current)
+		return d
+	}
+
+	// The queue is under its target: scale down as far as the queue and the throughput floor allow.
+	target := needed
+	if p.TargetDecodeTPS > 0 {
+		if !allTPS {
+			d.Recommendation, d.Rule = s.Current, RuleMissingData
+			d.Reason = fmt.Sprintf("decode tokens/s needs two scrapes of every ready pod: holding %d replicas", s.Current)
+			return d
+		}
+		if d.DecodeTPSPerPod >= p.TargetDecodeTPS {
+			d.Recommendation, d.Rule = max(s.Current, needed), RuleBusyHoldsDown
+			d.Reason = fmt.Sprintf("%.0f decode tokens/s per pod is at or above the floor %g: pods are busy, keeping %d",
+				d.DecodeTPSPerPod, p.TargetDecodeTPS, d.Recommendation)
+			return d
+		}
+		// ceil keeps the throughput per pod at or under the floor after the change, so the next decision
+		// reaches the same count instead of stepping down again.
+		target = max(target, int32(math.Ceil(tps/p.TargetDecodeTPS)))
+	}
+	if target >= s.Current {
+		d.Recommendation, d.Rule = s.Current, RuleSteady
+		d.Reason = fmt.Sprintf("%.1f waiting and %.0f decode tokens/s per pod: %d replicas fit the targets", d.WaitingPerPod, d.DecodeTPSPerPod, s.Current)
+		return d
+	}
+	d.Recommendation, d.Rule = target, RuleScaleDown
+	d.Reason = fmt.Sprintf("queue %.1f per pod under target %g and %.0f decode tokens/s per pod under the floor %g: %d replicas carry the load",
+		d.WaitingPerPod, p.TargetQueue, d.DecodeTPSPerPod, p.TargetDecodeTPS, target)
+	return d
+}
+
+func clamp(n int32, p Policy) int32 { return min(max(n, p.MinReplicas), p.MaxReplicas) }
