@@ -287,6 +287,46 @@ type LLMInferenceServiceStatus struct {
 	// ScaledObject is the name of the KEDA ScaledObject that scales the service, when there is one.
 	// +optional
 	ScaledObject string `json:"scaledObject,omitempty"`
+
+	// Autoscaler is the llm-d scaler's latest decision and the signals behind it, written by the scaler when
+	// the decision changes.
+	// +optional
+	Autoscaler *AutoscalerStatus `json:"autoscaler,omitempty"`
+}
+
+// AutoscalerStatus explains the scaler's latest decision for a service.
+type AutoscalerStatus struct {
+	// DesiredReplicas is the replica count the scaler asks the HPA for.
+	DesiredReplicas int32 `json:"desiredReplicas"`
+
+	// Recommendation is the count the signals alone ask for, before the stabilization window and the
+	// min/max bounds.
+	Recommendation int32 `json:"recommendation"`
+
+	// Rule is the rule that decided, for example ScaleUpQueue, ScaleDown, ScaleDownStabilizing,
+	// StartingPodsAbsorbDemand, MissingData or WarmingUp.
+	Rule string `json:"rule"`
+
+	// Reason explains the decision in a sentence.
+	Reason string `json:"reason"`
+
+	// LastDecisionTime is when the decision was taken.
+	LastDecisionTime metav1.Time `json:"lastDecisionTime"`
+
+	// ReadyPods, StartingPods and MissingPods count the pods the decision saw: ready, not yet ready, and
+	// ready but without fresh metrics.
+	ReadyPods    int32 `json:"readyPods"`
+	StartingPods int32 `json:"startingPods"`
+	MissingPods  int32 `json:"missingPods"`
+
+	// WaitingPerPod is vllm:num_requests_waiting per ready pod with data, in decimal text.
+	WaitingPerPod string `json:"waitingPerPod"`
+	// RunningPerPod is vllm:num_requests_running per ready pod with data, in decimal text.
+	RunningPerPod string `json:"runningPerPod"`
+	// DecodeTokensPerSecondPerPod is the rate of vllm:generation_tokens_total per ready pod, in decimal text.
+	DecodeTokensPerSecondPerPod string `json:"decodeTokensPerSecondPerPod"`
+	// KVCacheUsage is the mean KV-cache usage (0 to 1) of the ready pods, in decimal text.
+	KVCacheUsage string `json:"kvCacheUsage"`
 }
 
 // LLMInferenceService runs one model on vLLM: a Deployment, a Service with an OpenAI-compatible endpoint, a
@@ -298,6 +338,7 @@ type LLMInferenceServiceStatus struct {
 // +kubebuilder:printcolumn:name="Model",type=string,JSONPath=`.spec.model.id`
 // +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.readyReplicas`,description="Replicas that serve requests"
 // +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.status.replicas`,description="Replicas, ready or not"
+// +kubebuilder:printcolumn:name="Desired",type=integer,JSONPath=`.status.autoscaler.desiredReplicas`,description="Replicas the llm-d scaler asks for"
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,description="Reason of the Ready condition"
 // +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.endpoint`,description="OpenAI-compatible base URL"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

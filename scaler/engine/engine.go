@@ -1,0 +1,319 @@
+// Package engine keeps the scaler's in-memory state fresh: one background loop per autoscaled service
+// scrapes its ready pods (through a worker pool shared by all services), updates each pod's signals, and runs
+// the decision package. KEDA's calls are answered from that state and never wait for a scrape.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/llm-d/llm-d/scaler/decision"
+	"github.com/llm-d/llm-d/scaler/discovery"
+	"github.com/llm-d/llm-d/scaler/scrape"
+	"github.com/llm-d/llm-d/scaler/signals"
+)
+
+// maxKeptBuffer bounds the read buffer kept per pod between rounds (a vLLM payload is ~50 KB).
+const maxKeptBuffer = 1 << 20
+
+// Parser turns one /metrics payload into a sample.
+type Parser func([]byte) (signals.Sample, error)
+
+// Config tunes the loops.
+type Config struct {
+	// Interval between two scrape-and-decide rounds of a service.
+	Interval time.Duration
+	// MaxAge is how old a pod's latest sample may be and still count.
+	MaxAge time.Duration
+	// Workers bounds the scrapes in flight across all services.
+	Workers int
+	// Now is the clock; tests inject one.
+	Now func() time.Time
+}
+
+// Result is a service's latest decision and what it was based on.
+type Result struct {
+	Target   discovery.Target
+	Decision decision.Decision
+	At       time.Time
+	Missing  int
+}
+
+// Observer is told every result, for status, events and anything else outside the engine.
+type Observer func(ctx context.Context, r Result)
+
+// Engine runs the loops.
+type Engine struct {
+	reader  client.Reader
+	fetcher *scrape.Fetcher
+	parse   Parser
+	cfg     Config
+	metrics *Metrics
+	observe Observer
+	log     logr.Logger
+	sem     chan struct{}
+
+	mu       sync.Mutex
+	services map[types.NamespacedName]*service
+}
+
+type service struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu     sync.Mutex
+	auto   *decision.Autoscaler
+	pods   map[types.UID]*podState
+	latest *Result
+}
+
+type podState struct {
+	signals.Pod
+	buf        []byte
+	lastReason string // the last failure logged, so a failing pod is logged once per reason
+}
+
+// New returns an engine that reads services and pods through reader (an informer-backed cache).
+func New(reader client.Reader, fetcher *scrape.Fetcher, parse Parser, cfg Config, m *Metrics, observe Observer, log logr.Logger) *Engine {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxAge == 0 {
+		cfg.MaxAge = 3 * cfg.Interval
+	}
+	return &Engine{
+		reader: reader, fetcher: fetcher, parse: parse, cfg: cfg, metrics: m, observe: observe, log: log,
+		sem: make(chan struct{}, max(cfg.Workers, 1)), services: map[types.NamespacedName]*service{},
+	}
+}
+
+// Start runs the supervisor until ctx ends: every interval it starts a loop for each newly autoscaled
+// service and stops the loops of services that went away.
+func (e *Engine) Start(ctx context.Context) error {
+	t := time.NewTicker(e.cfg.Interval)
+	defer t.Stop()
+	for {
+		e.sync(ctx)
+		select {
+		case <-ctx.Done():
+			e.mu.Lock()
+			for _, s := range e.services {
+				s.cancel()
+				<-s.done
+			}
+			e.mu.Unlock()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (e *Engine) sync(ctx context.Context) {
+	targets, errs, err := discovery.List(ctx, e.reader)
+	if err != nil {
+		e.log.Error(err, "listing LLMInferenceServices")
+		return
+	}
+	for key, err := range errs {
+		e.log.Info("service skipped", "service", key, "error", err.Error())
+	}
+	want := map[types.NamespacedName]bool{}
+	for _, t := range targets {
+		want[t.Key()] = true
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for key, s := range e.services {
+		if !want[key] {
+			s.cancel()
+			<-s.done
+			delete(e.services, key)
+			e.metrics.forget(key.Namespace, key.Name)
+		}
+	}
+	for _, t := range targets {
+		if _, ok := e.services[t.Key()]; !ok {
+			e.services[t.Key()] = e.startLoop(ctx, t)
+		}
+	}
+}
+
+func (e *Engine) startLoop(parent context.Context, t discovery.Target) *service {
+	ctx, cancel := context.WithCancel(parent)
+	s := &service{cancel: cancel, done: make(chan struct{}), auto: decision.New(t.Policy), pods: map[types.UID]*podState{}}
+	go func() {
+		defer close(s.done)
+		tick := time.NewTicker(e.cfg.Interval)
+		defer tick.Stop()
+		for {
+			e.round(ctx, t.Key(), s)
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return s
+}
+
+// round scrapes a service's ready pods, decides and publishes the result.
+func (e *Engine) round(ctx context.Context, key types.NamespacedName, s *service) {
+	t, err := discovery.Get(ctx, e.reader, key)
+	if err != nil {
+		if !errors.Is(err, discovery.ErrNotFound) {
+			e.log.Error(err, "reading service", "service", key)
+		}
+		return
+	}
+	s.mu.Lock()
+	live := map[types.UID]bool{}
+	for _, p := range t.Ready {
+		live[p.UID] = true
+		if s.pods[p.UID] == nil {
+			s.pods[p.UID] = &podState{}
+		}
+	}
+	for uid := range s.pods {
+		if !live[uid] {
+			delete(s.pods, uid) // gone or no longer ready: its samples must not outlive it
+		}
+	}
+	s.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, p := range t.Ready {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case e.sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-e.sem }()
+			e.scrapePod(ctx, key, s, p)
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return
+	}
+
+	now := e.cfg.Now()
+	s.mu.Lock()
+	s.auto.SetPolicy(t.Policy)
+	snap := decision.Snapshot{Now: now, Current: t.Current, Ready: len(t.Ready), Starting: t.Starting}
+	for _, p := range t.Ready {
+		sig, err := s.pods[p.UID].Signals(now, e.cfg.MaxAge)
+		if err != nil {
+			snap.Missing++
+			continue
+		}
+		snap.Pods = append(snap.Pods, sig)
+	}
+	d := s.auto.Decide(snap)
+	r := &Result{Target: t, Decision: d, At: now, Missing: snap.Missing}
+	s.latest = r
+	s.mu.Unlock()
+
+	e.record(r)
+	if e.observe != nil {
+		e.observe(ctx, *r)
+	}
+}
+
+func (e *Engine) scrapePod(ctx context.Context, key types.NamespacedName, s *service, p discovery.PodTarget) {
+	s.mu.Lock()
+	st := s.pods[p.UID]
+	buf := st.buf
+	s.mu.Unlock()
+
+	start := time.Now()
+	payload, err := e.fetcher.Fetch(ctx, p.Addr, buf)
+	var sample signals.Sample
+	if err == nil {
+		sample, err = e.parse(payload)
+		if err != nil {
+			err = &scrape.Error{Reason: scrape.ReasonParse, Err: err}
+		}
+	}
+	e.metrics.ScrapeDuration.Observe(time.Since(start).Seconds())
+	if ctx.Err() != nil {
+		return
+	}
+	at := e.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if payload != nil && cap(payload) <= maxKeptBuffer {
+		st.buf = payload[:0] // reuse the buffer next round, unless a huge payload grew it
+	}
+	if err != nil {
+		reason := scrape.ReasonOf(err)
+		e.metrics.Scrapes.WithLabelValues("error").Inc()
+		e.metrics.ScrapeErrors.WithLabelValues(string(reason)).Inc()
+		st.Fail(at, err)
+		if st.lastReason != string(reason) {
+			st.lastReason = string(reason)
+			e.log.Info("pod metrics missing: no scale-down from this pod until a scrape succeeds",
+				"service", key, "pod", p.Name, "addr", p.Addr, "reason", reason, "error", err.Error())
+		}
+		return
+	}
+	e.metrics.Scrapes.WithLabelValues("success").Inc()
+	if st.lastReason != "" {
+		e.log.Info("pod metrics recovered", "service", key, "pod", p.Name)
+		st.lastReason = ""
+	}
+	st.Observe(at, sample)
+}
+
+func (e *Engine) record(r *Result) {
+	ns, name := r.Target.Namespace, r.Target.Name
+	d := r.Decision
+	e.metrics.Desired.WithLabelValues(ns, name).Set(float64(d.Desired))
+	e.metrics.Decisions.WithLabelValues(ns, name, string(d.Rule)).Inc()
+	for sig, v := range map[string]float64{
+		"waiting_per_pod": d.WaitingPerPod, "running_per_pod": d.RunningPerPod,
+		"decode_tokens_per_second_per_pod": d.DecodeTPSPerPod, "kv_cache_usage": d.KVCacheUsage, "batch": d.Batch,
+	} {
+		e.metrics.Signals.WithLabelValues(ns, name, sig).Set(v)
+	}
+	e.metrics.Pods.WithLabelValues(ns, name, "ready").Set(float64(len(r.Target.Ready)))
+	e.metrics.Pods.WithLabelValues(ns, name, "starting").Set(float64(r.Target.Starting))
+	e.metrics.Pods.WithLabelValues(ns, name, "missing").Set(float64(r.Missing))
+}
+
+// ErrNoDecision says the service exists but no round has finished yet.
+var ErrNoDecision = errors.New("no decision yet")
+
+// Latest returns a service's latest result. For a service that exists but has no result yet (the scaler
+// just started, or the service was just created) it returns a hold at the current size and ErrNoDecision;
+// for an unknown service, an error wrapping discovery.ErrNotFound.
+func (e *Engine) Latest(ctx context.Context, key types.NamespacedName) (Result, error) {
+	e.mu.Lock()
+	s := e.services[key]
+	e.mu.Unlock()
+	if s != nil {
+		s.mu.Lock()
+		r := s.latest
+		s.mu.Unlock()
+		if r != nil {
+			return *r, nil
+		}
+	}
+	t, err := discovery.Get(ctx, e.reader, key)
+	if err != nil {
+		return Result{}, err
+	}
+	hold := max(t.Current, t.Policy.MinReplicas)
+	return Result{Target: t, At: e.cfg.Now(), Decision: decision.Decision{Desired: hold, Recommendation: hold, Rule: decision.RuleMissingData,
+		Reason: fmt.Sprintf("no decision yet: holding %d replicas", hold)}}, ErrNoDecision
+}
