@@ -77,9 +77,14 @@ func NewFetcher(timeout time.Duration, maxBytes int64) *Fetcher {
 
 // Fetch reads http://addr/metrics into buf (reused when large enough) and returns the payload.
 func (f *Fetcher) Fetch(ctx context.Context, addr string, buf []byte) ([]byte, error) {
+	return f.FetchURL(ctx, "http://"+addr+"/metrics", buf)
+}
+
+// FetchURL is Fetch for a whole URL, for tools pointed at one endpoint by a person.
+func (f *Fetcher) FetchURL(ctx context.Context, url string, buf []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, &Error{ReasonNetwork, err}
 	}
