@@ -16,7 +16,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/llm-d/llm-d/api/v1alpha1"
@@ -183,4 +185,15 @@ func podReady(pod *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// CacheOptions restricts the scaler's informers to the operator's objects: the scaler never needs the rest
+// of the cluster's pods, ReplicaSets or Deployments.
+func CacheOptions() cache.Options {
+	managed := labels.SelectorFromSet(labels.Set{controllers.LabelManagedBy: controllers.ManagedByValue})
+	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&corev1.Pod{}:        {Label: managed},
+		&appsv1.ReplicaSet{}: {Label: managed},
+		&appsv1.Deployment{}: {Label: managed},
+	}}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/llm-d/llm-d/scaler/discovery"
 	"github.com/llm-d/llm-d/scaler/scrape"
 	"github.com/llm-d/llm-d/scaler/signals"
+	"github.com/llm-d/llm-d/scaler/vllmmetrics"
 )
 
 // maxKeptBuffer bounds the read buffer kept per pod between rounds (a vLLM payload is ~50 KB).
@@ -25,6 +26,15 @@ const maxKeptBuffer = 1 << 20
 
 // Parser turns one /metrics payload into a sample.
 type Parser func([]byte) (signals.Sample, error)
+
+// ParseVLLM reads the signals the scaler needs from one vLLM /metrics payload.
+func ParseVLLM(b []byte) (signals.Sample, error) {
+	s, err := vllmmetrics.Parse(b)
+	if err != nil {
+		return signals.Sample{}, err
+	}
+	return signals.Sample{Waiting: s.Waiting, Running: s.Running, KVCacheUsage: s.KVCacheUsage, GenerationTokens: s.GenerationTokens}, nil
+}
 
 // Config tunes the loops.
 type Config struct {

@@ -1,0 +1,38 @@
+// Command llmd is the llm-d command-line tool.
+//
+//	llmd probe URL     scrape one vLLM /metrics endpoint twice and print the signals as the scaler computes them
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `usage: llmd <command> [flags]
+
+commands:
+  probe URL   scrape a vLLM /metrics endpoint twice and print the signals the scaler would use
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run returns the process exit code: 0 success, 1 the command failed, 2 bad usage.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "probe":
+		return probe(args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "llmd: unknown command %q\n%s", args[0], usage)
+		return 2
+	}
+}

@@ -1,0 +1,317 @@
+package engine_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/llm-d/llm-d/api/v1alpha1"
+	"github.com/llm-d/llm-d/controllers"
+	pb "github.com/llm-d/llm-d/proto/externalscaler"
+	"github.com/llm-d/llm-d/scaler/decision"
+	"github.com/llm-d/llm-d/scaler/discovery"
+	"github.com/llm-d/llm-d/scaler/engine"
+	"github.com/llm-d/llm-d/scaler/report"
+	"github.com/llm-d/llm-d/scaler/scrape"
+	"github.com/llm-d/llm-d/scaler/server"
+	"github.com/llm-d/llm-d/test/testenv"
+	"github.com/llm-d/llm-d/vllmsim"
+	vllmserver "github.com/llm-d/llm-d/vllmsim/server"
+)
+
+// The scaler end to end short of KEDA: a real kube-apiserver and etcd, the real kube-controller-manager
+// creating the operator's pods, pod status set as a kubelet would (IPs in 127.20.0.0/24, Ready), simulated
+// vLLM servers listening on those IPs, and the scaler's engine and gRPC server deciding from them.
+var (
+	env    *testenv.Env
+	k8s    client.Client
+	eng    *engine.Engine
+	scaler pb.ExternalScalerClient
+)
+
+const interval = 200 * time.Millisecond
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	var err error
+	env, err = testenv.Start(testenv.Options{Controllers: []string{"deployment", "replicaset", "serviceaccount", "garbagecollector"}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer env.Stop()
+	k8s = env.Client
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// The operator, so that Deployments and pods come from the real reconciler.
+	opMgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := (&controllers.LLMInferenceServiceReconciler{Client: opMgr.GetClient(), Config: controllers.DefaultConfig()}).SetupWithManager(opMgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	// The scaler, wired as cmd/scaler wires it.
+	scMgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache: discovery.CacheOptions()})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	rep := &report.Reporter{Client: scMgr.GetClient(), Recorder: scMgr.GetEventRecorder("llm-d-scaler"), Log: ctrl.Log}
+	eng = engine.New(scMgr.GetClient(), scrape.NewFetcher(time.Second, 4<<20), engine.ParseVLLM,
+		engine.Config{Interval: interval, Workers: 8}, engine.NewMetrics(prometheus.NewRegistry()), rep.Observe, ctrl.Log)
+	for _, mgr := range []ctrl.Manager{opMgr, scMgr} {
+		go func() { _ = mgr.Start(ctx) }()
+	}
+	scMgr.GetCache().WaitForCacheSync(ctx)
+	go func() { _ = eng.Start(ctx) }()
+
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	gs := grpc.NewServer()
+	pb.RegisterExternalScalerServer(gs, &server.Server{Source: eng, StreamInterval: interval})
+	go func() { _ = gs.Serve(lis) }()
+	defer gs.Stop()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer conn.Close()
+	scaler = pb.NewExternalScalerClient(conn)
+	return m.Run()
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func eventually(t *testing.T, what string, f func() error) {
+	t.Helper()
+	if err := testenv.Eventually(context.Background(), 60*time.Second, f); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// vllmPod runs a simulated vLLM server on ip:8000 until the test ends or stop is called.
+func vllmPod(t *testing.T, ip string, maxSeqs int) (base string, stop func()) {
+	t.Helper()
+	cfg := vllmserver.DefaultConfig()
+	cfg.Params = vllmsim.A10GLlama8B()
+	cfg.Params.StartupDelay = 0
+	cfg.Params.MaxNumSeqs = maxSeqs
+	cfg.PromptTokens = 16
+	s, err := vllmserver.New(cfg)
+	must(t, err)
+	lis, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(controllers.HTTPPort)))
+	must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	hs := &http.Server{Handler: s.Handler()}
+	go func() { _ = s.Run(ctx) }()
+	go func() { _ = hs.Serve(lis) }()
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			_ = hs.Close()
+		}
+	}
+	t.Cleanup(stop)
+	return "http://" + lis.Addr().String(), stop
+}
+
+// load keeps n streaming requests of many tokens open against base until the test ends or cancel.
+func load(t *testing.T, base string, n int) context.CancelFunc {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	for i := 0; i < n; i++ {
+		go func() {
+			body := `{"model":"meta-llama/Meta-Llama-3.1-8B-Instruct","stream":true,"max_tokens":4000,"messages":[{"role":"user","content":"hi"}]}`
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/chat/completions", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+			}
+		}()
+	}
+	return cancel
+}
+
+func service(t *testing.T, ns string) *v1alpha1.LLMInferenceService {
+	t.Helper()
+	must(t, k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	s := &v1alpha1.LLMInferenceService{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "llama"},
+		Spec: v1alpha1.LLMInferenceServiceSpec{
+			Model:  v1alpha1.ModelSpec{ID: "meta-llama/Meta-Llama-3.1-8B-Instruct"},
+			Engine: v1alpha1.EngineSpec{Args: []string{"--max-model-len=8192"}},
+			Autoscaling: &v1alpha1.AutoscalingSpec{Enabled: true, MinReplicas: 1, MaxReplicas: 4,
+				Metrics: []v1alpha1.AutoscalingMetric{
+					{Type: v1alpha1.MetricRequestQueue, RequestQueue: &v1alpha1.RequestQueueTarget{TargetAverageQueueDepth: 2}},
+					{Type: v1alpha1.MetricThroughput, Throughput: &v1alpha1.ThroughputTarget{TargetDecodeTokensPerSecond: 1}},
+				},
+				ScaleDownStabilizationSeconds: ptr.To[int32](2)},
+		},
+	}
+	must(t, k8s.Create(context.Background(), s))
+	return s
+}
+
+// readyPod marks the service's pod Ready with ip, as a kubelet would.
+func readyPod(t *testing.T, ns, ip string) string {
+	t.Helper()
+	var name string
+	eventually(t, "a pod to mark ready", func() error {
+		pods := &corev1.PodList{}
+		if err := k8s.List(context.Background(), pods, client.InNamespace(ns), client.MatchingLabels{controllers.LabelInstance: "llama"}); err != nil {
+			return err
+		}
+		if len(pods.Items) == 0 {
+			return errors.New("no pod yet")
+		}
+		p := pods.Items[0]
+		setReady(&p, ip)
+		name = p.Name
+		return k8s.Status().Update(context.Background(), &p)
+	})
+	return name
+}
+
+func setReady(p *corev1.Pod, ip string) {
+	now := metav1.Now()
+	p.Status.Phase = corev1.PodRunning
+	p.Status.PodIP = ip
+	p.Status.PodIPs = []corev1.PodIP{{IP: ip}}
+	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now}}
+}
+
+func desired(ns string) (int64, error) {
+	ref := &pb.ScaledObjectRef{Name: "llama", Namespace: ns, ScalerMetadata: map[string]string{"service": "llama", "scalerAddress": "x:9090"}}
+	r, err := scaler.GetMetrics(context.Background(), &pb.GetMetricsRequest{ScaledObjectRef: ref, MetricName: server.MetricName})
+	if err != nil {
+		return 0, err
+	}
+	return r.MetricValues[0].MetricValue, nil
+}
+
+func waitDesired(t *testing.T, ns string, want int64, rule decision.Rule) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("desired %d by %s", want, rule), func() error {
+		n, err := desired(ns)
+		if err != nil {
+			return err
+		}
+		r, err := eng.Latest(context.Background(), types.NamespacedName{Namespace: ns, Name: "llama"})
+		if err != nil {
+			return err
+		}
+		if n != want || (rule != "" && r.Decision.Rule != rule) {
+			return fmt.Errorf("desired %d (%s: %s)", n, r.Decision.Rule, r.Decision.Reason)
+		}
+		return nil
+	})
+}
+
+func TestScalerDecidesFromScrapedPods(t *testing.T) {
+	const ns = "scaler-e2e"
+	service(t, ns)
+	podName := readyPod(t, ns, "127.20.0.2")
+	base, stopPod := vllmPod(t, "127.20.0.2", 2)
+
+	// A look-alike: same labels, not owned by the service's Deployment, a deep queue. Never scraped.
+	impostor := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "impostor",
+		Labels: map[string]string{controllers.LabelName: "vllm", controllers.LabelInstance: "llama", controllers.LabelManagedBy: "llm-d"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}}}
+	must(t, k8s.Create(context.Background(), impostor))
+	setReady(impostor, "127.20.0.9")
+	must(t, k8s.Status().Update(context.Background(), impostor))
+	impostorBase, _ := vllmPod(t, "127.20.0.9", 1)
+	load(t, impostorBase, 30)
+
+	// Idle: one replica, the minimum.
+	waitDesired(t, ns, 1, "")
+
+	// A queue deeper than the target: 12 requests on a pod that runs 2 at a time -> ceil(12 / (2 + 2)) = 3.
+	stopLoad := load(t, base, 12)
+	waitDesired(t, ns, 3, decision.RuleScaleUpQueue)
+	r, err := eng.Latest(context.Background(), types.NamespacedName{Namespace: ns, Name: "llama"})
+	must(t, err)
+	if len(r.Target.Ready) != 1 || r.Target.Ready[0].Name != podName {
+		t.Fatalf("scraped pods %+v, want only %s (never the impostor)", r.Target.Ready, podName)
+	}
+	eventually(t, "status.autoscaler", func() error {
+		s := &v1alpha1.LLMInferenceService{}
+		if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "llama"}, s); err != nil {
+			return err
+		}
+		if a := s.Status.Autoscaler; a == nil || a.DesiredReplicas != 3 || a.Rule != string(decision.RuleScaleUpQueue) || a.ReadyPods != 1 {
+			return fmt.Errorf("status.autoscaler = %+v", a)
+		}
+		return nil
+	})
+
+	// The load ends: the queue empties, and after the 2 s window the service goes back to its minimum.
+	stopLoad()
+	waitDesired(t, ns, 1, "")
+
+	// The pod stops answering: its data is missing, and a hold is all the scaler does.
+	stopPod()
+	waitDesired(t, ns, 1, decision.RuleMissingData)
+}
+
+func TestUnknownServiceAndBadMetadata(t *testing.T) {
+	ctx := context.Background()
+	_, err := scaler.GetMetricSpec(ctx, &pb.ScaledObjectRef{Name: "nope", Namespace: "default", ScalerMetadata: map[string]string{"service": "nope"}})
+	if err == nil || !strings.Contains(err.Error(), "NotFound") || !strings.Contains(err.Error(), "autoscaling.enabled") {
+		t.Fatalf("unknown service: %v", err)
+	}
+	_, err = scaler.GetMetricSpec(ctx, &pb.ScaledObjectRef{Name: "x", Namespace: "default", ScalerMetadata: map[string]string{"service": "Bad_Name"}})
+	if err == nil || !strings.Contains(err.Error(), "InvalidArgument") {
+		t.Fatalf("bad metadata: %v", err)
+	}
+	big := map[string]string{}
+	for i := 0; i < 100; i++ {
+		big[fmt.Sprint("k", i)] = "v"
+	}
+	_, err = scaler.GetMetricSpec(ctx, &pb.ScaledObjectRef{Name: "x", Namespace: "default", ScalerMetadata: big})
+	if err == nil || !strings.Contains(err.Error(), "InvalidArgument") {
+		t.Fatalf("oversized metadata: %v", err)
+	}
+}

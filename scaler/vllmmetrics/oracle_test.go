@@ -1,0 +1,78 @@
+package vllmmetrics
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// expfmtSnapshot computes a Snapshot the conventional way: expfmt parses the whole payload into metric
+// families, then the fields are read from them. It is the reference for Parse in the tests and the
+// baseline of BenchmarkExpfmt. It checks no more than Parse's happy path needs.
+func expfmtSnapshot(data []byte) (Snapshot, error) {
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(data))
+	if err != nil {
+		return Snapshot{}, err
+	}
+	var s Snapshot
+	models := map[string]bool{}
+	value := func(name string) (sum float64, n int, engines map[string]bool) {
+		engines = map[string]bool{}
+		mf := fams[name]
+		if mf == nil {
+			return 0, 0, engines
+		}
+		for _, m := range mf.Metric {
+			engine := ""
+			for _, lp := range m.Label {
+				switch lp.GetName() {
+				case "model_name":
+					models[lp.GetValue()] = true
+				case "engine":
+					engine = lp.GetValue()
+				}
+			}
+			engines[engine] = true
+			switch mf.GetType() {
+			case dto.MetricType_GAUGE:
+				sum += m.GetGauge().GetValue()
+			case dto.MetricType_COUNTER:
+				sum += m.GetCounter().GetValue()
+			default:
+				sum += m.GetUntyped().GetValue()
+			}
+			n++
+		}
+		return sum, n, engines
+	}
+	var n int
+	var engines map[string]bool
+	if s.Waiting, n, _ = value(metricNames[waiting]); n == 0 {
+		return Snapshot{}, fmt.Errorf("no %s", metricNames[waiting])
+	}
+	if s.Running, n, engines = value(metricNames[running]); n == 0 {
+		return Snapshot{}, fmt.Errorf("no %s", metricNames[running])
+	}
+	if s.GenerationTokens, n, _ = value(metricNames[generationTokens]); n == 0 {
+		return Snapshot{}, fmt.Errorf("no %s", metricNames[generationTokens])
+	}
+	s.Engines = len(engines)
+	s.PromptTokens, _, _ = value(metricNames[promptTokens])
+	s.Preemptions, _, _ = value(metricNames[preemptions])
+	for _, m := range []metric{kvCacheUsage, gpuCacheUsage} {
+		if sum, n, _ := value(metricNames[m]); n > 0 {
+			s.KVCacheUsage, s.KVCacheMetric = sum/float64(n), metricNames[m]
+			break
+		}
+	}
+	for m := range models {
+		s.Models = append(s.Models, m)
+	}
+	slices.Sort(s.Models)
+	return s, nil
+}

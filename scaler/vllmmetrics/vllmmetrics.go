@@ -1,0 +1,160 @@
+// Package vllmmetrics turns one vLLM /metrics payload into the per-pod numbers the scaler decides on.
+//
+// A pod's payload is ~50 KB, mostly histogram buckets the scaler never reads; Parse hands promtext.Scan the
+// exact names it needs, so the rest of the payload is skipped line by line without being parsed. Every
+// series vLLM exports carries model_name and, since the V1 engine, engine (one value per data-parallel
+// engine); Parse sums across them.
+package vllmmetrics
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/llm-d/llm-d/scaler/promtext"
+)
+
+// Snapshot is what one scrape of one vLLM pod says.
+type Snapshot struct {
+	Waiting float64 // sum over label sets of vllm:num_requests_waiting
+	Running float64 // sum over label sets of vllm:num_requests_running
+	// KVCacheUsage is the mean over label sets (engines) of vllm:kv_cache_usage_perc, a fraction in 0..1.
+	// vLLM before 0.12 exports it as vllm:gpu_cache_usage_perc; the new name wins when both are present.
+	// Parse does not reject values above 1.
+	KVCacheUsage float64
+	// KVCacheMetric is the name KVCacheUsage was read from, "" if the payload has neither.
+	KVCacheMetric    string
+	GenerationTokens float64 // sum of the counter vllm:generation_tokens_total
+	PromptTokens     float64 // sum of the counter vllm:prompt_tokens_total; 0 if absent
+	Preemptions      float64 // sum of the counter vllm:num_preemptions_total; 0 if absent
+	// Engines is the number of distinct values of the engine label on vllm:num_requests_running, a series
+	// without the label (vLLM V0) counting as one engine.
+	Engines int
+	// Models are the distinct model_name label values of the series read, sorted.
+	Models []string
+}
+
+// Errors of Parse wrap one of these, to be told apart with errors.Is.
+var (
+	// ErrSyntax: the payload is not Prometheus text. The error also wraps a *promtext.SyntaxError.
+	ErrSyntax = errors.New("malformed Prometheus text")
+	// ErrMissing: a series the scaler requires is absent.
+	ErrMissing = errors.New("required vLLM series missing")
+	// ErrInvalidValue: a series read is NaN, infinite or negative.
+	ErrInvalidValue = errors.New("invalid value")
+	// ErrDuplicate: a series (name and full label set) appears twice.
+	ErrDuplicate = errors.New("duplicate series")
+	// ErrTooManySeries: a metric read has more than MaxSeriesPerMetric label sets.
+	ErrTooManySeries = errors.New("too many series")
+)
+
+// MaxSeriesPerMetric bounds the label sets of one metric Parse accepts, so that a label explosion in a pod
+// costs the scaler an error, not memory.
+const MaxSeriesPerMetric = 1024
+
+type metric uint8
+
+const (
+	waiting metric = iota
+	running
+	kvCacheUsage
+	gpuCacheUsage
+	generationTokens
+	promptTokens
+	preemptions
+	numMetrics
+)
+
+const prefix = "vllm:"
+
+var metricNames = [numMetrics]string{
+	waiting:          prefix + "num_requests_waiting",
+	running:          prefix + "num_requests_running",
+	kvCacheUsage:     prefix + "kv_cache_usage_perc",
+	gpuCacheUsage:    prefix + "gpu_cache_usage_perc",
+	generationTokens: prefix + "generation_tokens_total",
+	promptTokens:     prefix + "prompt_tokens_total",
+	preemptions:      prefix + "num_preemptions_total",
+}
+
+var required = [...]metric{waiting, running, generationTokens}
+
+// lookup matches exact names only: vllm:num_requests_waiting_by_reason or
+// vllm:generation_tokens_created must not count.
+func lookup(name []byte) (metric, bool) {
+	if len(name) <= len(prefix) || string(name[:len(prefix)]) != prefix {
+		return 0, false
+	}
+	switch string(name[len(prefix):]) {
+	case "num_requests_waiting":
+		return waiting, true
+	case "num_requests_running":
+		return running, true
+	case "kv_cache_usage_perc":
+		return kvCacheUsage, true
+	case "gpu_cache_usage_perc":
+		return gpuCacheUsage, true
+	case "generation_tokens_total":
+		return generationTokens, true
+	case "prompt_tokens_total":
+		return promptTokens, true
+	case "num_preemptions_total":
+		return preemptions, true
+	}
+	return 0, false
+}
+
+func wanted(name []byte) bool {
+	_, ok := lookup(name)
+	return ok
+}
+
+// Parse reads a vLLM /metrics payload (Prometheus text format 0.0.4). On error the Snapshot is zero.
+func Parse(data []byte) (Snapshot, error) {
+	a := newAccumulator()
+	if err := promtext.Scan(data, wanted, a.add); err != nil {
+		if _, ok := errors.AsType[*promtext.SyntaxError](err); ok {
+			return Snapshot{}, fmt.Errorf("%w: %w", ErrSyntax, err)
+		}
+		return Snapshot{}, err
+	}
+	return a.snapshot()
+}
+
+func (a *accumulator) snapshot() (Snapshot, error) {
+	var missing []string
+	for _, m := range required {
+		if a.count[m] == 0 {
+			missing = append(missing, metricNames[m])
+		}
+	}
+	if len(missing) > 0 {
+		return Snapshot{}, fmt.Errorf("%w: no %s (is this a vLLM /metrics endpoint?)", ErrMissing, strings.Join(missing, ", no "))
+	}
+	s := Snapshot{
+		Waiting:          a.sum[waiting],
+		Running:          a.sum[running],
+		GenerationTokens: a.sum[generationTokens],
+		PromptTokens:     a.sum[promptTokens],
+		Preemptions:      a.sum[preemptions],
+		Engines:          len(a.engines.list),
+		Models:           a.models.list,
+	}
+	for _, m := range [...]metric{kvCacheUsage, gpuCacheUsage} {
+		if a.count[m] > 0 {
+			s.KVCacheUsage = a.sum[m] / float64(a.count[m])
+			s.KVCacheMetric = metricNames[m]
+			break
+		}
+	}
+	slices.Sort(s.Models)
+	for m, sum := range a.sum {
+		if math.IsInf(sum, 0) {
+			// Each value is finite, but a thousand of them near MaxFloat64 do not sum to a number.
+			return Snapshot{}, fmt.Errorf("%w: the sum of %s over its label sets overflows", ErrInvalidValue, metricNames[m])
+		}
+	}
+	return s, nil
+}
