@@ -21,7 +21,7 @@ import (
 	"github.com/llm-d/llm-d/scaler/vllmmetrics"
 )
 
-// maxKeptBuffer bounds the read buffer kept per pod between rounds (a vLLM payload is ~50 KB).
+// maxKeptBuffer bounds the read buffers kept in the pool (a vLLM payload is ~50 KB).
 const maxKeptBuffer = 1 << 20
 
 // Parser turns one /metrics payload into a sample.
@@ -69,6 +69,7 @@ type Engine struct {
 	observe Observer
 	log     logr.Logger
 	sem     chan struct{}
+	buffers sync.Pool
 
 	mu       sync.Mutex
 	services map[types.NamespacedName]*service
@@ -86,7 +87,6 @@ type service struct {
 
 type podState struct {
 	signals.Pod
-	buf        []byte
 	lastReason string // the last failure logged, so a failing pod is logged once per reason
 }
 
@@ -101,6 +101,7 @@ func New(reader client.Reader, fetcher *scrape.Fetcher, parse Parser, cfg Config
 	return &Engine{
 		reader: reader, fetcher: fetcher, parse: parse, cfg: cfg, metrics: m, observe: observe, log: log,
 		sem: make(chan struct{}, max(cfg.Workers, 1)), services: map[types.NamespacedName]*service{},
+		buffers: sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }},
 	}
 }
 
@@ -198,21 +199,7 @@ func (e *Engine) round(ctx context.Context, key types.NamespacedName, s *service
 	}
 	s.mu.Unlock()
 
-	var wg sync.WaitGroup
-	for _, p := range t.Ready {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case e.sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			defer func() { <-e.sem }()
-			e.scrapePod(ctx, key, s, p)
-		}()
-	}
-	wg.Wait()
+	e.scrapeAll(ctx, key, s, t.Ready)
 	if ctx.Err() != nil {
 		return
 	}
@@ -240,14 +227,43 @@ func (e *Engine) round(ctx context.Context, key types.NamespacedName, s *service
 	}
 }
 
+// scrapeAll scrapes pods concurrently, no more at once than the worker pool shared by all services allows.
+func (e *Engine) scrapeAll(ctx context.Context, key types.NamespacedName, s *service, pods []discovery.PodTarget) {
+	var wg sync.WaitGroup
+	for _, p := range pods {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case e.sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-e.sem }()
+			e.scrapePod(ctx, key, s, p)
+		}()
+	}
+	wg.Wait()
+}
+
 func (e *Engine) scrapePod(ctx context.Context, key types.NamespacedName, s *service, p discovery.PodTarget) {
 	s.mu.Lock()
 	st := s.pods[p.UID]
-	buf := st.buf
 	s.mu.Unlock()
 
+	// Buffers are pooled across pods: only the scrapes in flight (at most Workers) hold one, so the memory
+	// held per pod between rounds is its signals, not a copy of its last payload.
+	bp := e.buffers.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxKeptBuffer {
+			e.buffers.Put(bp)
+		}
+	}()
 	start := time.Now()
-	payload, err := e.fetcher.Fetch(ctx, p.Addr, buf)
+	payload, err := e.fetcher.Fetch(ctx, p.Addr, (*bp)[:0])
+	if payload != nil {
+		*bp = payload[:0]
+	}
 	var sample signals.Sample
 	if err == nil {
 		sample, err = e.parse(payload)
@@ -262,9 +278,6 @@ func (e *Engine) scrapePod(ctx context.Context, key types.NamespacedName, s *ser
 	at := e.cfg.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if payload != nil && cap(payload) <= maxKeptBuffer {
-		st.buf = payload[:0] // reuse the buffer next round, unless a huge payload grew it
-	}
 	if err != nil {
 		reason := scrape.ReasonOf(err)
 		e.metrics.Scrapes.WithLabelValues("error").Inc()
