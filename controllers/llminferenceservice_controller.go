@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/llm-d/llm-d/api/v1alpha1"
@@ -40,6 +41,7 @@ const (
 	ReasonKEDANotInstalled     = "KEDANotInstalled"
 	ReasonNoWarnings           = "None"
 	ReasonConfigurationWarning = "SpecWarnings"
+	ReasonVRAMMisfit           = "VRAMMisfit"
 )
 
 // secretIndex indexes services by the Secrets they reference, so a Secret event reaches its services.
@@ -110,6 +112,14 @@ func (r *LLMInferenceServiceReconciler) reconcileObjects(ctx context.Context, sv
 	if missing := r.missingSecrets(ctx, svc); missing != "" {
 		// No Deployment until the Secret exists: a pod would only sit in CreateContainerConfigError.
 		r.setReady(svc, metav1.ConditionFalse, ReasonSecretNotFound, missing)
+		return nil
+	}
+
+	if msg, err := r.vramMisfit(ctx, svc); err != nil {
+		return err
+	} else if msg != "" {
+		// Refused before any pod exists: a pod that cannot hold the model only crash-loops on a GPU.
+		r.setReady(svc, metav1.ConditionFalse, ReasonVRAMMisfit, msg)
 		return nil
 	}
 
@@ -227,6 +237,23 @@ func (r *LLMInferenceServiceReconciler) reconcileScaledObject(ctx context.Contex
 	return nil
 }
 
+// vramMisfit says, with the numbers, why the service cannot fit the largest GPU of the cluster (as GPU
+// feature discovery labels nodes); "" when it fits, when it asks for no GPU, or when nothing is known.
+func (r *LLMInferenceServiceReconciler) vramMisfit(ctx context.Context, svc *v1alpha1.LLMInferenceService) (string, error) {
+	v, ok := EstimateVRAM(svc)
+	if !ok || GPUsPerReplica(svc) == 0 {
+		return "", nil
+	}
+	nodes, err := gpuNodes(ctx, r.Client)
+	if err != nil {
+		return "", err
+	}
+	if fits, msg := fitsSomeGPU(v, nodes); !fits {
+		return svc.Spec.Model.ID + " " + msg, nil
+	}
+	return "", nil
+}
+
 // missingSecrets names the referenced Secrets that do not exist, with the command that creates them. Only
 // metadata is read: the operator never holds a secret's value.
 func (r *LLMInferenceServiceReconciler) missingSecrets(ctx context.Context, svc *v1alpha1.LLMInferenceService) string {
@@ -270,7 +297,7 @@ func (r *LLMInferenceServiceReconciler) setWarnings(svc *v1alpha1.LLMInferenceSe
 func (r *LLMInferenceServiceReconciler) setReady(svc *v1alpha1.LLMInferenceService, s metav1.ConditionStatus, reason, msg string) {
 	old := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionReady)
 	fresh := old == nil || old.Reason != reason || old.Message != msg
-	if fresh && (reason == ReasonSecretNotFound || reason == ReasonNameConflict || reason == ReasonReconcileError) {
+	if fresh && (reason == ReasonSecretNotFound || reason == ReasonNameConflict || reason == ReasonReconcileError || reason == ReasonVRAMMisfit) {
 		r.event(svc, corev1.EventTypeWarning, reason, msg)
 	}
 	r.setCondition(svc, v1alpha1.ConditionReady, s, reason, msg)
@@ -329,7 +356,9 @@ func (r *LLMInferenceServiceReconciler) SetupWithManager(mgr ctrl.Manager) error
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.PersistentVolumeClaim{}).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.servicesForSecret), builder.OnlyMetadata)
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.servicesForSecret), builder.OnlyMetadata).
+		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.allServices), builder.OnlyMetadata,
+			builder.WithPredicates(predicate.LabelChangedPredicate{}))
 	if r.Config.KEDA {
 		b = b.Owns(&kedav1alpha1.ScaledObject{})
 	}
@@ -339,6 +368,19 @@ func (r *LLMInferenceServiceReconciler) SetupWithManager(mgr ctrl.Manager) error
 func (r *LLMInferenceServiceReconciler) servicesForSecret(ctx context.Context, o client.Object) []reconcile.Request {
 	list := &v1alpha1.LLMInferenceServiceList{}
 	if err := r.Client.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{secretIndex: o.GetName()}); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, s := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
+	}
+	return reqs
+}
+
+// allServices re-checks every service when node labels change: GPU memory may now fit, or no longer.
+func (r *LLMInferenceServiceReconciler) allServices(ctx context.Context, _ client.Object) []reconcile.Request {
+	list := &v1alpha1.LLMInferenceServiceList{}
+	if err := r.Client.List(ctx, list); err != nil {
 		return nil
 	}
 	reqs := make([]reconcile.Request, 0, len(list.Items))

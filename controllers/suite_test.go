@@ -71,6 +71,16 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	if err := (&controllers.LLMInferencePoolReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("llm-d-operator")}).SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	// One large GPU node for the whole suite (80 GB, as NVIDIA's feature discovery labels it), so that the
+	// VRAM check has something to compare with.
+	if err := k8s.Create(context.Background(), gpuNode("gpu-a100", "81920", "")); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = mgr.Start(ctx) }()
@@ -223,4 +233,12 @@ func isNotFound(err error) error {
 		return fmt.Errorf("still exists")
 	}
 	return err
+}
+
+func gpuNode(name, memMiB, replicas string) *corev1.Node {
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{controllers.LabelGPUMemory: memMiB}}}
+	if replicas != "" {
+		n.Labels[controllers.LabelGPUReplicas] = replicas
+	}
+	return n
 }

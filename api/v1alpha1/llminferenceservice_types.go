@@ -80,6 +80,12 @@ type ModelSpec struct {
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._/-]*$`
 	ID string `json:"id"`
 
+	// Parameters is the model's parameter count, such as "8B", "3.8B" or "70B", used to estimate the GPU
+	// memory it needs. Empty means it is read from the model id (".../Meta-Llama-3.1-8B-Instruct" is 8B).
+	// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+)?[MBT]$`
+	// +optional
+	Parameters string `json:"parameters,omitempty"`
+
 	// Source is where the weights are downloaded from before the server starts.
 	// +kubebuilder:default={type: HuggingFace}
 	// +optional

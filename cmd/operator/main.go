@@ -86,6 +86,12 @@ func run() error {
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the LLMInferenceService controller: %w", err)
 	}
+	if err := (&controllers.LLMInferencePoolReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("llm-d-operator"),
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the LLMInferencePool controller: %w", err)
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}

@@ -1,0 +1,253 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/llm-d/llm-d/api/v1alpha1"
+)
+
+// Reasons of a pool's Ready condition.
+const (
+	ReasonPoolReady           = "MembersFit"
+	ReasonMemberNotFound      = "MemberNotFound"
+	ReasonMemberInManyPools   = "MemberInMultiplePools"
+	ReasonBudgetBelowMinimums = "BudgetBelowMinimums"
+)
+
+// LLMInferencePoolReconciler checks a pool's members (they exist, belong to this pool only, fit the
+// budget at their minimums and fit the GPUs they may land on) and reports each member's share.
+type LLMInferencePoolReconciler struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+}
+
+// +kubebuilder:rbac:groups=inference.llm-d.ai,resources=llminferencepools,verbs=get;list;watch
+// +kubebuilder:rbac:groups=inference.llm-d.ai,resources=llminferencepools/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+
+// Reconcile checks one pool and writes its status.
+func (r *LLMInferencePoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	pool := &v1alpha1.LLMInferencePool{}
+	if err := r.Client.Get(ctx, req.NamespacedName, pool); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := pool.Status.DeepCopy()
+	budget := pool.Spec.ResourcePolicy.GPUBudget.Value()
+	var totalWeight int64
+	for _, m := range pool.Spec.Services {
+		totalWeight += int64(max(m.Weight, 1))
+	}
+	others := &v1alpha1.LLMInferencePoolList{}
+	if err := r.Client.List(ctx, others, client.InNamespace(pool.Namespace)); err != nil {
+		return ctrl.Result{}, err
+	}
+	gpus, err := gpuNodes(ctx, r.Client)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+
+	problems := map[string][]string{}
+	var minGPUs, inUse int64
+	var members []v1alpha1.PoolMemberStatus
+	var needs []memberNeed
+	for _, m := range pool.Spec.Services {
+		st := v1alpha1.PoolMemberStatus{Name: m.Name, ShareGPUs: budget * int64(max(m.Weight, 1)) / max(totalWeight, 1)}
+		if old := findMember(before.Members, m.Name); old != nil {
+			st.DemandReplicas, st.AllocatedReplicas, st.Reason = old.DemandReplicas, old.AllocatedReplicas, old.Reason
+		}
+		for _, o := range others.Items {
+			if o.Name != pool.Name && slices.ContainsFunc(o.Spec.Services, func(x v1alpha1.PoolMember) bool { return x.Name == m.Name }) {
+				problems[ReasonMemberInManyPools] = append(problems[ReasonMemberInManyPools],
+					fmt.Sprintf("%s is also a member of pool %s: a service belongs to one pool; remove it from one of them", m.Name, o.Name))
+			}
+		}
+		svc := &v1alpha1.LLMInferenceService{}
+		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: pool.Namespace, Name: m.Name}, svc); err != nil {
+			if !apierrors.IsNotFound(err) {
+				return ctrl.Result{}, err
+			}
+			problems[ReasonMemberNotFound] = append(problems[ReasonMemberNotFound],
+				fmt.Sprintf("LLMInferenceService %s/%s not found: create it or remove it from spec.services", pool.Namespace, m.Name))
+			members = append(members, st)
+			continue
+		}
+		g := GPUsPerReplica(svc)
+		st.GPUsPerReplica = g
+		minGPUs += int64(minReplicas(svc)) * g
+		inUse += int64(svc.Status.Replicas) * g
+		if v, ok := EstimateVRAM(svc); ok && g > 0 {
+			st.VRAMPerGPU = GiB(v.PerGPUBytes)
+			needs = append(needs, memberNeed{m.Name, v})
+			if fits, msg := fitsSomeGPU(v, gpus); !fits {
+				problems[ReasonVRAMMisfit] = append(problems[ReasonVRAMMisfit], m.Name+" "+msg)
+			}
+		}
+		members = append(members, st)
+	}
+	if minGPUs > budget {
+		problems[ReasonBudgetBelowMinimums] = append(problems[ReasonBudgetBelowMinimums],
+			fmt.Sprintf("the members' minimum replicas need %d GPUs and gpuBudget is %d: raise gpuBudget by %d or lower their minReplicas",
+				minGPUs, budget, minGPUs-budget))
+	}
+	if msg := sharedGPUMisfit(needs, gpus); msg != "" {
+		problems[ReasonVRAMMisfit] = append(problems[ReasonVRAMMisfit], msg)
+	}
+
+	pool.Status.ObservedGeneration = pool.Generation
+	pool.Status.Members = members
+	pool.Status.GPUsInUse = inUse
+	cond := metav1.Condition{Type: v1alpha1.PoolConditionReady, Status: metav1.ConditionTrue, Reason: ReasonPoolReady,
+		Message:            fmt.Sprintf("%d members fit the budget of %d GPUs at their minimums (%d GPUs)", len(pool.Spec.Services), budget, minGPUs),
+		ObservedGeneration: pool.Generation}
+	for _, reason := range []string{ReasonMemberNotFound, ReasonMemberInManyPools, ReasonBudgetBelowMinimums, ReasonVRAMMisfit} {
+		if len(problems[reason]) > 0 {
+			var all []string
+			for _, rs := range []string{ReasonMemberNotFound, ReasonMemberInManyPools, ReasonBudgetBelowMinimums, ReasonVRAMMisfit} {
+				all = append(all, problems[rs]...)
+			}
+			cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, reason, strings.Join(all, "; ")
+			break
+		}
+	}
+	old := meta.FindStatusCondition(pool.Status.Conditions, v1alpha1.PoolConditionReady)
+	if cond.Status == metav1.ConditionFalse && (old == nil || old.Message != cond.Message) && r.Recorder != nil {
+		r.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, cond.Reason, "Validate", "%s", cond.Message)
+	}
+	meta.SetStatusCondition(&pool.Status.Conditions, cond)
+	if equality.Semantic.DeepEqual(before, &pool.Status) {
+		return ctrl.Result{}, nil
+	}
+	if err := r.Client.Status().Update(ctx, pool); err != nil && !apierrors.IsConflict(err) {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, nil
+}
+
+func findMember(ms []v1alpha1.PoolMemberStatus, name string) *v1alpha1.PoolMemberStatus {
+	for i := range ms {
+		if ms[i].Name == name {
+			return &ms[i]
+		}
+	}
+	return nil
+}
+
+// minReplicas is the fewest replicas a service runs: its autoscaling minimum, or spec.replicas.
+func minReplicas(svc *v1alpha1.LLMInferenceService) int32 {
+	if a := svc.Spec.Autoscaling; a != nil && a.Enabled {
+		return max(a.MinReplicas, 1)
+	}
+	return replicas(svc)
+}
+
+type memberNeed struct {
+	name string
+	v    VRAM
+}
+
+// gpuNode is a node's GPU memory as GPU feature discovery labels it.
+type gpuNode struct {
+	name     string
+	memMiB   int64
+	replicas int64 // pods per GPU when time-sliced, else 1
+}
+
+// gpuNodes lists the nodes that carry nvidia.com/gpu.memory; none means GPU memory is unknown and
+// nothing is refused for it.
+func gpuNodes(ctx context.Context, c client.Reader) ([]gpuNode, error) {
+	nodes := &metav1.PartialObjectMetadataList{}
+	nodes.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
+	if err := c.List(ctx, nodes, client.HasLabels{LabelGPUMemory}); err != nil {
+		return nil, err
+	}
+	var out []gpuNode
+	for _, n := range nodes.Items {
+		mem, err := strconv.ParseInt(n.Labels[LabelGPUMemory], 10, 64)
+		if err != nil || mem <= 0 {
+			continue
+		}
+		rep, _ := strconv.ParseInt(n.Labels[LabelGPUReplicas], 10, 64)
+		out = append(out, gpuNode{n.Name, mem, max(rep, 1)})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].memMiB > out[j].memMiB || (out[i].memMiB == out[j].memMiB && out[i].name < out[j].name)
+	})
+	return out, nil
+}
+
+// fitsSomeGPU checks a need against the largest GPU of the cluster.
+func fitsSomeGPU(v VRAM, nodes []gpuNode) (bool, string) {
+	if len(nodes) == 0 {
+		return true, ""
+	}
+	return v.Fits(nodes[0].memMiB, fmt.Sprintf("the largest GPU (node %s, %s=%d)", nodes[0].name, LabelGPUMemory, nodes[0].memMiB))
+}
+
+// sharedGPUMisfit checks members that may share one time-sliced GPU: on a node whose GPUs carry
+// nvidia.com/gpu.replicas = k > 1, the k largest members may land on one GPU and must fit it together.
+func sharedGPUMisfit(needs []memberNeed, nodes []gpuNode) string {
+	for _, n := range nodes {
+		if n.replicas < 2 || len(needs) < 2 {
+			continue
+		}
+		sorted := slices.Clone(needs)
+		sort.Slice(sorted, func(i, j int) bool { return sorted[i].v.PerGPUBytes > sorted[j].v.PerGPUBytes })
+		k := min(int(n.replicas), len(sorted))
+		var sum int64
+		var names []string
+		for _, m := range sorted[:k] {
+			sum += m.v.PerGPUBytes
+			names = append(names, fmt.Sprintf("%s (%s)", m.name, GiB(m.v.PerGPUBytes)))
+		}
+		if have := n.memMiB << 20; sum > have {
+			return fmt.Sprintf("node %s shares each GPU among %d pods (%s=%d) and %s would need %s together on one GPU of %s: "+
+				"keep these models off shared GPUs or lower their --max-model-len", n.name, n.replicas, LabelGPUReplicas, n.replicas,
+				strings.Join(names, " and "), GiB(sum), GiB(have))
+		}
+	}
+	return ""
+}
+
+// SetupWithManager registers the pool controller: it watches pools, the services they name, and node labels.
+func (r *LLMInferencePoolReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	allPools := func(ctx context.Context, o client.Object) []reconcile.Request {
+		list := &v1alpha1.LLMInferencePoolList{}
+		opts := []client.ListOption{}
+		if o.GetNamespace() != "" {
+			opts = append(opts, client.InNamespace(o.GetNamespace()))
+		}
+		if err := r.Client.List(ctx, list, opts...); err != nil {
+			return nil
+		}
+		var reqs []reconcile.Request
+		for _, p := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
+		}
+		return reqs
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.LLMInferencePool{}).
+		Watches(&v1alpha1.LLMInferenceService{}, handler.EnqueueRequestsFromMapFunc(allPools)).
+		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(allPools), builder.OnlyMetadata,
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		Complete(r)
+}
