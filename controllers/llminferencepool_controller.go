@@ -71,9 +71,6 @@ func (r *LLMInferencePoolReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	var needs []memberNeed
 	for _, m := range pool.Spec.Services {
 		st := v1alpha1.PoolMemberStatus{Name: m.Name, ShareGPUs: budget * int64(max(m.Weight, 1)) / max(totalWeight, 1)}
-		if old := findMember(before.Members, m.Name); old != nil {
-			st.DemandReplicas, st.AllocatedReplicas, st.Reason = old.DemandReplicas, old.AllocatedReplicas, old.Reason
-		}
 		for _, o := range others.Items {
 			if o.Name != pool.Name && slices.ContainsFunc(o.Spec.Services, func(x v1alpha1.PoolMember) bool { return x.Name == m.Name }) {
 				problems[ReasonMemberInManyPools] = append(problems[ReasonMemberInManyPools],
@@ -92,6 +89,13 @@ func (r *LLMInferencePoolReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		}
 		g := GPUsPerReplica(svc)
 		st.GPUsPerReplica = g
+		if a := svc.Status.Autoscaler; a != nil && a.Pool == pool.Name {
+			// The scaler's allocation, as it wrote it on the member.
+			st.DemandReplicas, st.AllocatedReplicas = a.DemandReplicas, a.DesiredReplicas
+			if a.DesiredReplicas != a.DemandReplicas {
+				st.Reason = a.Reason
+			}
+		}
 		minGPUs += int64(minReplicas(svc)) * g
 		inUse += int64(svc.Status.Replicas) * g
 		if v, ok := EstimateVRAM(svc); ok && g > 0 {
@@ -140,15 +144,6 @@ func (r *LLMInferencePoolReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{}, nil
-}
-
-func findMember(ms []v1alpha1.PoolMemberStatus, name string) *v1alpha1.PoolMemberStatus {
-	for i := range ms {
-		if ms[i].Name == name {
-			return &ms[i]
-		}
-	}
-	return nil
 }
 
 // minReplicas is the fewest replicas a service runs: its autoscaling minimum, or spec.replicas.

@@ -269,6 +269,9 @@ func TestDriftIsRevertedAndForeignFieldsKept(t *testing.T) {
 		d.Spec.Template.Spec.Containers[0].Image = "attacker/vllm:latest"
 		d.Spec.Template.Spec.Containers[0].Args = []string{"--model=other"}
 		d.Spec.Template.Annotations = map[string]string{"kubectl.kubernetes.io/restartedAt": "2026-11-24T10:00:00Z"}
+		if d.Annotations == nil { // the deployment controller may not have written its revision yet
+			d.Annotations = map[string]string{}
+		}
 		d.Annotations["example.com/owner"] = "team-a"
 		return k8s.Update(context.Background(), d)
 	})

@@ -309,6 +309,15 @@ type AutoscalerStatus struct {
 	// min/max bounds.
 	Recommendation int32 `json:"recommendation"`
 
+	// DemandReplicas is the service's own decision, before its pool's budget; DesiredReplicas differs from
+	// it only when the pool grants less (or more, to reach minReplicas).
+	// +optional
+	DemandReplicas int32 `json:"demandReplicas,omitempty"`
+
+	// Pool is the LLMInferencePool the service belongs to, if any.
+	// +optional
+	Pool string `json:"pool,omitempty"`
+
 	// Rule is the rule that decided, for example ScaleUpQueue, ScaleDown, ScaleDownStabilizing,
 	// StartingPodsAbsorbDemand, MissingData or WarmingUp.
 	Rule string `json:"rule"`

@@ -44,6 +44,10 @@ type Target struct {
 	Current  int32
 	Ready    []PodTarget
 	Starting int
+	// Terminating counts pods on their way out: they still hold their GPUs.
+	Terminating int
+	// GPUsPerReplica is what one replica requests, for the pool's budget.
+	GPUsPerReplica int64
 }
 
 // Key is namespace/name.
@@ -123,7 +127,8 @@ func target(ctx context.Context, c client.Reader, svc *v1alpha1.LLMInferenceServ
 		}
 		return Target{}, fmt.Errorf("LLMInferenceService %s: %w", key, err)
 	}
-	t := Target{Namespace: svc.Namespace, Name: svc.Name, UID: svc.UID, Generation: svc.Generation, Policy: policy}
+	t := Target{Namespace: svc.Namespace, Name: svc.Name, UID: svc.UID, Generation: svc.Generation, Policy: policy,
+		GPUsPerReplica: controllers.GPUsPerReplica(svc)}
 
 	dep := &appsv1.Deployment{}
 	if err := c.Get(ctx, key, dep); err != nil {
@@ -145,10 +150,11 @@ func target(ctx context.Context, c client.Reader, svc *v1alpha1.LLMInferenceServ
 	rsOwned := map[types.UID]bool{} // ReplicaSet UID -> controlled by dep
 	for i := range pods.Items {
 		pod := &pods.Items[i]
-		if !pod.DeletionTimestamp.IsZero() || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed || !ownedBy(ctx, c, pod, dep, rsOwned) {
 			continue
 		}
-		if !ownedBy(ctx, c, pod, dep, rsOwned) {
+		if !pod.DeletionTimestamp.IsZero() {
+			t.Terminating++
 			continue
 		}
 		ip := net.ParseIP(pod.Status.PodIP)

@@ -54,6 +54,12 @@ type Result struct {
 	Decision decision.Decision
 	At       time.Time
 	Missing  int
+	// Demand is the service's own decision before its pool's allocation; Decision.Desired is after it.
+	Demand int32
+	// Own is the service's own decision, before its pool changed it.
+	Own decision.Decision
+	// Pool is the LLMInferencePool the service belongs to, "" if none.
+	Pool string
 }
 
 // Observer is told every result, for status, events and anything else outside the engine.
@@ -115,11 +121,13 @@ func (e *Engine) Start(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			e.mu.Lock()
-			for _, s := range e.services {
+			all := e.services
+			e.services = map[types.NamespacedName]*service{}
+			e.mu.Unlock()
+			for _, s := range all {
 				s.cancel()
 				<-s.done
 			}
-			e.mu.Unlock()
 			return nil
 		case <-t.C:
 		}
@@ -139,12 +147,12 @@ func (e *Engine) sync(ctx context.Context) {
 	for _, t := range targets {
 		want[t.Key()] = true
 	}
+	// Loops are stopped outside the lock: a loop's round may be reading another service's result.
+	var gone []*service
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	for key, s := range e.services {
 		if !want[key] {
-			s.cancel()
-			<-s.done
+			gone = append(gone, s)
 			delete(e.services, key)
 			e.metrics.forget(key.Namespace, key.Name)
 		}
@@ -153,6 +161,11 @@ func (e *Engine) sync(ctx context.Context) {
 		if _, ok := e.services[t.Key()]; !ok {
 			e.services[t.Key()] = e.startLoop(ctx, t)
 		}
+	}
+	e.mu.Unlock()
+	for _, s := range gone {
+		s.cancel()
+		<-s.done
 	}
 }
 
@@ -217,7 +230,14 @@ func (e *Engine) round(ctx context.Context, key types.NamespacedName, s *service
 		snap.Pods = append(snap.Pods, sig)
 	}
 	d := s.auto.Decide(snap)
-	r := &Result{Target: t, Decision: d, At: now, Missing: snap.Missing}
+	s.mu.Unlock()
+	r := &Result{Target: t, Decision: d, Own: d, At: now, Missing: snap.Missing, Demand: d.Desired}
+	pool, err := e.applyPool(ctx, t, &r.Decision)
+	if err != nil {
+		e.log.Error(err, "reading pools; deciding without the pool's budget", "service", key)
+	}
+	r.Pool = pool
+	s.mu.Lock()
 	s.latest = r
 	s.mu.Unlock()
 

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -177,8 +178,13 @@ func load(t *testing.T, base string, n int) context.CancelFunc {
 func service(t *testing.T, ns string) *v1alpha1.LLMInferenceService {
 	t.Helper()
 	must(t, k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	return serviceNamed(t, ns, "llama")
+}
+
+func serviceNamed(t *testing.T, ns, name string) *v1alpha1.LLMInferenceService {
+	t.Helper()
 	s := &v1alpha1.LLMInferenceService{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "llama"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: v1alpha1.LLMInferenceServiceSpec{
 			Model:  v1alpha1.ModelSpec{ID: "meta-llama/Meta-Llama-3.1-8B-Instruct"},
 			Engine: v1alpha1.EngineSpec{Args: []string{"--max-model-len=8192"}},
@@ -196,11 +202,15 @@ func service(t *testing.T, ns string) *v1alpha1.LLMInferenceService {
 
 // readyPod marks the service's pod Ready with ip, as a kubelet would.
 func readyPod(t *testing.T, ns, ip string) string {
+	return readyPodOf(t, ns, "llama", ip)
+}
+
+func readyPodOf(t *testing.T, ns, svc, ip string) string {
 	t.Helper()
 	var name string
 	eventually(t, "a pod to mark ready", func() error {
 		pods := &corev1.PodList{}
-		if err := k8s.List(context.Background(), pods, client.InNamespace(ns), client.MatchingLabels{controllers.LabelInstance: "llama"}); err != nil {
+		if err := k8s.List(context.Background(), pods, client.InNamespace(ns), client.MatchingLabels{controllers.LabelInstance: svc}); err != nil {
 			return err
 		}
 		if len(pods.Items) == 0 {
@@ -222,8 +232,10 @@ func setReady(p *corev1.Pod, ip string) {
 	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now}}
 }
 
-func desired(ns string) (int64, error) {
-	ref := &pb.ScaledObjectRef{Name: "llama", Namespace: ns, ScalerMetadata: map[string]string{"service": "llama", "scalerAddress": "x:9090"}}
+func desired(ns string) (int64, error) { return desiredOf(ns, "llama") }
+
+func desiredOf(ns, name string) (int64, error) {
+	ref := &pb.ScaledObjectRef{Name: name, Namespace: ns, ScalerMetadata: map[string]string{"service": name, "scalerAddress": "x:9090"}}
 	r, err := scaler.GetMetrics(context.Background(), &pb.GetMetricsRequest{ScaledObjectRef: ref, MetricName: server.MetricName})
 	if err != nil {
 		return 0, err
@@ -313,5 +325,53 @@ func TestUnknownServiceAndBadMetadata(t *testing.T) {
 	_, err = scaler.GetMetricSpec(ctx, &pb.ScaledObjectRef{Name: "x", Namespace: "default", ScalerMetadata: big})
 	if err == nil || !strings.Contains(err.Error(), "InvalidArgument") {
 		t.Fatalf("oversized metadata: %v", err)
+	}
+}
+
+// Two services on one budget of 3 GPUs, both with a deep queue: the high-priority one gets what the
+// budget allows above the other's minimum, and the two never ask for more GPUs than the budget.
+func TestPoolBudgetCapsDecisions(t *testing.T) {
+	const ns = "scaler-pool"
+	must(t, k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	for _, name := range []string{"llama", "phi"} {
+		s := serviceNamed(t, ns, name)
+		eventually(t, "gpu request on "+name, func() error {
+			if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, s); err != nil {
+				return err
+			}
+			s.Spec.Resources.Limits = corev1.ResourceList{controllers.GPUResource: resource.MustParse("1")}
+			return k8s.Update(context.Background(), s)
+		})
+	}
+	p := &v1alpha1.LLMInferencePool{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "production-pool"},
+		Spec: v1alpha1.LLMInferencePoolSpec{
+			Services: []v1alpha1.PoolMember{{Name: "llama", Priority: v1alpha1.PriorityHigh, Weight: 60}, {Name: "phi", Priority: v1alpha1.PriorityNormal, Weight: 40}},
+			ResourcePolicy: v1alpha1.ResourcePolicy{GPUBudget: resource.MustParse("3"), EvictionPolicy: v1alpha1.EvictionLowPriority},
+		}}
+	must(t, k8s.Create(context.Background(), p))
+	for i, name := range []string{"llama", "phi"} {
+		ip := fmt.Sprintf("127.20.1.%d", i+2)
+		readyPodOf(t, ns, name, ip)
+		base, _ := vllmPod(t, ip, 2)
+		load(t, base, 16) // alone, each would ask for ceil(16 / (2 + 2)) = 4
+	}
+	eventually(t, "pool allocation", func() error {
+		l, err1 := desiredOf(ns, "llama")
+		ph, err2 := desiredOf(ns, "phi")
+		if err1 != nil || err2 != nil {
+			return fmt.Errorf("%v %v", err1, err2)
+		}
+		if l+ph > 3 {
+			t.Fatalf("llama %d + phi %d replicas of 1 GPU exceed the budget of 3", l, ph)
+		}
+		if l != 2 || ph != 1 {
+			return fmt.Errorf("llama %d phi %d, want 2 and 1", l, ph)
+		}
+		return nil
+	})
+	r, err := eng.Latest(context.Background(), types.NamespacedName{Namespace: ns, Name: "llama"})
+	must(t, err)
+	if r.Pool != "production-pool" || r.Demand != 4 || r.Decision.Rule != engine.RulePoolBudget {
+		t.Fatalf("llama: pool %q demand %d rule %s (%s)", r.Pool, r.Demand, r.Decision.Rule, r.Decision.Reason)
 	}
 }

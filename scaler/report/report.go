@@ -55,6 +55,8 @@ func (r *Reporter) Observe(ctx context.Context, res engine.Result) {
 	st := &v1alpha1.AutoscalerStatus{
 		DesiredReplicas:             d.Desired,
 		Recommendation:              d.Recommendation,
+		DemandReplicas:              res.Demand,
+		Pool:                        res.Pool,
 		Rule:                        string(d.Rule),
 		Reason:                      d.Reason,
 		LastDecisionTime:            metav1.NewTime(res.At),
