@@ -1,6 +1,7 @@
 // Command llmd is the llm-d command-line tool.
 //
 //	llmd probe URL     scrape one vLLM /metrics endpoint twice and print the signals as the scaler computes them
+//	llmd simulate      replay a request trace through simulated replicas under several autoscaling policies
 package main
 
 import (
@@ -13,6 +14,8 @@ const usage = `usage: llmd <command> [flags]
 
 commands:
   probe URL   scrape a vLLM /metrics endpoint twice and print the signals the scaler would use
+  simulate    replay a request trace through simulated vLLM replicas and autoscaling policies
+              (llmd simulate --service FILE --trace FILE [--policy all] [--json] [--plot out.png] [--csv out.csv])
 `
 
 func main() {
@@ -28,6 +31,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "probe":
 		return probe(args[1:], stdout, stderr)
+	case "simulate":
+		return simulate(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -8,6 +8,10 @@
 //     demand when pods run large batches.
 //   - Scale up when waiting per ready pod exceeds the target. Starting pods are capacity already on its way:
 //     the desired count includes them, so demand they will absorb adds nothing.
+//   - Scale up by one replica per pod whose own queue exceeds the target while the average does not (beyond the
+//     pods already starting). The Service spreads requests at random, so queues pile on single pods (a long
+//     prompt fills one pod's KV cache) well before the average moves; the requests on that pod miss their
+//     TTFT all the same. A hot pod also counts as a recommendation in the window, so it holds scale-down.
 //   - Scale down only when the queue is under its target and, if a Throughput floor is set, decode tokens/s per
 //     pod is under it; never while requests queue above target.
 //   - A scale-down takes effect only when every recommendation in the stabilization window allowed it (the
@@ -84,6 +88,7 @@ type Rule string
 const (
 	RuleNoReadyPod     Rule = "NoReadyPod"
 	RuleScaleUpQueue   Rule = "ScaleUpQueue"
+	RuleScaleUpHotPod  Rule = "ScaleUpHotPod"
 	RuleStartingAbsorb Rule = "StartingPodsAbsorbDemand"
 	RuleSteady         Rule = "Steady"
 	RuleScaleDown      Rule = "ScaleDown"
@@ -204,6 +209,7 @@ func recommend(p Policy, s Snapshot) Decision {
 	var waiting, running, tps, kv, satRunning float64
 	var saturated int
 	maxRunning := 0.0
+	var hot int32
 	allTPS := true
 	for _, pod := range s.Pods {
 		waiting += pod.Waiting
@@ -215,6 +221,9 @@ func recommend(p Policy, s Snapshot) Decision {
 			allTPS = false
 		}
 		maxRunning = max(maxRunning, pod.Running)
+		if pod.Waiting > p.TargetQueue {
+			hot++
+		}
 		if pod.Waiting > 0 {
 			saturated++
 			satRunning += pod.Running
@@ -251,6 +260,11 @@ func recommend(p Policy, s Snapshot) Decision {
 		d.Recommendation, d.Rule = s.Current, RuleQueueHoldsDown
 		d.Reason = fmt.Sprintf("%.1f requests wait per ready pod (target %g), but %d replicas with batches of %.0f serve them: never scale down while requests queue",
 			d.WaitingPerPod, p.TargetQueue, s.Current, d.Batch)
+		return d
+	case hot > int32(s.Starting) && s.Missing == 0:
+		d.Recommendation, d.Rule = s.Current+hot-int32(s.Starting), RuleScaleUpHotPod
+		d.Reason = fmt.Sprintf("%d pods have more than %g requests waiting though the average is %.1f: %d more replicas spread the load",
+			hot, p.TargetQueue, d.WaitingPerPod, hot-int32(s.Starting))
 		return d
 	case s.Missing > 0:
 		d.Recommendation, d.Rule = s.Current, RuleMissingData

@@ -345,7 +345,7 @@ func TestPoolBudgetCapsDecisions(t *testing.T) {
 	}
 	p := &v1alpha1.LLMInferencePool{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "production-pool"},
 		Spec: v1alpha1.LLMInferencePoolSpec{
-			Services: []v1alpha1.PoolMember{{Name: "llama", Priority: v1alpha1.PriorityHigh, Weight: 60}, {Name: "phi", Priority: v1alpha1.PriorityNormal, Weight: 40}},
+			Services:       []v1alpha1.PoolMember{{Name: "llama", Priority: v1alpha1.PriorityHigh, Weight: 60}, {Name: "phi", Priority: v1alpha1.PriorityNormal, Weight: 40}},
 			ResourcePolicy: v1alpha1.ResourcePolicy{GPUBudget: resource.MustParse("3"), EvictionPolicy: v1alpha1.EvictionLowPriority},
 		}}
 	must(t, k8s.Create(context.Background(), p))

@@ -1,0 +1,102 @@
+package sim
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/llm-d/llm-d/scaler/decision"
+	"github.com/llm-d/llm-d/vllmsim"
+)
+
+// Base is the simulator's control tick: every control interval must be a multiple of it.
+const Base = 5 * time.Second
+
+// Config is everything a run depends on besides the trace.
+type Config struct {
+	// Replica is the vLLM model of one pod (vllmsim.A10GLlama8B by default in the CLI).
+	Replica vllmsim.Params
+	// Policy is the service's autoscaling block as the scaler reads it (discovery.PolicyFor); its min and
+	// max bound every policy, its targets drive llmd.
+	Policy decision.Policy
+	// InitialReplicas is the Deployment's size when the trace starts, all pods ready; 0 means MinReplicas.
+	InitialReplicas int32
+	// SLOTTFT is the time-to-first-token objective (2 s if 0); SLOTarget the share of requests that must meet
+	// it for a static size to count as enough (0.99 if 0).
+	SLOTTFT   time.Duration
+	SLOTarget float64
+	// QueueTarget is hpa-queue's AverageValue target on vllm:num_requests_waiting (5 if 0).
+	QueueTarget float64
+	// Control intervals, multiples of Base; 0 takes the default in brackets. ScrapeInterval: the llm-d
+	// scaler's scrape-and-decide round [5 s]. HPASync: the HPA's sync period [15 s]. PromScrape:
+	// Prometheus' scrape interval [15 s]. KEDAPoll: how stale KEDA's reading of Prometheus may be [30 s].
+	ScrapeInterval, HPASync, PromScrape, KEDAPoll time.Duration
+	// BoundStep is the interval of the lower bound's plan [60 s].
+	BoundStep time.Duration
+	// SeriesStep is the time series' resolution [15 s].
+	SeriesStep time.Duration
+	// Warmup replays the trace's first Warmup before it, unmeasured, so that the reactive policies (llmd and
+	// hpa-queue) meet the trace in the steady state they would be in on a live cluster instead of at
+	// minReplicas with an empty history: a cold start would charge them for the trace's own edge.
+	Warmup time.Duration
+	// Seed drives the Service's random choice of pod.
+	Seed uint64
+	// LeastLoaded routes each request to the pod with the fewest in flight instead of kube-proxy's random
+	// pick.
+	LeastLoaded bool
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.SLOTTFT, 2*time.Second)
+	def(&c.ScrapeInterval, 5*time.Second)
+	def(&c.HPASync, 15*time.Second)
+	def(&c.PromScrape, 15*time.Second)
+	def(&c.KEDAPoll, 30*time.Second)
+	def(&c.BoundStep, 60*time.Second)
+	def(&c.SeriesStep, 15*time.Second)
+	if c.SLOTarget == 0 {
+		c.SLOTarget = 0.99
+	}
+	if c.QueueTarget == 0 {
+		c.QueueTarget = 5
+	}
+	return c
+}
+
+// Validate says what is wrong with a configuration (after defaults).
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if err := c.Replica.Validate(); err != nil {
+		return fmt.Errorf("replica model: %w", err)
+	}
+	if err := c.Policy.Validate(); err != nil {
+		return fmt.Errorf("policy: %w", err)
+	}
+	for name, d := range map[string]time.Duration{"ScrapeInterval": c.ScrapeInterval, "HPASync": c.HPASync,
+		"PromScrape": c.PromScrape, "KEDAPoll": c.KEDAPoll, "BoundStep": c.BoundStep, "SeriesStep": c.SeriesStep} {
+		if d <= 0 || d%Base != 0 {
+			return fmt.Errorf("%s is %s: it must be a positive multiple of %s", name, d, Base)
+		}
+	}
+	if c.SLOTarget <= 0 || c.SLOTarget > 1 {
+		return fmt.Errorf("SLOTarget is %v: it must be in (0, 1]", c.SLOTarget)
+	}
+	if c.Warmup < 0 || c.Warmup%Base != 0 {
+		return fmt.Errorf("Warmup is %s: it must be a multiple of %s", c.Warmup, Base)
+	}
+	if c.InitialReplicas < 0 {
+		return fmt.Errorf("InitialReplicas is negative")
+	}
+	return nil
+}
+
+func (c *Config) initial() int32 {
+	if c.InitialReplicas > 0 {
+		return min(max(c.InitialReplicas, c.Policy.MinReplicas), c.Policy.MaxReplicas)
+	}
+	return c.Policy.MinReplicas
+}

@@ -1,0 +1,129 @@
+package sim
+
+import (
+	"time"
+
+	"github.com/llm-d/llm-d/scaler/decision"
+	"github.com/llm-d/llm-d/scaler/signals"
+)
+
+// epoch anchors the decision package's wall clock; any fixed instant would do.
+var epoch = time.Date(2023, 11, 16, 18, 0, 0, 0, time.UTC)
+
+// controller is a scaling policy's control path. tick runs at every multiple of the base tick (5 s) and
+// returns the Deployment's new replica count, or ok false to leave it alone.
+type controller interface {
+	tick(now time.Duration, c *cluster) (replicas int32, ok bool)
+}
+
+// llmdControl is the llm-d scaler in the loop: every ScrapeInterval it scrapes every ready pod into
+// signals.Pod and calls decision.Decide, as scaler/engine does; every HPA sync, KEDA's GetMetrics returns
+// the latest Desired and the HPA, configured by the operator's ScaledObject (AverageValue target 1), acts
+// on it.
+type llmdControl struct {
+	cfg    *Config
+	auto   *decision.Autoscaler
+	hpa    HPA
+	latest int32 // the scaler's latest Desired: what GetMetrics returns
+	rules  map[decision.Rule]int
+}
+
+func newLLMD(cfg *Config) *llmdControl {
+	return &llmdControl{cfg: cfg, auto: decision.New(cfg.Policy), latest: cfg.initial(),
+		hpa:   HPA{Behavior: OperatorBehavior(), Min: cfg.Policy.MinReplicas, Max: cfg.Policy.MaxReplicas},
+		rules: map[decision.Rule]int{}}
+}
+
+func (l *llmdControl) tick(now time.Duration, c *cluster) (int32, bool) {
+	if now%l.cfg.ScrapeInterval == 0 {
+		wall := epoch.Add(now)
+		snap := decision.Snapshot{Now: wall, Current: c.replicas}
+		for _, p := range c.pods {
+			switch {
+			case p.removed: // terminating: discovery skips it
+			case !p.ready:
+				snap.Starting++
+			default:
+				snap.Ready++
+				m := p.r.Metrics()
+				p.sig.Observe(wall, signals.Sample{Waiting: float64(m.Waiting), Running: float64(m.Running),
+					KVCacheUsage: m.KVCacheUsage, GenerationTokens: float64(m.GenerationTokensTotal)})
+				s, err := p.sig.Signals(wall, 3*l.cfg.ScrapeInterval)
+				if err != nil {
+					snap.Missing++
+					continue
+				}
+				snap.Pods = append(snap.Pods, s)
+			}
+		}
+		d := l.auto.Decide(snap)
+		l.latest = d.Desired
+		l.rules[d.Rule]++
+	}
+	if now%l.cfg.HPASync != 0 {
+		return 0, false
+	}
+	return l.hpa.Sync(now, c.replicas, float64(l.latest), 1), true
+}
+
+func (l *llmdControl) resetRules() { clear(l.rules) }
+
+func (l *llmdControl) ruleCounts() map[string]int {
+	m := map[string]int{}
+	for r, n := range l.rules {
+		m[string(r)] = n
+	}
+	return m
+}
+
+// queueControl is the common recipe: Prometheus scrapes vllm:num_requests_waiting every PromScrape, KEDA's
+// Prometheus scaler reads sum() of it every KEDAPoll, and the HPA, with its default behavior, scales on it
+// against an AverageValue target.
+type queueControl struct {
+	cfg    *Config
+	hpa    HPA
+	target float64
+	seen   float64 // the value KEDA last read
+}
+
+func newQueue(cfg *Config) *queueControl {
+	return &queueControl{cfg: cfg, target: cfg.QueueTarget,
+		hpa: HPA{Behavior: DefaultBehavior(), Min: cfg.Policy.MinReplicas, Max: cfg.Policy.MaxReplicas}}
+}
+
+func (q *queueControl) tick(now time.Duration, c *cluster) (int32, bool) {
+	if now%q.cfg.PromScrape == 0 {
+		for _, p := range c.pods {
+			if p.ready && !p.removed {
+				p.promWaiting = float64(p.r.Metrics().Waiting)
+			}
+		}
+	}
+	if now%q.cfg.KEDAPoll == 0 {
+		q.seen = 0
+		for _, p := range c.pods {
+			if p.ready && !p.removed {
+				q.seen += p.promWaiting
+			}
+		}
+	}
+	if now%q.cfg.HPASync != 0 {
+		return 0, false
+	}
+	return q.hpa.Sync(now, c.replicas, q.seen, q.target), true
+}
+
+// scheduleControl sets the replica count from a fixed plan: one count per Step (static-peak has a single
+// step; lower-bound one per interval).
+type scheduleControl struct {
+	step time.Duration
+	plan []int32
+}
+
+func (s *scheduleControl) tick(now time.Duration, c *cluster) (int32, bool) {
+	i := 0
+	if s.step > 0 {
+		i = min(int(now/s.step), len(s.plan)-1)
+	}
+	return s.plan[i], true
+}

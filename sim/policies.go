@@ -1,0 +1,164 @@
+package sim
+
+import (
+	"fmt"
+	"time"
+)
+
+// Policy names, as the CLI takes them.
+const (
+	LLMD       = "llmd"
+	HPAQueue   = "hpa-queue"
+	StaticPeak = "static-peak"
+	LowerBound = "lower-bound"
+)
+
+// Policies lists every policy in report order.
+var Policies = []string{LLMD, HPAQueue, StaticPeak, LowerBound}
+
+// Run replays reqs (sorted by arrival) under one policy.
+func Run(cfg Config, policy string, reqs []Request) (Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return Result{}, err
+	}
+	cfg = cfg.withDefaults()
+	if err := checkTrace(reqs); err != nil {
+		return Result{}, err
+	}
+	switch policy {
+	case LLMD:
+		return simulate(cfg, newLLMD(&cfg), reqs, runOpts{name: LLMD, chargeDrain: true, warmup: cfg.Warmup})
+	case HPAQueue:
+		return simulate(cfg, newQueue(&cfg), reqs, runOpts{name: HPAQueue, chargeDrain: true, warmup: cfg.Warmup})
+	case StaticPeak:
+		return staticPeak(cfg, reqs)
+	case LowerBound:
+		return lowerBound(cfg, reqs)
+	}
+	return Result{}, fmt.Errorf("unknown policy %q (want one of %v)", policy, Policies)
+}
+
+// checkTrace refuses what the event loop cannot replay: requests out of order or before the start.
+func checkTrace(reqs []Request) error {
+	for i, r := range reqs {
+		if r.At < 0 || (i > 0 && r.At < reqs[i-1].At) {
+			return fmt.Errorf("request %d arrives at %s, before its predecessor or the start: sort the trace", i, r.At)
+		}
+	}
+	return nil
+}
+
+// RunFixed replays reqs on n replicas that are ready from the start and never change.
+func RunFixed(cfg Config, n int32, reqs []Request) (Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return Result{}, err
+	}
+	cfg = cfg.withDefaults()
+	if err := checkTrace(reqs); err != nil {
+		return Result{}, err
+	}
+	cfg.InitialReplicas = n
+	cfg.Policy.MinReplicas, cfg.Policy.MaxReplicas = n, max(n, cfg.Policy.MaxReplicas)
+	res, err := simulate(cfg, &scheduleControl{plan: []int32{n}}, reqs, runOpts{name: StaticPeak, chargeDrain: true})
+	res.Replicas = n
+	return res, err
+}
+
+// staticPeak is the fewest fixed replicas, between min and max, whose run meets the SLO for SLOTarget of
+// the requests; the trace's peak is what decides it. If even max does not, max.
+func staticPeak(cfg Config, reqs []Request) (Result, error) {
+	lo, hi := cfg.Policy.MinReplicas, cfg.Policy.MaxReplicas
+	best, err := RunFixed(cfg, hi, reqs)
+	if err != nil || best.SLOAttainment < cfg.SLOTarget {
+		return best, err
+	}
+	for lo < hi { // attainment grows with replicas: binary search the smallest that meets the target
+		mid := lo + (hi-lo)/2
+		r, err := RunFixed(cfg, mid, reqs)
+		if err != nil {
+			return r, err
+		}
+		if r.SLOAttainment >= cfg.SLOTarget {
+			hi, best = mid, r
+		} else {
+			lo = mid + 1
+		}
+	}
+	return best, nil
+}
+
+// lowerBound plans, for each BoundStep-long interval, the fewest replicas (within min and max) that serve
+// that interval's requests alone, on pods that start empty and ready, with SLOTarget of them within the
+// SLO; then it replays the whole trace with that plan, pods ready the moment they are created, and charges
+// each interval's planned count only. No policy that reacts to load can do better: it would need to know
+// each interval's demand in advance, start pods in zero time and never carry a backlog between intervals.
+func lowerBound(cfg Config, reqs []Request) (Result, error) {
+	var plan []int32
+	for start := 0; start < len(reqs); {
+		k := reqs[start].At / cfg.BoundStep
+		for len(plan) < int(k) {
+			plan = append(plan, cfg.Policy.MinReplicas) // no request in the interval: the minimum
+		}
+		end := start
+		for end < len(reqs) && reqs[end].At/cfg.BoundStep == k {
+			end++
+		}
+		part := make([]Request, end-start)
+		for i, r := range reqs[start:end] {
+			r.At -= k * cfg.BoundStep
+			part[i] = r
+		}
+		n, err := fewest(cfg, part)
+		if err != nil {
+			return Result{}, err
+		}
+		plan = append(plan, n)
+		start = end
+	}
+	if len(plan) == 0 {
+		plan = []int32{cfg.Policy.MinReplicas}
+	}
+	sc := &scheduleControl{step: cfg.BoundStep, plan: plan}
+	cfg.InitialReplicas = plan[0]
+	res, err := simulate(cfg, sc, reqs, runOpts{name: LowerBound, zeroStartup: true})
+	if err != nil {
+		return res, err
+	}
+	res.Plan = plan
+	// The plan's own GPU time, not the replay's: the bound charges nothing for draining.
+	horizon := reqs[len(reqs)-1].At
+	var total time.Duration
+	for i, n := range plan {
+		from := time.Duration(i) * cfg.BoundStep
+		to := min(from+cfg.BoundStep, horizon)
+		if to > from {
+			total += time.Duration(n) * (to - from)
+		}
+	}
+	res.GPUHours = total.Hours()
+	return res, nil
+}
+
+// fewest is the smallest replica count that serves part within the SLO target when started fresh.
+func fewest(cfg Config, part []Request) (int32, error) {
+	lo, hi := cfg.Policy.MinReplicas, cfg.Policy.MaxReplicas
+	meets := func(n int32) (bool, error) {
+		c := cfg
+		c.InitialReplicas = n
+		r, err := simulate(c, &scheduleControl{plan: []int32{n}}, part, runOpts{name: LowerBound, zeroStartup: true})
+		return r.SLOAttainment >= cfg.SLOTarget, err
+	}
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		ok, err := meets(mid)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo, nil
+}
