@@ -14,7 +14,8 @@ build: ## Build the operator (and later the scaler) into bin/.
 
 manifests: ## Generate CRDs and RBAC from the API types and markers.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
-	$(CONTROLLER_GEN) rbac:roleName=llm-d-operator paths=./controllers/... output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=llm-d-operator paths=./controllers/... output:rbac:artifacts:config=config/rbac/operator
+	$(CONTROLLER_GEN) rbac:roleName=llm-d-scaler paths=./scaler/... output:rbac:artifacts:config=config/rbac/scaler
 
 generate: ## Generate deepcopy functions and the gRPC code of KEDA's external scaler contract.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
