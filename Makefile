@@ -35,6 +35,9 @@ test: verify-generated tools ## Everything CI runs: generated-file check, vet, u
 	$(GO) vet ./...
 	LLMD_ETCD_DIR=$$(hack/tools.sh etcd) LLMD_KUBERNETES_DIR=$$(hack/tools.sh kubernetes) \
 		$(GO) test -race -count=1 -timeout 30m ./...
+	@# KEDA's own external-scaler client against our gRPC server: its own module (it compiles every KEDA
+	@# scaler, ~30 min and 2.3 GB the first time), without -race so that the build is paid once.
+	cd test/kedacontract && $(GO) test -count=1 -timeout 60m ./...
 
 clean:
 	rm -rf bin

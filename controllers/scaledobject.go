@@ -11,7 +11,8 @@ import (
 )
 
 const (
-	// TriggerName names the external trigger; KEDA derives the HPA's metric name from it.
+	// TriggerName names the external trigger in KEDA's logs and metrics (the HPA's metric is
+	// "s0-desired-replicas", from the scaler's metric name).
 	TriggerName = "llm-d"
 	// Metadata keys of the external trigger. KEDA passes the whole map to the scaler.
 	MetadataScalerAddress = "scalerAddress"

@@ -5,8 +5,15 @@
 // count whatever the current size. The ScaledObject the operator writes sets the HPA's tolerance and
 // scale-down stabilization to 0, so the HPA applies the number instead of deciding again (its default 10 %
 // tolerance would swallow a change from 10 to 11; two stabilization windows would compound); its scale-up
-// rate limit (+100 % or +4 pods per 15 s) stays as a guard. KEDA calls GetMetricSpec, GetMetrics and
-// IsActive in sequence under one 3 s deadline on every HPA sync; every answer here is a map lookup.
+// rate limit (+100 % or +4 pods per 15 s) stays as a guard. On every HPA sync KEDA's metrics adapter asks
+// the KEDA operator (a 3 s deadline, pkg/metricsservice/client.go), which calls GetMetricSpec, GetMetrics and
+// IsActive in sequence with no deadline of its own; every answer here is a map lookup. KEDA only logs a
+// GetMetricSpec error (the ScaledObject then says "got empty metric spec"); our NotFound and InvalidArgument
+// messages reach users through GetMetrics.
+//
+// The HPA's tolerance field is honoured from Kubernetes 1.35 (HPAConfigurableTolerance beta, on by
+// default); on older clusters its 10 % default applies and a change from 10 to 11 replicas waits until the
+// scaler asks for 12.
 //
 // Several scaler replicas behind one Service each scrape every pod and keep their own window, so their
 // answers agree up to one scrape interval; after a replica restarts, its warm-up (no scale-down for one
@@ -49,7 +56,8 @@ type Source interface {
 type Server struct {
 	pb.UnimplementedExternalScalerServer
 	Source Source
-	// StreamInterval is how often the streaming calls re-send their answer.
+	// StreamInterval is how often the streaming calls re-send their answer. KEDA opens the streams only for
+	// `external-push` triggers; the operator writes `external`, so they serve users who choose push.
 	StreamInterval time.Duration
 }
 
