@@ -138,9 +138,6 @@ func New(p Policy) *Autoscaler { return &Autoscaler{policy: p} }
 // SetPolicy applies an edited policy from the next decision on, keeping the window's history.
 func (a *Autoscaler) SetPolicy(p Policy) { a.policy = p }
 
-// Policy returns the policy in force.
-func (a *Autoscaler) Policy() Policy { return a.policy }
-
 // Decide returns the decision for s and records it in the window.
 func (a *Autoscaler) Decide(s Snapshot) Decision {
 	p := a.policy

@@ -38,7 +38,6 @@ type PodTarget struct {
 type Target struct {
 	Namespace, Name string
 	UID             types.UID
-	Generation      int64
 	Policy          decision.Policy
 	// Current is the Deployment's spec.replicas: what the HPA last set.
 	Current  int32
@@ -127,7 +126,7 @@ func target(ctx context.Context, c client.Reader, svc *v1alpha1.LLMInferenceServ
 		}
 		return Target{}, fmt.Errorf("LLMInferenceService %s: %w", key, err)
 	}
-	t := Target{Namespace: svc.Namespace, Name: svc.Name, UID: svc.UID, Generation: svc.Generation, Policy: policy,
+	t := Target{Namespace: svc.Namespace, Name: svc.Name, UID: svc.UID, Policy: policy,
 		GPUsPerReplica: controllers.GPUsPerReplica(svc)}
 
 	dep := &appsv1.Deployment{}

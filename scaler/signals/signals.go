@@ -69,11 +69,3 @@ func (p *Pod) Signals(now time.Time, maxAge time.Duration) (decision.Pod, error)
 		DecodeTPS: p.tps, HasDecodeTPS: p.hasTPS,
 	}, nil
 }
-
-// Age is how old the latest successful sample is at now (0 when there is none).
-func (p *Pod) Age(now time.Time) time.Duration {
-	if p.lastAt.IsZero() {
-		return 0
-	}
-	return now.Sub(p.lastAt)
-}
