@@ -16,24 +16,28 @@ manifests: ## Generate CRDs and RBAC from the API types and markers.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=llm-d-operator paths=./controllers/... output:rbac:artifacts:config=config/rbac/operator
 	$(CONTROLLER_GEN) rbac:roleName=llm-d-scaler paths=./scaler/... output:rbac:artifacts:config=config/rbac/scaler
+	cp config/crd/bases/*.yaml charts/llm-d/crds/
+	cp config/rbac/operator/role.yaml charts/llm-d/files/rbac/operator-role.yaml
+	cp config/rbac/scaler/role.yaml charts/llm-d/files/rbac/scaler-role.yaml
 
 generate: ## Generate deepcopy functions and the gRPC code of KEDA's external scaler contract.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(GO) tool buf generate proto --template proto/buf.gen.yaml -o proto
 
 verify-generated: manifests generate ## Fail when generated files differ from what is committed.
-	@git diff --exit-code --stat -- api config proto || { \
+	@git diff --exit-code --stat -- api config proto charts || { \
 		echo "generated files are stale: run 'make manifests generate' and commit the result" >&2; exit 1; }
-	@test -z "$$(git status --porcelain -- api config proto)" || { git status --porcelain -- api config proto; \
+	@test -z "$$(git status --porcelain -- api config proto charts)" || { git status --porcelain -- api config proto charts; \
 		echo "generated files are untracked: run 'make manifests generate' and commit the result" >&2; exit 1; }
 
 tools: ## Build the real kube-apiserver, etcd and kube-controller-manager the tests run (cached per version).
 	hack/tools.sh etcd >/dev/null
 	hack/tools.sh kubernetes >/dev/null
+	hack/tools.sh helm >/dev/null
 
 test: verify-generated tools ## Everything CI runs: generated-file check, vet, unit and envtest suites.
 	$(GO) vet ./...
-	LLMD_ETCD_DIR=$$(hack/tools.sh etcd) LLMD_KUBERNETES_DIR=$$(hack/tools.sh kubernetes) \
+	LLMD_ETCD_DIR=$$(hack/tools.sh etcd) LLMD_KUBERNETES_DIR=$$(hack/tools.sh kubernetes) LLMD_HELM_DIR=$$(hack/tools.sh helm) \
 		$(GO) test -race -count=1 -timeout 30m ./...
 	@# KEDA's own external-scaler client against our gRPC server: its own module (it compiles every KEDA
 	@# scaler, ~30 min and 2.3 GB the first time), without -race so that the build is paid once.

@@ -24,7 +24,8 @@ type llmdControl struct {
 	cfg    *Config
 	auto   *decision.Autoscaler
 	hpa    HPA
-	latest int32 // the scaler's latest Desired: what GetMetrics returns
+	latest int32         // the scaler's latest Desired: what GetMetrics returns
+	last   decision.Rule // the rule of the latest decision
 	rules  map[decision.Rule]int
 }
 
@@ -36,29 +37,7 @@ func newLLMD(cfg *Config) *llmdControl {
 
 func (l *llmdControl) tick(now time.Duration, c *cluster) (int32, bool) {
 	if now%l.cfg.ScrapeInterval == 0 {
-		wall := epoch.Add(now)
-		snap := decision.Snapshot{Now: wall, Current: c.replicas}
-		for _, p := range c.pods {
-			switch {
-			case p.removed: // terminating: discovery skips it
-			case !p.ready:
-				snap.Starting++
-			default:
-				snap.Ready++
-				m := p.r.Metrics()
-				p.sig.Observe(wall, signals.Sample{Waiting: float64(m.Waiting), Running: float64(m.Running),
-					KVCacheUsage: m.KVCacheUsage, GenerationTokens: float64(m.GenerationTokensTotal)})
-				s, err := p.sig.Signals(wall, 3*l.cfg.ScrapeInterval)
-				if err != nil {
-					snap.Missing++
-					continue
-				}
-				snap.Pods = append(snap.Pods, s)
-			}
-		}
-		d := l.auto.Decide(snap)
-		l.latest = d.Desired
-		l.rules[d.Rule]++
+		l.decide(now, c)
 	}
 	if now%l.cfg.HPASync != 0 {
 		return 0, false
@@ -66,11 +45,41 @@ func (l *llmdControl) tick(now time.Duration, c *cluster) (int32, bool) {
 	return l.hpa.Sync(now, c.replicas, float64(l.latest), 1), true
 }
 
+// decide is one scrape-and-decide round of the scaler: it sets latest to the service's own Desired.
+func (l *llmdControl) decide(now time.Duration, c *cluster) {
+	wall := epoch.Add(now)
+	snap := decision.Snapshot{Now: wall, Current: c.replicas}
+	for _, p := range c.pods {
+		switch {
+		case p.removed: // terminating: discovery skips it
+		case !p.ready:
+			snap.Starting++
+		default:
+			snap.Ready++
+			m := p.r.Metrics()
+			p.sig.Observe(wall, signals.Sample{Waiting: float64(m.Waiting), Running: float64(m.Running),
+				KVCacheUsage: m.KVCacheUsage, GenerationTokens: float64(m.GenerationTokensTotal)})
+			s, err := p.sig.Signals(wall, 3*l.cfg.ScrapeInterval)
+			if err != nil {
+				snap.Missing++
+				continue
+			}
+			snap.Pods = append(snap.Pods, s)
+		}
+	}
+	d := l.auto.Decide(snap)
+	l.latest, l.last = d.Desired, d.Rule
+	l.rules[d.Rule]++
+}
+
 func (l *llmdControl) resetRules() { clear(l.rules) }
 
 func (l *llmdControl) ruleCounts() map[string]int {
 	m := map[string]int{}
 	for r, n := range l.rules {
+		if n == 0 {
+			continue // a pool member's decision relabelled PoolBudget
+		}
 		m[string(r)] = n
 	}
 	return m

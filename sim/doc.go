@@ -6,4 +6,8 @@
 // no goroutines and no I/O. The same inputs and seed give the same Result, bit for bit. The replica model
 // is package vllmsim; the llmd policy calls package decision exactly as the scaler does, so a rule changed
 // there changes the simulation too.
+//
+// RunPool runs several services, each with its own trace, policy and Deployment, on one clock and one
+// LLMInferencePool budget, with package pool dividing the budget every decision cycle as the scaler does;
+// RunSplit is its baseline, each service alone on a fixed part of the budget.
 package sim

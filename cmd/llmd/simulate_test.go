@@ -124,3 +124,76 @@ func TestSimulateBadInput(t *testing.T) {
 		}
 	}
 }
+
+const (
+	samplePool = "../../config/samples/production-pool.yaml"
+	samplePhi  = "../../config/samples/phi-3-mini.yaml"
+)
+
+func TestSimulatePool(t *testing.T) {
+	tr := shortTrace(t)
+	var out, errb bytes.Buffer
+	code := run([]string{"simulate", "--pool", samplePool, "--service", sampleService, "--trace", tr,
+		"--service", samplePhi, "--trace", tr, "--warmup", "1m", "--json"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var got struct {
+		BudgetGPUs int64 `json:"budget_gpus"`
+		Setups     []struct {
+			Setup       string           `json:"setup"`
+			Services    []map[string]any `json:"services"`
+			CapsGPUs    []int64          `json:"caps_gpus"`
+			MaxGPUsHeld int64            `json:"max_gpus_held"`
+			Requests    int              `json:"requests"`
+		} `json:"setups"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if got.BudgetGPUs != 4 || len(got.Setups) != 2 || got.Setups[0].Setup != "shared" || got.Setups[1].Setup != "split" {
+		t.Fatalf("got %+v", got)
+	}
+	for _, s := range got.Setups {
+		if s.MaxGPUsHeld > 4 || len(s.Services) != 2 || s.Services[0]["policy"] != "llama-3-8b" || s.Requests < 200 {
+			t.Errorf("%s: %+v", s.Setup, s)
+		}
+	}
+	if caps := got.Setups[1].CapsGPUs; len(caps) != 2 || caps[0] != 2 || caps[1] != 2 {
+		t.Errorf("split caps %v, want 2/2 (60/40 of 4 by largest remainder)", caps)
+	}
+
+	out.Reset()
+	if code := run([]string{"simulate", "--pool", samplePool, "--service", samplePhi, "--trace", tr,
+		"--service", sampleService, "--trace", tr, "--duration", "1m", "--warmup", "0s"}, &out, &errb); code != 0 {
+		t.Fatalf("table: exit %d: %s", code, errb.String())
+	}
+	if s := out.String(); !strings.Contains(s, "shared") || !strings.Contains(s, "split") || !strings.Contains(s, "phi-3-mini") {
+		t.Fatalf("table: %s", s)
+	}
+}
+
+func TestSimulatePoolBadInput(t *testing.T) {
+	tr := shortTrace(t)
+	cases := []struct {
+		args []string
+		code int
+		say  string
+	}{
+		{[]string{"--service", sampleService, "--trace", tr, "--service", samplePhi, "--trace", tr}, 2, "--pool"},
+		{[]string{"--pool", samplePool, "--service", sampleService, "--trace", tr, "--service", samplePhi}, 2, "paired"},
+		{[]string{"--pool", samplePool, "--service", sampleService, "--trace", tr, "--service", samplePhi, "--trace", tr,
+			"--policy", "hpa-queue"}, 2, "llmd only"},
+		{[]string{"--pool", samplePool, "--service", sampleService, "--trace", tr}, 1, "phi-3-mini"},
+		{[]string{"--pool", samplePool, "--service", sampleService, "--trace", tr, "--service", sampleService, "--trace", tr}, 1, "twice"},
+		{[]string{"--pool", sampleService, "--service", sampleService, "--trace", tr}, 1, "LLMInferencePool"},
+	}
+	for _, tc := range cases {
+		var out, errb bytes.Buffer
+		code := run(append([]string{"simulate"}, tc.args...), &out, &errb)
+		msg := errb.String()
+		if code != tc.code || !strings.Contains(msg, tc.say) || strings.Count(msg, "\n") != 1 {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d and one line naming %q", tc.args, code, msg, tc.code, tc.say)
+		}
+	}
+}
