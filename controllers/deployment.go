@@ -170,15 +170,18 @@ func downloadContainer(svc *v1alpha1.LLMInferenceService, cfg Config, vllmImage 
 
 // hfTokenEnv references the token Secret; the value never passes through the operator.
 func hfTokenEnv(svc *v1alpha1.LLMInferenceService) corev1.EnvVar {
-	src := svc.Spec.Model.Source
-	key := src.HuggingFaceTokenSecretKey
-	if key == "" {
-		key = "HF_TOKEN"
-	}
 	return corev1.EnvVar{Name: "HF_TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-		LocalObjectReference: corev1.LocalObjectReference{Name: src.HuggingFaceTokenSecret},
-		Key:                  key,
+		LocalObjectReference: corev1.LocalObjectReference{Name: svc.Spec.Model.Source.HuggingFaceTokenSecret},
+		Key:                  hfTokenKey(svc),
 	}}}
+}
+
+// hfTokenKey is the Secret key holding the token (the CRD default, for objects the API server did not default).
+func hfTokenKey(svc *v1alpha1.LLMInferenceService) string {
+	if k := svc.Spec.Model.Source.HuggingFaceTokenSecretKey; k != "" {
+		return k
+	}
+	return "HF_TOKEN"
 }
 
 func healthProbe(period, failures int32) *corev1.Probe {

@@ -101,13 +101,23 @@ func (r *LLMInferenceServiceReconciler) Reconcile(ctx context.Context, req ctrl.
 // reconcileObjects applies the PVC, the Deployment, the Service and the ScaledObject, and sets the Ready
 // and Autoscaling conditions from what it finds.
 func (r *LLMInferenceServiceReconciler) reconcileObjects(ctx context.Context, svc *v1alpha1.LLMInferenceService) error {
-	if _, res, err := apply(ctx, r.Client, svc, "PersistentVolumeClaim",
-		BuildModelCache(svc, r.Config), &corev1.PersistentVolumeClaim{},
-		pvcInSync(svc, r.Config), syncPVC(svc, r.Config)); err != nil {
+	desiredPVC := BuildModelCache(svc, r.Config)
+	wantSize := desiredPVC.Spec.Resources.Requests[corev1.ResourceStorage]
+	// Only the size can change after creation, and only upwards: the other fields are immutable.
+	_, res, err := apply(ctx, r.Client, svc, "PersistentVolumeClaim", desiredPVC, &corev1.PersistentVolumeClaim{},
+		func(live *corev1.PersistentVolumeClaim) bool {
+			return wantSize.Cmp(live.Spec.Resources.Requests[corev1.ResourceStorage]) <= 0
+		},
+		func(live *corev1.PersistentVolumeClaim) {
+			if live.Spec.Resources.Requests == nil {
+				live.Spec.Resources.Requests = corev1.ResourceList{}
+			}
+			live.Spec.Resources.Requests[corev1.ResourceStorage] = wantSize
+		})
+	if err != nil {
 		return err
-	} else {
-		r.recordApply(svc, "PersistentVolumeClaim", ModelCacheName(svc), res)
 	}
+	r.recordApply(svc, "PersistentVolumeClaim", desiredPVC.Name, res)
 
 	if missing := r.missingSecrets(ctx, svc); missing != "" {
 		// No Deployment until the Secret exists: a pod would only sit in CreateContainerConfigError.
@@ -270,11 +280,7 @@ func (r *LLMInferenceServiceReconciler) missingSecrets(ctx context.Context, svc 
 				svc.Namespace, name, field, name, svc.Namespace, how))
 		}
 	}
-	key := src.HuggingFaceTokenSecretKey
-	if key == "" {
-		key = "HF_TOKEN"
-	}
-	check(src.HuggingFaceTokenSecret, "model.source.huggingFaceTokenSecret", "--from-literal="+key+"=<token>")
+	check(src.HuggingFaceTokenSecret, "model.source.huggingFaceTokenSecret", "--from-literal="+hfTokenKey(svc)+"=<token>")
 	check(src.CredentialsSecret, "model.source.credentialsSecret", "--from-literal=...")
 	return strings.Join(msgs, "; ")
 }
@@ -388,25 +394,6 @@ func (r *LLMInferenceServiceReconciler) allServices(ctx context.Context, _ clien
 		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
 	}
 	return reqs
-}
-
-func pvcInSync(svc *v1alpha1.LLMInferenceService, cfg Config) func(*corev1.PersistentVolumeClaim) bool {
-	want := BuildModelCache(svc, cfg).Spec.Resources.Requests[corev1.ResourceStorage]
-	return func(live *corev1.PersistentVolumeClaim) bool {
-		have := live.Spec.Resources.Requests[corev1.ResourceStorage]
-		return want.Cmp(have) <= 0
-	}
-}
-
-// syncPVC only ever grows the claim: its other fields are immutable, and shrinking is not allowed.
-func syncPVC(svc *v1alpha1.LLMInferenceService, cfg Config) func(*corev1.PersistentVolumeClaim) {
-	want := BuildModelCache(svc, cfg).Spec.Resources.Requests[corev1.ResourceStorage]
-	return func(live *corev1.PersistentVolumeClaim) {
-		if live.Spec.Resources.Requests == nil {
-			live.Spec.Resources.Requests = corev1.ResourceList{}
-		}
-		live.Spec.Resources.Requests[corev1.ResourceStorage] = want
-	}
 }
 
 func ptrEqual[T comparable](a, b *T) bool {

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/llm-d/llm-d/api/v1alpha1"
 	"github.com/llm-d/llm-d/controllers"
@@ -26,12 +27,12 @@ var priorities = map[v1alpha1.PoolPriority]pool.Priority{
 // up to one round. It returns the pool's name ("" outside a pool).
 func (e *Engine) applyPool(ctx context.Context, t discovery.Target, d *decision.Decision) (string, error) {
 	pools := &v1alpha1.LLMInferencePoolList{}
-	if err := e.reader.List(ctx, pools); err != nil {
+	if err := e.reader.List(ctx, pools, client.InNamespace(t.Namespace)); err != nil {
 		return "", err
 	}
 	var p *v1alpha1.LLMInferencePool
 	for i := range pools.Items {
-		if pools.Items[i].Namespace == t.Namespace && slices.ContainsFunc(pools.Items[i].Spec.Services,
+		if slices.ContainsFunc(pools.Items[i].Spec.Services,
 			func(m v1alpha1.PoolMember) bool { return m.Name == t.Name }) {
 			p = &pools.Items[i]
 			break
