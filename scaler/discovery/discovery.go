@@ -94,27 +94,28 @@ func Get(ctx context.Context, c client.Reader, key types.NamespacedName) (Target
 	return target(ctx, c, svc)
 }
 
-// List returns the targets of every service with autoscaling enabled. A service whose policy is unusable is
-// skipped and reported in errs.
-func List(ctx context.Context, c client.Reader) (targets []Target, errs map[types.NamespacedName]error, err error) {
+// Autoscaled returns the policy of every service with autoscaling enabled, without looking at its pods
+// (each service's own loop does that). A service whose policy is unusable is left out and reported in errs.
+func Autoscaled(ctx context.Context, c client.Reader) (policies map[types.NamespacedName]decision.Policy, errs map[types.NamespacedName]error, err error) {
 	list := &v1alpha1.LLMInferenceServiceList{}
 	if err := c.List(ctx, list); err != nil {
 		return nil, nil, err
 	}
-	errs = map[types.NamespacedName]error{}
+	policies, errs = map[types.NamespacedName]decision.Policy{}, map[types.NamespacedName]error{}
 	for i := range list.Items {
 		svc := &list.Items[i]
 		if a := svc.Spec.Autoscaling; a == nil || !a.Enabled {
 			continue
 		}
-		t, err := target(ctx, c, svc)
+		key := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+		p, err := PolicyFor(svc)
 		if err != nil {
-			errs[types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}] = err
+			errs[key] = err
 			continue
 		}
-		targets = append(targets, t)
+		policies[key] = p
 	}
-	return targets, errs, nil
+	return policies, errs, nil
 }
 
 func target(ctx context.Context, c client.Reader, svc *v1alpha1.LLMInferenceService) (Target, error) {

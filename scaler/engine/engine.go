@@ -135,7 +135,7 @@ func (e *Engine) Start(ctx context.Context) error {
 }
 
 func (e *Engine) sync(ctx context.Context) {
-	targets, errs, err := discovery.List(ctx, e.reader)
+	want, errs, err := discovery.Autoscaled(ctx, e.reader)
 	if err != nil {
 		e.log.Error(err, "listing LLMInferenceServices")
 		return
@@ -143,23 +143,19 @@ func (e *Engine) sync(ctx context.Context) {
 	for key, err := range errs {
 		e.log.Info("service skipped", "service", key, "error", err.Error())
 	}
-	want := map[types.NamespacedName]bool{}
-	for _, t := range targets {
-		want[t.Key()] = true
-	}
 	// Loops are stopped outside the lock: a loop's round may be reading another service's result.
 	var gone []*service
 	e.mu.Lock()
 	for key, s := range e.services {
-		if !want[key] {
+		if _, ok := want[key]; !ok {
 			gone = append(gone, s)
 			delete(e.services, key)
 			e.metrics.forget(key.Namespace, key.Name)
 		}
 	}
-	for _, t := range targets {
-		if _, ok := e.services[t.Key()]; !ok {
-			e.services[t.Key()] = e.startLoop(ctx, t)
+	for key, policy := range want {
+		if _, ok := e.services[key]; !ok {
+			e.services[key] = e.startLoop(ctx, key, policy)
 		}
 	}
 	e.mu.Unlock()
@@ -169,15 +165,15 @@ func (e *Engine) sync(ctx context.Context) {
 	}
 }
 
-func (e *Engine) startLoop(parent context.Context, t discovery.Target) *service {
+func (e *Engine) startLoop(parent context.Context, key types.NamespacedName, policy decision.Policy) *service {
 	ctx, cancel := context.WithCancel(parent)
-	s := &service{cancel: cancel, done: make(chan struct{}), auto: decision.New(t.Policy), pods: map[types.UID]*podState{}}
+	s := &service{cancel: cancel, done: make(chan struct{}), auto: decision.New(policy), pods: map[types.UID]*podState{}}
 	go func() {
 		defer close(s.done)
 		tick := time.NewTicker(e.cfg.Interval)
 		defer tick.Stop()
 		for {
-			e.round(ctx, t.Key(), s)
+			e.round(ctx, key, s)
 			select {
 			case <-ctx.Done():
 				return
