@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -221,5 +222,34 @@ func TestGPUs(t *testing.T) {
 	}
 	if cpu := svcWith(nil); GPUsPerReplica(cpu) != 0 || gpuTolerations(cpu) != nil {
 		t.Errorf("a CPU service asks for no GPU")
+	}
+}
+
+func TestBuildScaledObjectWithMutualTLS(t *testing.T) {
+	s := svcWith(func(s *v1alpha1.LLMInferenceService) {
+		s.Spec.Autoscaling = &v1alpha1.AutoscalingSpec{Enabled: true, MinReplicas: 1, MaxReplicas: 4}
+	})
+	c := DefaultConfig()
+	if tr := BuildScaledObject(s, c).Spec.Triggers[0]; tr.AuthenticationRef != nil || tr.Metadata[MetadataEnableTLS] != "" {
+		t.Errorf("TLS off, yet the trigger asks for it: %+v", tr)
+	}
+	c.ScalerTLSSecret = "llm-d-scaler-client-tls"
+	tr := BuildScaledObject(s, c).Spec.Triggers[0]
+	if tr.Metadata[MetadataEnableTLS] != "true" || tr.AuthenticationRef == nil ||
+		tr.AuthenticationRef.Name != TriggerAuthenticationName || tr.AuthenticationRef.Kind != "ClusterTriggerAuthentication" {
+		t.Errorf("trigger %+v", tr)
+	}
+	ta := BuildTriggerAuthentication(c)
+	got := map[string]string{}
+	for _, r := range ta.Spec.SecretTargetRef {
+		if r.Name != c.ScalerTLSSecret {
+			t.Errorf("ref %+v names another Secret", r)
+		}
+		got[r.Parameter] = r.Key
+	}
+	// The parameter names are those KEDA's external scaler reads (pkg/scalers/external_scaler.go).
+	want := map[string]string{"caCert": "ca.crt", "tlsClientCert": "tls.crt", "tlsClientKey": "tls.key"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("secret refs %v, want %v", got, want)
 	}
 }

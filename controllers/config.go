@@ -16,6 +16,10 @@ type Config struct {
 	DefaultStorageClass string
 	// ClusterDomain is the cluster's DNS suffix, used in the endpoint URL shown in status.
 	ClusterDomain string
+	// ScalerTLSSecret, when set, turns on mutual TLS between KEDA and the scaler: the name of the Secret in
+	// KEDA's namespace holding ca.crt, tls.crt and tls.key for KEDA's side. Triggers then dial with TLS and
+	// refer to the ClusterTriggerAuthentication the operator writes from it.
+	ScalerTLSSecret string
 	// KEDA reports whether KEDA's ScaledObject API is served; without it, autoscaling waits and says so.
 	KEDA bool
 }

@@ -67,7 +67,7 @@ func BuildDeployment(svc *v1alpha1.LLMInferenceService, cfg Config) *appsv1.Depl
 		env = append(env, hfTokenEnv(svc))
 	}
 
-	podLabels := Labels(svc, "inference-server")
+	podLabels := Labels(svc, ComponentServer)
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      svc.Name,
@@ -127,7 +127,7 @@ func initialReplicas(svc *v1alpha1.LLMInferenceService) int32 {
 func downloadContainer(svc *v1alpha1.LLMInferenceService, cfg Config, vllmImage string) (corev1.Container, []string) {
 	src := svc.Spec.Model.Source
 	c := corev1.Container{
-		Name:         "model-download",
+		Name:         DownloadContainerName,
 		VolumeMounts: []corev1.VolumeMount{{Name: cacheVolume, MountPath: cacheMount}},
 		Env: []corev1.EnvVar{
 			{Name: "MODEL_ID", Value: svc.Spec.Model.ID},

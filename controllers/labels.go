@@ -24,6 +24,10 @@ const (
 
 	// ContainerName is the name of the vLLM container in every model server pod.
 	ContainerName = "vllm"
+	// DownloadContainerName is the init container that fetches the weights into the model cache.
+	DownloadContainerName = "model-download"
+	// ComponentServer is LabelComponent's value on model server pods.
+	ComponentServer = "inference-server"
 	// HTTPPort is the port vLLM listens on, for the OpenAI API and /metrics alike.
 	HTTPPort = 8000
 	// ServicePort is the Service's HTTP port, so that the article's base URL (no port) works.

@@ -230,6 +230,13 @@ func (r *LLMInferenceServiceReconciler) reconcileScaledObject(ctx context.Contex
 			"autoscaling starts once the first replica is ready, so that the scaler has a pod to measure")
 		return nil
 	}
+	if r.Config.ScalerTLSSecret != "" {
+		res, err := ensureTriggerAuthentication(ctx, r.Client, r.Config)
+		if err != nil {
+			return err
+		}
+		r.recordApply(svc, "ClusterTriggerAuthentication", TriggerAuthenticationName, res)
+	}
 	desired := BuildScaledObject(svc, r.Config)
 	so, res, err := apply(ctx, r.Client, svc, "ScaledObject", desired, live,
 		func(live *kedav1alpha1.ScaledObject) bool {

@@ -36,6 +36,19 @@ const (
 func BuildScaledObject(svc *v1alpha1.LLMInferenceService, cfg Config) *kedav1alpha1.ScaledObject {
 	a := svc.Spec.Autoscaling
 	zero := resource.MustParse("0")
+	trigger := kedav1alpha1.ScaleTriggers{
+		Type:       "external",
+		Name:       TriggerName,
+		MetricType: autoscalingv2.AverageValueMetricType,
+		Metadata: map[string]string{
+			MetadataScalerAddress: cfg.ScalerAddress,
+			MetadataService:       svc.Name,
+		},
+	}
+	if cfg.ScalerTLSSecret != "" {
+		trigger.Metadata[MetadataEnableTLS] = "true"
+		trigger.AuthenticationRef = &kedav1alpha1.AuthenticationRef{Name: TriggerAuthenticationName, Kind: "ClusterTriggerAuthentication"}
+	}
 	return &kedav1alpha1.ScaledObject{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      svc.Name,
@@ -46,15 +59,7 @@ func BuildScaledObject(svc *v1alpha1.LLMInferenceService, cfg Config) *kedav1alp
 			ScaleTargetRef:  &kedav1alpha1.ScaleTarget{Name: svc.Name, APIVersion: "apps/v1", Kind: "Deployment"},
 			MinReplicaCount: ptr.To(a.MinReplicas),
 			MaxReplicaCount: ptr.To(a.MaxReplicas),
-			Triggers: []kedav1alpha1.ScaleTriggers{{
-				Type:       "external",
-				Name:       TriggerName,
-				MetricType: autoscalingv2.AverageValueMetricType,
-				Metadata: map[string]string{
-					MetadataScalerAddress: cfg.ScalerAddress,
-					MetadataService:       svc.Name,
-				},
-			}},
+			Triggers:        []kedav1alpha1.ScaleTriggers{trigger},
 			Fallback: &kedav1alpha1.Fallback{
 				FailureThreshold: fallbackFailures,
 				Replicas:         a.MinReplicas,

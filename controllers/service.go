@@ -15,7 +15,7 @@ func BuildService(svc *v1alpha1.LLMInferenceService) *corev1.Service {
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      svc.Name,
 			Namespace: svc.Namespace,
-			Labels:    Labels(svc, "inference-server"),
+			Labels:    Labels(svc, ComponentServer),
 		},
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeClusterIP,

@@ -16,6 +16,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/llm-d/llm-d/api/v1alpha1"
@@ -45,6 +46,7 @@ func run() error {
 	flag.StringVar(&cfg.VLLMImage, "vllm-image", cfg.VLLMImage, "vLLM image for services that name none")
 	flag.StringVar(&cfg.S3Image, "s3-downloader-image", cfg.S3Image, "image that copies weights from S3 (needs the aws CLI)")
 	flag.StringVar(&cfg.GCSImage, "gcs-downloader-image", cfg.GCSImage, "image that copies weights from GCS (needs gcloud)")
+	flag.StringVar(&cfg.ScalerTLSSecret, "scaler-tls-secret", "", "Secret in KEDA's namespace with ca.crt, tls.crt and tls.key: KEDA then calls the scaler over mutual TLS (ClusterTriggerAuthentication "+controllers.TriggerAuthenticationName+")")
 	flag.StringVar(&cfg.ClusterDomain, "cluster-domain", cfg.ClusterDomain, "cluster DNS domain, for the endpoint URL in status")
 	opts := zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder}
 	opts.BindFlags(flag.CommandLine)
@@ -63,6 +65,7 @@ func run() error {
 	}
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                  scheme,
+		Cache:                   controllers.CacheOptions(),
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:  probeAddr,
 		LeaderElection:          leaderElect,
@@ -79,18 +82,8 @@ func run() error {
 	if !cfg.KEDA {
 		log.Info("KEDA's ScaledObject API is not served: services with autoscaling enabled will wait and say so in status")
 	}
-	if err := (&controllers.LLMInferenceServiceReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("llm-d-operator"),
-		Config:   cfg,
-	}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("setting up the LLMInferenceService controller: %w", err)
-	}
-	if err := (&controllers.LLMInferencePoolReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("llm-d-operator"),
-	}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("setting up the LLMInferencePool controller: %w", err)
+	if err := controllers.Setup(mgr, cfg, metrics.Registry); err != nil {
+		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
@@ -98,7 +91,7 @@ func run() error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	log.Info("starting", "scalerAddress", cfg.ScalerAddress, "defaultStorageClass", cfg.DefaultStorageClass, "vllmImage", cfg.VLLMImage)
+	log.Info("starting", "scalerAddress", cfg.ScalerAddress, "defaultStorageClass", cfg.DefaultStorageClass, "vllmImage", cfg.VLLMImage, "scalerTLSSecret", cfg.ScalerTLSSecret)
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
 

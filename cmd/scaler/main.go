@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -29,6 +30,7 @@ import (
 	pb "github.com/llm-d/llm-d/proto/externalscaler"
 	"github.com/llm-d/llm-d/scaler/discovery"
 	"github.com/llm-d/llm-d/scaler/engine"
+	"github.com/llm-d/llm-d/scaler/mtls"
 	"github.com/llm-d/llm-d/scaler/report"
 	"github.com/llm-d/llm-d/scaler/scrape"
 	"github.com/llm-d/llm-d/scaler/server"
@@ -47,6 +49,7 @@ func run() error {
 		cfg                              = engine.Config{}
 		scrapeTimeout                    time.Duration
 		maxBytes                         int64
+		tlsFiles                         mtls.Files
 	)
 	flag.StringVar(&grpcAddr, "grpc-address", ":9090", "address of the KEDA external scaler gRPC service")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus /metrics endpoint; 0 disables it")
@@ -56,11 +59,18 @@ func run() error {
 	flag.IntVar(&cfg.Workers, "scrape-workers", 64, "scrapes in flight at once, across all services")
 	flag.DurationVar(&scrapeTimeout, "scrape-timeout", 2*time.Second, "deadline of one pod's scrape, connection to last byte")
 	flag.Int64Var(&maxBytes, "max-payload-bytes", 4<<20, "largest /metrics payload read from a pod, before and after gzip")
+	flag.StringVar(&tlsFiles.Cert, "tls-cert-file", "", "PEM certificate of the gRPC service; with the key and client CA, KEDA must present a client certificate")
+	flag.StringVar(&tlsFiles.Key, "tls-key-file", "", "PEM key of --tls-cert-file")
+	flag.StringVar(&tlsFiles.ClientCA, "tls-client-ca-file", "", "PEM CA that signs the client certificates KEDA presents; others are refused")
 	opts := zap.Options{TimeEncoder: zapcore.ISO8601TimeEncoder}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	if cfg.Interval <= 0 || scrapeTimeout <= 0 || maxBytes <= 0 || cfg.Workers <= 0 {
 		fmt.Fprintln(os.Stderr, "scaler: --scrape-interval, --scrape-timeout, --max-payload-bytes and --scrape-workers must be positive")
+		os.Exit(2)
+	}
+	if err := tlsFiles.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "scaler:", err)
 		os.Exit(2)
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
@@ -93,13 +103,23 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("listening on --grpc-address %s: %w", grpcAddr, err)
 	}
-	gs := grpc.NewServer()
+	var grpcOpts []grpc.ServerOption
+	if tlsFiles.Enabled() {
+		tlsCfg, err := mtls.ServerConfig(tlsFiles, func(err error) {
+			log.Error(err, "renewed TLS files are unusable: still serving with the previous certificates")
+		})
+		if err != nil {
+			return err
+		}
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+	}
+	gs := grpc.NewServer(grpcOpts...)
 	pb.RegisterExternalScalerServer(gs, &server.Server{Source: eng, StreamInterval: cfg.Interval})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		go func() { <-ctx.Done(); hs.Shutdown(); gs.GracefulStop() }()
-		log.Info("serving KEDA external scaler", "address", lis.Addr().String())
+		log.Info("serving KEDA external scaler", "address", lis.Addr().String(), "mutualTLS", tlsFiles.Enabled())
 		return gs.Serve(lis)
 	})); err != nil {
 		return err

@@ -50,6 +50,11 @@ func TestCreateOnAPIServer(t *testing.T) {
 			t.Fatalf("creating namespace %s: %v", v.namespace, err)
 		}
 		for _, o := range render(t, v) {
+			if ns := o.GetNamespace(); ns != "" && ns != v.namespace { // KEDA's, for the TLS client Secret
+				if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); client.IgnoreAlreadyExists(err) != nil {
+					t.Fatal(err)
+				}
+			}
 			if err := c.Create(ctx, o); err != nil {
 				t.Errorf("%s: creating %s %s/%s: %v", v.name, o.GetKind(), o.GetNamespace(), o.GetName(), err)
 			}

@@ -77,7 +77,8 @@ var (
 		"monitoring.serviceMonitor.enabled=true", "monitoring.prometheusRule.enabled=true",
 		"monitoring.dashboard.enabled=true", "global.storageClass=standard"}}
 	leaderElection = valueSet{"leader election", "llm-d-ha", "llm-d-ha", []string{"operator.replicas=2"}}
-	valueSets      = []valueSet{defaults, scalerDisabled, monitoring, leaderElection}
+	tlsOn          = valueSet{"mutual TLS", "llm-d-tls", "llm-d-tls", []string{"scaler.tls.enabled=true", "scaler.tls.kedaNamespace=keda-tls"}}
+	valueSets      = []valueSet{defaults, scalerDisabled, monitoring, leaderElection, tlsOn}
 )
 
 func (v valueSet) args(cmd ...string) []string {

@@ -73,3 +73,27 @@ seccompProfile:
 {{- printf "%s.%s.svc:9090" (include "llm-d.scaler.name" .) .Release.Namespace -}}
 {{- end -}}
 {{- end -}}
+
+{{/* Secrets of the mutual-TLS certificates: the scaler's (release namespace) and KEDA's (KEDA's namespace). */}}
+{{- define "llm-d.scaler.tlsServerSecret" -}}
+{{- if eq .Values.scaler.tls.source "existing" -}}
+{{- required "scaler.tls.existing.serverSecret is required when scaler.tls.source is existing" .Values.scaler.tls.existing.serverSecret -}}
+{{- else -}}
+{{- printf "%s-tls" (include "llm-d.scaler.name" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "llm-d.scaler.tlsClientSecret" -}}
+{{- if eq .Values.scaler.tls.source "existing" -}}
+{{- required "scaler.tls.existing.clientSecret is required when scaler.tls.source is existing" .Values.scaler.tls.existing.clientSecret -}}
+{{- else -}}
+{{- printf "%s-client-tls" (include "llm-d.scaler.name" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The names KEDA may dial the scaler by; the serving certificate carries them all. */}}
+{{- define "llm-d.scaler.dnsNames" -}}
+{{- $n := include "llm-d.scaler.name" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- list $n (printf "%s.%s" $n $ns) (printf "%s.%s.svc" $n $ns) (printf "%s.%s.svc.cluster.local" $n $ns) | toJson -}}
+{{- end -}}
