@@ -2,14 +2,8 @@ package mtls_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -25,52 +19,25 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/llm-d/llm-d/scaler/mtls"
+	"github.com/llm-d/llm-d/scaler/mtls/mtlstest"
 )
 
-type ca struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
+func newCA(t *testing.T, name string) *mtlstest.CA {
+	t.Helper()
+	c, err := mtlstest.NewCA(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
-func newCA(t *testing.T, name string) *ca {
+func issue(t *testing.T, c *mtlstest.CA, name string) (certPEM, keyPEM []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	crt, key, err := c.Issue(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &ca{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue returns PEM cert and key for name, usable as server (DNS/IP SANs) and client.
-func (c *ca) issue(t *testing.T, name string, serial int64) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		DNSNames: []string{name}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, &key.PublicKey, c.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+	return crt, key
 }
 
 func write(t *testing.T, path string, data []byte) {
@@ -125,16 +92,16 @@ func TestMutualTLS(t *testing.T) {
 	dir := t.TempDir()
 	root := newCA(t, "llm-d-ca")
 	files := mtls.Files{Cert: filepath.Join(dir, "tls.crt"), Key: filepath.Join(dir, "tls.key"), ClientCA: filepath.Join(dir, "ca.crt")}
-	crt, key := root.issue(t, "llm-d-scaler.llm-d-system.svc", 2)
+	crt, key := issue(t, root, "llm-d-scaler.llm-d-system.svc")
 	write(t, files.Cert, crt)
 	write(t, files.Key, key)
-	write(t, files.ClientCA, root.pem)
+	write(t, files.ClientCA, root.PEM)
 	var reloadErrs []error
 	addr := serve(t, files, func(err error) { reloadErrs = append(reloadErrs, err) })
 
 	roots := x509.NewCertPool()
-	roots.AddCert(root.cert)
-	kedaCrt, kedaKey := root.issue(t, "keda-operator", 3)
+	roots.AddCert(root.Cert)
+	kedaCrt, kedaKey := issue(t, root, "keda-operator")
 	keda, err := tls.X509KeyPair(kedaCrt, kedaKey)
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +114,7 @@ func TestMutualTLS(t *testing.T) {
 		t.Errorf("a client without a certificate: %v, want Unavailable (handshake refused)", err)
 	}
 	other := newCA(t, "someone-else")
-	strangerCrt, strangerKey := other.issue(t, "keda-operator", 4)
+	strangerCrt, strangerKey := issue(t, other, "keda-operator")
 	stranger, _ := tls.X509KeyPair(strangerCrt, strangerKey)
 	if err := call(t, addr, roots, &stranger); status.Code(err) != codes.Unavailable {
 		t.Errorf("a client certificate from another CA: %v, want Unavailable", err)
@@ -155,19 +122,19 @@ func TestMutualTLS(t *testing.T) {
 
 	// Rotation: a new CA and server certificate written in place are used by the next connection.
 	next := newCA(t, "llm-d-ca-2")
-	crt2, key2 := next.issue(t, "llm-d-scaler.llm-d-system.svc", 5)
+	crt2, key2 := issue(t, next, "llm-d-scaler.llm-d-system.svc")
 	later := time.Now().Add(time.Second) // mod times must differ even on coarse file systems
 	write(t, files.Cert, crt2)
 	write(t, files.Key, key2)
-	write(t, files.ClientCA, next.pem)
+	write(t, files.ClientCA, next.PEM)
 	for _, f := range []string{files.Cert, files.Key, files.ClientCA} {
 		if err := os.Chtimes(f, later, later); err != nil {
 			t.Fatal(err)
 		}
 	}
 	roots2 := x509.NewCertPool()
-	roots2.AddCert(next.cert)
-	keda2Crt, keda2Key := next.issue(t, "keda-operator", 6)
+	roots2.AddCert(next.Cert)
+	keda2Crt, keda2Key := issue(t, next, "keda-operator")
 	keda2, _ := tls.X509KeyPair(keda2Crt, keda2Key)
 	if err := call(t, addr, roots2, &keda2); err != nil {
 		t.Fatalf("after rotation, a client of the new CA was refused: %v", err)
