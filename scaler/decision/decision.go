@@ -12,13 +12,22 @@
 //     pods already starting). The Service spreads requests at random, so queues pile on single pods (a long
 //     prompt fills one pod's KV cache) well before the average moves; the requests on that pod miss their
 //     TTFT all the same. A hot pod also counts as a recommendation in the window, so it holds scale-down.
+//   - Keep KV-cache headroom (see kvcache.go): the Service routes at random, so each pod's KV cache holds a
+//     random share of the requests in flight, and a pod whose cache is full makes its new requests wait
+//     whatever the averages say. The replica count is at least the fewest pods for which, with the KV load
+//     of the last minute spread over them, the chance that any one pod's cache is full stays under 5 %; it
+//     scales up when the current count falls short of it and holds scale-down otherwise.
 //   - Scale down only when the queue is under its target and, if a Throughput floor is set, decode tokens/s per
-//     pod is under it; never while requests queue above target.
+//     pod is under it; never while requests queue above target. A pod that has just become ready has no decode
+//     rate yet (a rate needs two scrapes): like the HPA with a pod's missing metric on a scale-down, it counts
+//     at the floor, and the other pods' rates decide.
+//   - With the queue under its target, a pod with a request or two waiting is caught between scheduler steps,
+//     not saturated: the batch a pod sustains is then at least the largest batch any pod runs.
 //   - A scale-down takes effect only when every recommendation in the stabilization window allowed it (the
 //     HPA's rule: the highest recommendation in the window wins). Scale-up is immediate.
-//   - Missing data is not zero: a ready pod without fresh data, or no ready pod at all, holds the current size,
-//     and a hold counts as a recommendation in the window. After a (re)start, nothing scales down before one
-//     full window of data.
+//   - Missing data is not zero: a ready pod without fresh data (or with counts no vLLM reports), or no ready
+//     pod at all, holds the current size, and a hold counts as a recommendation in the window. After a
+//     (re)start, nothing scales down before one full window of data.
 package decision
 
 import (
@@ -94,6 +103,8 @@ const (
 	RuleScaleDown      Rule = "ScaleDown"
 	RuleQueueHoldsDown Rule = "QueueAboveTarget"
 	RuleBusyHoldsDown  Rule = "ThroughputAboveFloor"
+	RuleScaleUpKVCache Rule = "ScaleUpKVCache"
+	RuleKVHoldsDown    Rule = "KVCacheHeadroom"
 	RuleMissingData    Rule = "MissingData"
 	RuleStabilizing    Rule = "ScaleDownStabilizing"
 	RuleWarmingUp      Rule = "WarmingUp"
@@ -130,6 +141,7 @@ type Autoscaler struct {
 	policy  Policy
 	started time.Time // when this process first had data; no scale-down for one window after it
 	history []record
+	kv      []kvSample // the KV-cache load of the last kvWindow
 }
 
 // New returns an Autoscaler for policy.
@@ -141,7 +153,9 @@ func (a *Autoscaler) SetPolicy(p Policy) { a.policy = p }
 // Decide returns the decision for s and records it in the window.
 func (a *Autoscaler) Decide(s Snapshot) Decision {
 	p := a.policy
+	s = plausible(s)
 	d := recommend(p, s)
+	a.observeKV(s)
 	if d.Rule == RuleNoReadyPod || d.Rule == RuleMissingData {
 		// Hold: the hold is recorded so the window does not forget it, but it starts no warm-up.
 		d.Desired = clamp(s.Current, p)
@@ -151,10 +165,12 @@ func (a *Autoscaler) Decide(s Snapshot) Decision {
 	if a.started.IsZero() {
 		a.started = s.Now
 	}
+	a.kvHeadroom(s, &d)
 	rec := clamp(d.Recommendation, p)
 	a.remember(s.Now, rec)
 	d.Desired = rec
-	if peak := a.peak(s.Now); peak > rec {
+	if peak := clamp(a.peak(s.Now), p); peak > rec {
+		// The peak is clamped too: after an edit lowers maxReplicas, the window may remember a count above it.
 		d.Desired = peak
 		d.Rule = RuleStabilizing
 		d.Reason = fmt.Sprintf("signals allow %d replicas, but within the last %s a recommendation asked for %d: "+
@@ -197,6 +213,37 @@ func (a *Autoscaler) peak(now time.Time) int32 {
 	return m
 }
 
+// maxPlausibleRequests bounds a pod's waiting or running count: vLLM runs at most --max-num-seqs requests
+// (256 or 1024 by default) and a million waiting would take days to serve. A larger, negative or non-finite
+// count comes from a broken exporter, not from load.
+const maxPlausibleRequests = 1e6
+
+// plausible returns s with the pods whose signals cannot be real moved to Missing: missing data is not zero,
+// and impossible data is missing. (A running count of 1e12 would otherwise read as "one pod runs batches of
+// 1e12" and fit any demand in one pod; a NaN decode rate would read as under any floor.)
+func plausible(s Snapshot) Snapshot {
+	count := func(x float64) bool { return x >= 0 && x <= maxPlausibleRequests } // false for NaN
+	ok := func(p Pod) bool {
+		return count(p.Waiting) && count(p.Running) && (!p.HasDecodeTPS || p.DecodeTPS >= 0 && !math.IsInf(p.DecodeTPS, 1))
+	}
+	for i, p := range s.Pods {
+		if ok(p) {
+			continue
+		}
+		kept := append([]Pod(nil), s.Pods[:i]...)
+		for _, q := range s.Pods[i:] {
+			if ok(q) {
+				kept = append(kept, q)
+			} else {
+				s.Missing++
+			}
+		}
+		s.Pods = kept
+		break
+	}
+	return s
+}
+
 // recommend applies the demand rules to one snapshot, without memory.
 func recommend(p Policy, s Snapshot) Decision {
 	if s.Ready == 0 {
@@ -204,7 +251,7 @@ func recommend(p Policy, s Snapshot) Decision {
 			Reason: fmt.Sprintf("no ready pod to measure (%d starting): holding %d replicas", s.Starting, s.Current)}
 	}
 	var waiting, running, tps, kv, satRunning float64
-	var saturated int
+	var saturated, withTPS int
 	maxRunning := 0.0
 	var hot int32
 	allTPS := true
@@ -214,6 +261,7 @@ func recommend(p Policy, s Snapshot) Decision {
 		kv += pod.KVCacheUsage
 		if pod.HasDecodeTPS {
 			tps += pod.DecodeTPS
+			withTPS++
 		} else {
 			allTPS = false
 		}
@@ -238,7 +286,7 @@ func recommend(p Policy, s Snapshot) Decision {
 	if saturated > 0 {
 		d.Batch = max(satRunning/float64(saturated), 1)
 	}
-	needed := int32(math.Ceil((waiting + running) / (d.Batch + p.TargetQueue)))
+	needed := replicasFor(waiting+running, d.Batch+p.TargetQueue)
 	queueAbove := d.WaitingPerPod > p.TargetQueue
 
 	switch {
@@ -270,13 +318,29 @@ func recommend(p Policy, s Snapshot) Decision {
 		return d
 	}
 
-	// The queue is under its target: scale down as far as the queue and the throughput floor allow.
+	// The queue is under its target: scale down as far as the queue and the throughput floor allow. A pod
+	// with a request or two waiting is then caught between scheduler steps (a request waits until the next
+	// step admits it, or behind a long prompt's prefill chunks), not saturated: the largest batch any pod
+	// runs is a lower bound of what a pod sustains. Without it, one pod with 1 waiting and 2 running reads
+	// as "a pod serves 2 + target requests" and the recommendation jumps for one scrape, which the window
+	// then holds for a full window.
+	if maxRunning > d.Batch {
+		d.Batch = maxRunning
+		needed = replicasFor(waiting+running, d.Batch+p.TargetQueue)
+	}
 	target := needed
 	if p.TargetDecodeTPS > 0 {
-		if !allTPS {
+		if withTPS == 0 {
 			d.Recommendation, d.Rule = s.Current, RuleMissingData
-			d.Reason = fmt.Sprintf("decode tokens/s needs two scrapes of every ready pod: holding %d replicas", s.Current)
+			d.Reason = fmt.Sprintf("decode tokens/s needs two scrapes of a ready pod: holding %d replicas", s.Current)
 			return d
+		}
+		if !allTPS {
+			// A pod that has just become ready has no rate yet. As the HPA does with a pod's missing metric
+			// on a scale-down, count it at the floor: it can only hold replicas, never remove them, and the
+			// window is not re-armed at the current size each time a new pod comes up.
+			tps += float64(len(s.Pods)-withTPS) * p.TargetDecodeTPS
+			d.DecodeTPSPerPod = tps / n
 		}
 		if d.DecodeTPSPerPod >= p.TargetDecodeTPS {
 			d.Recommendation, d.Rule = max(s.Current, needed), RuleBusyHoldsDown
@@ -286,7 +350,7 @@ func recommend(p Policy, s Snapshot) Decision {
 		}
 		// ceil keeps the throughput per pod at or under the floor after the change, so the next decision
 		// reaches the same count instead of stepping down again.
-		target = max(target, int32(math.Ceil(tps/p.TargetDecodeTPS)))
+		target = max(target, replicasFor(tps, p.TargetDecodeTPS))
 	}
 	if target >= s.Current {
 		d.Recommendation, d.Rule = s.Current, RuleSteady
@@ -300,3 +364,16 @@ func recommend(p Policy, s Snapshot) Decision {
 }
 
 func clamp(n int32, p Policy) int32 { return min(max(n, p.MinReplicas), p.MaxReplicas) }
+
+// replicasFor is ceil(load/per) as a replica count, bounded so that absurd inputs (a broken exporter's
+// running count) saturate instead of wrapping around int32.
+func replicasFor(load, per float64) int32 {
+	x := math.Ceil(load / per)
+	switch {
+	case !(x > 0): // 0, negative or NaN
+		return 0
+	case x >= math.MaxInt32:
+		return math.MaxInt32
+	}
+	return int32(x)
+}
