@@ -2,6 +2,7 @@
 //
 //	llmd probe URL     scrape one vLLM /metrics endpoint twice and print the signals as the scaler computes them
 //	llmd simulate      replay a request trace through simulated replicas under several autoscaling policies
+//	llmd burst         send streaming completions at a fixed rate and report TTFT, latency and errors
 package main
 
 import (
@@ -16,6 +17,8 @@ commands:
   probe URL   scrape a vLLM /metrics endpoint twice and print the signals the scaler would use
   simulate    replay a request trace through simulated vLLM replicas and autoscaling policies
               (llmd simulate --service FILE --trace FILE [--policy all] [--json] [--plot out.png] [--csv out.csv])
+  burst       send streaming completions to a vLLM (or any OpenAI-compatible) server at a fixed rate
+              (llmd burst --url URL --rps N --duration D [--model ID] [--prompt-tokens P] [--max-tokens M] [--json])
 `
 
 func main() {
@@ -33,6 +36,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return probe(args[1:], stdout, stderr)
 	case "simulate":
 		return simulate(args[1:], stdout, stderr)
+	case "burst":
+		return burst(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
