@@ -39,6 +39,7 @@ const (
 	ReasonAutoscalingWaiting   = "WaitingForFirstReadyReplica"
 	ReasonAutoscalingActive    = "ScaledObjectReady"
 	ReasonKEDANotInstalled     = "KEDANotInstalled"
+	ReasonInvalidAutoscaling   = "InvalidAutoscaling"
 	ReasonNoWarnings           = "None"
 	ReasonConfigurationWarning = "SpecWarnings"
 	ReasonVRAMMisfit           = "VRAMMisfit"
@@ -224,6 +225,16 @@ func (r *LLMInferenceServiceReconciler) reconcileScaledObject(ctx context.Contex
 			"autoscaling.enabled is false: the Deployment runs spec.replicas")
 		return nil
 	}
+	if msg := invalidAutoscaling(svc.Spec.Autoscaling); msg != "" {
+		// Only a spec stored before today's validation (or with it off) gets here. KEDA would refuse such a
+		// ScaledObject; an existing one keeps the last valid bounds.
+		old := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionAutoscaling)
+		if old == nil || old.Reason != ReasonInvalidAutoscaling || old.Message != msg {
+			r.event(svc, corev1.EventTypeWarning, ReasonInvalidAutoscaling, msg)
+		}
+		r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionFalse, ReasonInvalidAutoscaling, msg)
+		return nil
+	}
 	if !exists && dep.Status.ReadyReplicas == 0 {
 		svc.Status.ScaledObject = ""
 		r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionFalse, ReasonAutoscalingWaiting,
@@ -252,6 +263,19 @@ func (r *LLMInferenceServiceReconciler) reconcileScaledObject(ctx context.Contex
 		fmt.Sprintf("ScaledObject %s hands the replica count (%d to %d) to the llm-d scaler at %s",
 			so.Name, svc.Spec.Autoscaling.MinReplicas, svc.Spec.Autoscaling.MaxReplicas, r.Config.ScalerAddress))
 	return nil
+}
+
+// invalidAutoscaling says what the API server's validation would refuse in an autoscaling block, for
+// objects stored before a rule existed; "" when it is usable.
+func invalidAutoscaling(a *v1alpha1.AutoscalingSpec) string {
+	switch {
+	case a.MinReplicas < 1:
+		return fmt.Sprintf("autoscaling.minReplicas is %d: it must be at least 1; fix the spec (no ScaledObject is written until then)", a.MinReplicas)
+	case a.MaxReplicas < a.MinReplicas:
+		return fmt.Sprintf("autoscaling.minReplicas (%d) is above autoscaling.maxReplicas (%d): fix the spec (no ScaledObject is written until then)",
+			a.MinReplicas, a.MaxReplicas)
+	}
+	return ""
 }
 
 // vramMisfit says, with the numbers, why the service cannot fit the largest GPU of the cluster (as GPU

@@ -20,7 +20,7 @@ import (
 // real Deployment and ReplicaSet controllers created for the article's manifest.
 func TestPodTimings(t *testing.T) {
 	ns := namespace(t, "")
-	hfSecret(t, ns, "hf-token")
+	hfSecret(t, ns, "hf-token-secret")
 	svc := sample(t, "llama-3-8b.yaml")
 	svc.Namespace = ns
 	must(t, k8s.Create(context.Background(), svc))

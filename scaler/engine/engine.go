@@ -79,6 +79,9 @@ type Engine struct {
 
 	mu       sync.Mutex
 	services map[types.NamespacedName]*service
+	// skipped holds, per service left out for an unusable policy, the reason last logged: the log says it
+	// once per change of the reason and once when the service recovers, not every interval.
+	skipped map[types.NamespacedName]string
 }
 
 type service struct {
@@ -107,6 +110,7 @@ func New(reader client.Reader, fetcher *scrape.Fetcher, parse Parser, cfg Config
 	return &Engine{
 		reader: reader, fetcher: fetcher, parse: parse, cfg: cfg, metrics: m, observe: observe, log: log,
 		sem: make(chan struct{}, max(cfg.Workers, 1)), services: map[types.NamespacedName]*service{},
+		skipped: map[types.NamespacedName]string{},
 		buffers: sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }},
 	}
 }
@@ -140,12 +144,25 @@ func (e *Engine) sync(ctx context.Context) {
 		e.log.Error(err, "listing LLMInferenceServices")
 		return
 	}
-	for key, err := range errs {
-		e.log.Info("service skipped", "service", key, "error", err.Error())
-	}
 	// Loops are stopped outside the lock: a loop's round may be reading another service's result.
 	var gone []*service
 	e.mu.Lock()
+	for key, err := range errs {
+		if msg := err.Error(); e.skipped[key] != msg {
+			e.skipped[key] = msg
+			e.log.Info("service skipped: its autoscaling policy is unusable; KEDA's calls for it fail until it is fixed",
+				"service", key, "error", msg)
+		}
+	}
+	for key := range e.skipped {
+		if _, still := errs[key]; still {
+			continue
+		}
+		delete(e.skipped, key)
+		if _, ok := want[key]; ok {
+			e.log.Info("service no longer skipped: its autoscaling policy is usable again", "service", key)
+		}
+	}
 	for key, s := range e.services {
 		if _, ok := want[key]; !ok {
 			gone = append(gone, s)

@@ -4,8 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"reflect"
 	"slices"
 	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // FuzzParse: Parse never panics, every error it returns is classified by one of the sentinels, and a
@@ -53,4 +58,63 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Models not sorted and distinct: %q", s.Models)
 		}
 	})
+}
+
+// FuzzParseMatchesExpfmt compares Parse with the conventional reading through expfmt (expfmtSnapshot):
+// whenever both accept a payload they return the same Snapshot, and whenever expfmt accepts it Parse reports
+// a missing series exactly when the expfmt reading does. Parse refuses more than expfmt on purpose (NaN,
+// infinite and negative values, duplicate series, label explosions, sums that overflow, and promtext's two
+// documented syntax departures, which FuzzScan checks line by line); those refusals are not compared. A
+// wanted name that the payload types as a histogram or summary is a departure too: Parse reads samples by
+// their exact name and ignores TYPE lines, expfmt folds them into the family's buckets or quantiles.
+func FuzzParseMatchesExpfmt(f *testing.F) {
+	for _, fx := range fixtures {
+		data := readFixture(f, fx.file)
+		start := bytes.Index(data, []byte("# HELP vllm:"))
+		f.Add(data[start:min(len(data), start+6000)])
+	}
+	f.Add([]byte(base))
+	f.Add([]byte("# TYPE vllm:num_requests_waiting gauge\n" + base + "vllm:gpu_cache_usage_perc{engine=\"1\"} 0.75\n"))
+	f.Add([]byte(base + "vllm:num_requests_running{model_name=\"\",engine=\"1\"} 3 1700000000000\n"))
+	f.Add([]byte(base + "vllm:kv_cache_usage_perc{engine=\"0\",model_name=\"m\\\"x\\n\"} 0.5\n"))
+	f.Add([]byte("vllm:num_requests_waiting 0\nvllm:num_requests_running 0\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fams, oerr := parseSafely(data)
+		if oerr != nil {
+			return
+		}
+		got, err := Parse(data)
+		ref, rerr := expfmtSnapshot(data)
+		switch {
+		case errors.Is(err, ErrMissing):
+			if rerr == nil {
+				t.Fatalf("Parse says %v; expfmt reads %+v", err, ref)
+			}
+			return
+		case err != nil:
+			return // a deliberate refusal (see above)
+		}
+		for _, name := range metricNames {
+			if mf := fams[name]; mf != nil && mf.GetType() != dto.MetricType_GAUGE && mf.GetType() != dto.MetricType_COUNTER && mf.GetType() != dto.MetricType_UNTYPED {
+				return
+			}
+		}
+		if rerr != nil {
+			t.Fatalf("Parse reads %+v; expfmt says %v", got, rerr)
+		}
+		if !reflect.DeepEqual(got, ref) {
+			t.Fatalf("Parse and expfmt disagree:\n   Parse %+v\n  expfmt %+v", got, ref)
+		}
+	})
+}
+
+// parseSafely runs expfmt's parser, a panic counting as a rejection.
+func parseSafely(data []byte) (fams map[string]*dto.MetricFamily, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = errors.New("expfmt panicked")
+		}
+	}()
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	return p.TextToMetricFamilies(bytes.NewReader(data))
 }

@@ -112,6 +112,10 @@ func Start(opts Options) (*Env, error) {
 		Scheme:                e.Scheme,
 		CRDDirectoryPaths:     []string{filepath.Join(Root(), "config", "crd", "bases"), filepath.Join(keda, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
+		// envtest's 20 s default is too short on 2 busy cores, where the first start of kube-apiserver (its
+		// bootstrap of the default namespace and priority classes) takes longer.
+		ControlPlaneStartTimeout: 3 * time.Minute,
+		ControlPlaneStopTimeout:  time.Minute,
 	}
 	e.env.ControlPlane.Etcd = &envtest.Etcd{}
 	e.env.ControlPlane.Etcd.Path = filepath.Join(etcdDir, "etcd")
