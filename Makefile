@@ -5,7 +5,7 @@ SHELL := /usr/bin/env bash -o pipefail
 GO    ?= go
 CONTROLLER_GEN := $(GO) tool controller-gen
 
-.PHONY: all build test demo manifests generate verify-generated tools clean
+.PHONY: all build test demo fuzz manifests generate verify-generated tools clean
 
 all: build
 
@@ -30,23 +30,38 @@ verify-generated: manifests generate ## Fail when generated files differ from wh
 	@test -z "$$(git status --porcelain -- api config proto charts)" || { git status --porcelain -- api config proto charts; \
 		echo "generated files are untracked: run 'make manifests generate' and commit the result" >&2; exit 1; }
 
-tools: ## Build the real kube-apiserver, etcd and kube-controller-manager the tests run (cached per version).
+tools: ## Build the real programs the tests run (kube-apiserver & co, etcd, helm, KEDA, kwok), cached per version.
 	hack/tools.sh etcd >/dev/null
 	hack/tools.sh kubernetes >/dev/null
 	hack/tools.sh helm >/dev/null
+	hack/tools.sh keda >/dev/null
+	hack/tools.sh kwok >/dev/null
 
-test: verify-generated tools ## Everything CI runs: generated-file check, vet, unit and envtest suites.
+TOOL_DIRS = LLMD_ETCD_DIR=$$(hack/tools.sh etcd) LLMD_KUBERNETES_DIR=$$(hack/tools.sh kubernetes) \
+	LLMD_HELM_DIR=$$(hack/tools.sh helm) LLMD_KEDA_DIR=$$(hack/tools.sh keda) LLMD_KWOK_DIR=$$(hack/tools.sh kwok)
+
+test: verify-generated tools ## Everything CI runs: generated-file check, vet, unit, envtest, chart, end-to-end and fuzz.
 	$(GO) vet ./...
-	LLMD_ETCD_DIR=$$(hack/tools.sh etcd) LLMD_KUBERNETES_DIR=$$(hack/tools.sh kubernetes) LLMD_HELM_DIR=$$(hack/tools.sh helm) \
-		$(GO) test -race -count=1 -timeout 30m ./...
+	$(TOOL_DIRS) $(GO) test -race -count=1 -timeout 30m ./...
+	@# A short fuzz run of every fuzz target; `make fuzz` runs them long.
+	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 	@# KEDA's own external-scaler client against our gRPC server: its own module (it compiles every KEDA
 	@# scaler, ~30 min and 2.3 GB the first time), without -race so that the build is paid once.
 	cd test/kedacontract && $(GO) test -count=1 -timeout 60m ./...
 
+# Every fuzz target, as package:target. `go test -fuzz` takes one target per run.
+FUZZ_TARGETS = scaler/promtext:FuzzScan scaler/vllmmetrics:FuzzParse scaler/vllmmetrics:FuzzParseMatchesExpfmt \
+	scaler/server:FuzzScalerMetadata scaler/server:FuzzScaledObjectRefWire scaler/decision:FuzzDecide scaler/pool:FuzzAllocate
+FUZZTIME ?= 10m
+
+fuzz: ## Fuzz every target for FUZZTIME each (default 10m; make test runs 5s each). Findings land in testdata/fuzz.
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t%%:*} $${t##*:} for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$${t##*:}$$" -fuzztime=$(FUZZTIME) ./$${t%%:*}; \
+	done
+
 clean:
 	rm -rf bin
 
-demo: ## The whole scaling path on a local cluster.
-	@echo "make demo: the local-cluster demo (real KEDA, HPA and simulated vLLM pods) lands with the end-to-end issue." >&2
-	@echo "Until then, 'make test' runs the operator against a real kube-apiserver." >&2
-	@exit 2
+demo: ## The whole scaling path on a local cluster: real KEDA, HPA and kwok, simulated vLLM pods, a burst.
+	$(TOOL_DIRS) $(GO) run ./hack/demo

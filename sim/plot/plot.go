@@ -100,8 +100,12 @@ func PNG(w io.Writer, title string, results []sim.Result) error {
 			lab := label(f * ymax)
 			text(img, left-10-textWidth(lab, scaleLabel), yy-7, scaleLabel, gray, lab)
 		}
-		// x grid every 10 minutes.
-		for m := time.Duration(0); m <= end; m += 10 * time.Minute {
+		// x grid every 10 minutes (every minute on short runs such as the demo's).
+		tick := 10 * time.Minute
+		if end < 20*time.Minute {
+			tick = time.Minute
+		}
+		for m := time.Duration(0); m <= end; m += tick {
 			fill(img, px(m), y0, 1, panelH, grid)
 			if pi == len(panels)-1 {
 				lab := fmt.Sprintf("%d", int(m.Minutes()))

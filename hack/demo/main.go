@@ -1,0 +1,284 @@
+// Command demo is `make demo`: it starts a local cluster with real KEDA and the real HPA (package
+// localcluster), installs llm-d's operator and scaler, applies the article's llama-3-8b manifest with its
+// autoscaling block, a second model and the article's pool, sends a burst of streaming requests to
+// simulated vLLM pods, and shows per service the ready and desired replicas, the queue, decode tokens/s
+// per pod and the scaler's reason, live. At the end it writes a PNG timeline of replicas and queue.
+// Ctrl-C stops and removes everything.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/llm-d/llm-d/api/v1alpha1"
+	"github.com/llm-d/llm-d/loadgen"
+	"github.com/llm-d/llm-d/sim"
+	"github.com/llm-d/llm-d/sim/plot"
+	"github.com/llm-d/llm-d/test/e2e"
+	"github.com/llm-d/llm-d/test/testenv"
+)
+
+const ns = "inference"
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	var (
+		burstFor = flag.Duration("burst", 90*time.Second, "how long the burst lasts")
+		rps      = flag.Float64("rps", 12, "requests per second to llama-3-8b (phi-3-mini gets half)")
+		window   = flag.Duration("window", 30*time.Second, "scaleDownStabilizationSeconds for the demo (the article's is 300 s)")
+		out      = flag.String("plot", "demo-timeline.png", "where to write the PNG timeline")
+	)
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := demo(ctx, *burstFor, *rps, *window, *out); err != nil {
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintln(os.Stderr, "demo: stopped; everything it started is gone")
+			return 130
+		}
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		return 1
+	}
+	return 0
+}
+
+func demo(ctx context.Context, burstFor time.Duration, rps float64, window time.Duration, out string) error {
+	say := func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
+	say("demo: starting a local cluster (the first run builds kube-apiserver, the controller manager, the scheduler, etcd, kwok and KEDA from the Go module proxy: ~25 min on 2 cores; later runs start in under a minute)")
+	start := time.Now()
+	stack, err := e2e.Start(ctx, e2e.Options{HPASyncPeriod: 5 * time.Second, ScrapeInterval: 2 * time.Second, Speed: 10,
+		StartupDelay: 30 * time.Second, Logf: say})
+	if err != nil {
+		return err
+	}
+	defer stack.Stop()
+	say("demo: cluster, KEDA and llm-d up in %s; logs in %s", time.Since(start).Round(time.Second), stack.Cluster.LogDir)
+
+	k := stack.Cluster.Client
+	if err := k.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		return err
+	}
+	if err := k.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hf-token-secret"},
+		StringData: map[string]string{"HF_TOKEN": "hf_demo"}}); err != nil {
+		return err
+	}
+	var services []*v1alpha1.LLMInferenceService
+	for _, f := range []string{"llama-3-8b-autoscaling.yaml", "phi-3-mini.yaml"} {
+		svc := &v1alpha1.LLMInferenceService{}
+		if err := sample(f, svc); err != nil {
+			return err
+		}
+		w := int32(window / time.Second)
+		svc.Spec.Autoscaling.ScaleDownStabilizationSeconds = &w
+		if err := stack.ModelCacheVolume(ctx, ns, svc.Name); err != nil {
+			return err
+		}
+		if err := k.Create(ctx, svc); err != nil {
+			return err
+		}
+		say("demo: applied %s (%s), scale-down window %s", svc.Name, f, window)
+		services = append(services, svc)
+	}
+	pool := &v1alpha1.LLMInferencePool{}
+	if err := sample("production-pool.yaml", pool); err != nil {
+		return err
+	}
+	if err := k.Create(ctx, pool); err != nil {
+		return err
+	}
+	say("demo: applied the article's pool: %s GPUs shared by weight and priority", pool.Spec.ResourcePolicy.GPUBudget.String())
+
+	say("demo: waiting for the first replica of each service and its ScaledObject")
+	for _, svc := range services {
+		err := testenv.Eventually(ctx, 5*time.Minute, func() error {
+			s := &v1alpha1.LLMInferenceService{}
+			if err := k.Get(ctx, client.ObjectKeyFromObject(svc), s); err != nil {
+				return err
+			}
+			if s.Status.ScaledObject == "" {
+				return fmt.Errorf("%s has no ScaledObject yet", svc.Name)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+
+	series := map[string][]sim.Point{}
+	t0 := time.Now()
+	gens := map[string]*loadgen.Generator{}
+	lastSent, lastAt := 0, t0
+	record := func(rows []row) {
+		sent := 0
+		for _, g := range gens {
+			sent += g.Progress().Sent
+		}
+		now := time.Now()
+		arrivals := float64(sent-lastSent) / now.Sub(lastAt).Seconds()
+		lastSent, lastAt = sent, now
+		for _, r := range rows {
+			series[r.name] = append(series[r.name], sim.Point{T: now.Sub(t0), ArrivalsPerSec: arrivals, Replicas: r.desired,
+				Ready: int(r.ready), Starting: int(max(r.desired-r.ready, 0)), Waiting: int(r.waiting), DecodeTPSPerPod: r.tps})
+		}
+	}
+	loadDone := make(chan struct{})
+	for i, svc := range services {
+		door, err := stack.FrontDoor(ns, svc.Name)
+		if err != nil {
+			return err
+		}
+		g, err := loadgen.New(loadgen.Config{URL: door, Model: svc.Spec.Model.ID, RPS: rps / float64(i+1), Duration: burstFor,
+			PromptTokens: 2000, MaxTokens: 400, Concurrency: 4000})
+		if err != nil {
+			return err
+		}
+		gens[svc.Name] = g
+	}
+	say("demo: burst for %s: %.0f req/s to llama-3-8b, %.0f req/s to phi-3-mini (streaming, 2000-token prompts)", burstFor, rps, rps/2)
+	go func() {
+		defer close(loadDone)
+		done := make(chan struct{}, len(gens))
+		for _, g := range gens {
+			go func() { g.Run(ctx); done <- struct{}{} }()
+		}
+		for range gens {
+			<-done
+		}
+	}()
+
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	var quietSince time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		rows := table(ctx, stack, services)
+		record(rows)
+		draw(os.Stdout, rows, gens, time.Since(t0))
+		select {
+		case <-loadDone:
+			if quietSince.IsZero() {
+				quietSince = time.Now()
+			}
+		default:
+		}
+		// Stop once every service is back at its minimum after the burst (or, at the latest, two minutes
+		// after a full window).
+		if !quietSince.IsZero() && (atMin(rows, services) || time.Since(quietSince) > window+2*time.Minute) {
+			break
+		}
+	}
+	return writePlot(out, series)
+}
+
+// row is one service's line of the live table.
+type row struct {
+	name             string
+	ready, desired   int32
+	waiting, running float64
+	tps              float64
+	rule, reason     string
+}
+
+func table(ctx context.Context, stack *e2e.Stack, services []*v1alpha1.LLMInferenceService) []row {
+	pods := stack.Fleet.Snapshot()
+	var rows []row
+	for _, svc := range services {
+		s := &v1alpha1.LLMInferenceService{}
+		if err := stack.Cluster.Client.Get(ctx, client.ObjectKeyFromObject(svc), s); err != nil {
+			continue
+		}
+		r := row{name: svc.Name, ready: s.Status.ReadyReplicas}
+		if a := s.Status.Autoscaler; a != nil {
+			r.desired, r.rule, r.reason = a.DesiredReplicas, a.Rule, a.Reason
+			fmt.Sscan(a.DecodeTokensPerSecondPerPod, &r.tps)
+		}
+		for _, p := range pods {
+			if p.Service == svc.Name && p.Namespace == svc.Namespace {
+				r.waiting += p.Waiting
+				r.running += p.Running
+			}
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+func atMin(rows []row, services []*v1alpha1.LLMInferenceService) bool {
+	for i, r := range rows {
+		if r.desired > services[i].Spec.Autoscaling.MinReplicas || r.ready > services[i].Spec.Autoscaling.MinReplicas {
+			return false
+		}
+	}
+	return len(rows) > 0
+}
+
+func draw(w io.Writer, rows []row, gens map[string]*loadgen.Generator, since time.Duration) {
+	fmt.Fprintf(w, "\033[H\033[2J") // a live table: redraw in place
+	fmt.Fprintf(w, "llm-d demo  t=%s\n\n", since.Round(time.Second))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tREADY/DESIRED\tWAITING\tRUNNING\tDECODE TOK/S/POD\tRULE\tREASON")
+	for _, r := range rows {
+		reason := r.reason
+		if len(reason) > 80 {
+			reason = reason[:77] + "..."
+		}
+		fmt.Fprintf(tw, "%s\t%d/%d\t%.0f\t%.0f\t%.0f\t%s\t%s\n", r.name, r.ready, r.desired, r.waiting, r.running, r.tps, r.rule, reason)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	for name, g := range gens {
+		p := g.Progress()
+		fmt.Fprintf(w, "burst %-12s sent %d  done %d  in flight %d  errors %d  TTFT p50 %s\n", name, p.Sent, p.Done, p.InFlight, p.Errors, p.TTFTP50.Round(time.Millisecond))
+	}
+}
+
+func writePlot(path string, series map[string][]sim.Point) error {
+	var results []sim.Result
+	for name, pts := range series {
+		results = append(results, sim.Result{Policy: name, Series: pts})
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := plot.PNG(f, "llm-d demo: replicas and queue per service", results); err != nil {
+		return err
+	}
+	abs, _ := filepath.Abs(path)
+	fmt.Fprintln(os.Stderr, "demo: timeline written to", abs)
+	return nil
+}
+
+func sample(file string, into any) error {
+	data, err := os.ReadFile(filepath.Join(testenv.Root(), "config", "samples", file))
+	if err != nil {
+		return err
+	}
+	if err := yaml.UnmarshalStrict(data, into); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	return nil
+}

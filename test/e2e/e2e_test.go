@@ -1,0 +1,403 @@
+package e2e
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/llm-d/llm-d/api/v1alpha1"
+	"github.com/llm-d/llm-d/loadgen"
+	"github.com/llm-d/llm-d/test/testenv"
+)
+
+// The windows are shortened so that the whole run takes minutes: the HPA syncs every 2 s (Kubernetes'
+// default is 15 s), the scaler decides every second, the article's 300 s scale-down window becomes 20 s, and
+// the simulated GPUs run ten times faster than real ones.
+const (
+	ns          = "inference"
+	window      = 20 * time.Second
+	scrapeEvery = time.Second
+	hpaSync     = 2 * time.Second
+)
+
+var stack *Stack
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("e2e: skipped in -short mode")
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	var err error
+	stack, err = Start(ctx, Options{HPASyncPeriod: hpaSync, ScrapeInterval: scrapeEvery, Speed: 10,
+		KeepDir:      os.Getenv("LLMD_KEEP_CLUSTER") != "",
+		StartupDelay: 20 * time.Second, Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer stack.Stop()
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintln(os.Stderr, "e2e: failed; set LLMD_KEEP_CLUSTER=1 to keep every program's log (in", stack.Cluster.LogDir+")")
+	}
+	return code
+}
+
+// TestScalingPath runs the article's service through a burst, the quiet after it, a scaler crash, and a
+// shared pool. The steps share one cluster and run in order.
+func TestScalingPath(t *testing.T) {
+	ctx := context.Background()
+	k := stack.Cluster.Client
+	must(t, k.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	must(t, k.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hf-token-secret"},
+		StringData: map[string]string{"HF_TOKEN": "hf_e2e"}}))
+	llama := deploy(t, "llama-3-8b-autoscaling.yaml")
+	door, err := stack.FrontDoor(ns, llama.Name)
+	must(t, err)
+
+	t.Run("burst scales up through KEDA and the HPA", func(t *testing.T) {
+		eventually(t, 3*time.Minute, "ScaledObject and the HPA KEDA makes of it", func() error {
+			hpa := &autoscalingv2.HorizontalPodAutoscaler{}
+			return k.Get(ctx, client.ObjectKey{Namespace: ns, Name: "keda-hpa-" + llama.Name}, hpa)
+		})
+		rec := watchReplicas(t, llama.Name)
+		sum := burst(t, door, llama.Spec.Model.ID, 12, 40*time.Second, func() bool {
+			return rec.max() >= 2 && readyScraped(t, llama.Name) >= 2
+		})
+		if sum.Successes == 0 {
+			t.Fatalf("no request of the burst succeeded: %+v", sum.Errors)
+		}
+		if rec.max() < 2 {
+			t.Fatalf("the Deployment never grew: replicas %v", rec.history())
+		}
+		t.Logf("burst: %d requests, TTFT p50 %s p95 %s; replicas %v", sum.Requests, sum.TTFT.P50, sum.TTFT.P95, rec.history())
+
+		// Quiet: the scaler keeps the peak for a full window after the last busy decision, then comes down,
+		// never below minReplicas.
+		quietFrom := time.Now()
+		eventually(t, window+2*time.Minute, "replicas back to minReplicas", func() error {
+			if n := rec.last(); n != llama.Spec.Autoscaling.MinReplicas {
+				return fmt.Errorf("%d replicas", n)
+			}
+			return nil
+		})
+		down := rec.firstDecreaseAfter(quietFrom)
+		if down.IsZero() {
+			t.Fatalf("no scale-down observed: %v", rec.history())
+		}
+		// The last busy decision may be one scrape before the burst ended.
+		if held := down.Sub(quietFrom); held < window-2*scrapeEvery {
+			t.Errorf("scaled down %s after the burst ended, before the %s window", held.Round(time.Millisecond), window)
+		}
+		if m := rec.min(); m < llama.Spec.Autoscaling.MinReplicas {
+			t.Errorf("replicas went to %d, below minReplicas %d", m, llama.Spec.Autoscaling.MinReplicas)
+		}
+	})
+
+	t.Run("scaler killed: the size holds, a restarted scaler waits a full window", func(t *testing.T) {
+		rec := watchReplicas(t, llama.Name)
+		loadCtx, stopLoad := context.WithCancel(ctx)
+		loadDone := make(chan struct{})
+		go func() { defer close(loadDone); _ = burstCtx(loadCtx, door, llama.Spec.Model.ID, 12, 2*time.Minute) }()
+		eventually(t, 2*time.Minute, "the burst to add replicas", func() error {
+			if rec.last() < 2 {
+				return fmt.Errorf("%d replicas", rec.last())
+			}
+			return nil
+		})
+		held := rec.last()
+		must(t, stack.KillScaler())
+		defer func() { // whatever happens here, the later steps need a scaler
+			if !stack.ScalerRunning() {
+				must(t, stack.StartScaler(context.Background()))
+			}
+		}()
+		stopLoad()
+		<-loadDone
+		killed := time.Now()
+		// Without the scaler KEDA cannot even build the metric spec (KEDA v2.21 logs "no metric specs returned
+		// from scalers"), so its fallback counter never starts; the HPA, which gets no metric, holds the size.
+		// Either way the property is the same: nothing scales on missing data.
+		eventually(t, time.Minute, "the HPA to see the metric missing", func() error {
+			hpa := &autoscalingv2.HorizontalPodAutoscaler{}
+			if err := k.Get(ctx, client.ObjectKey{Namespace: ns, Name: "keda-hpa-" + llama.Name}, hpa); err != nil {
+				return err
+			}
+			for _, c := range hpa.Status.Conditions {
+				if c.Type == autoscalingv2.ScalingActive && c.Status == corev1.ConditionFalse {
+					return nil
+				}
+			}
+			return fmt.Errorf("HPA conditions %+v", hpa.Status.Conditions)
+		})
+		// Ten more HPA syncs without the scaler, the load gone: the size must not move.
+		waitFor(10 * hpaSync)
+		if d := rec.firstDecreaseAfter(killed); !d.IsZero() {
+			t.Fatalf("replicas fell from %d without the scaler: %v", held, rec.history())
+		}
+
+		must(t, stack.StartScaler(ctx))
+		restarted := time.Now()
+		eventually(t, window+2*time.Minute, "replicas back to minReplicas after the restart", func() error {
+			if n := rec.last(); n != llama.Spec.Autoscaling.MinReplicas {
+				return fmt.Errorf("%d replicas", n)
+			}
+			return nil
+		})
+		if d := rec.firstDecreaseAfter(killed); d.Sub(restarted) < window-scrapeEvery {
+			t.Errorf("the restarted scaler scaled down after %s, before a full %s window", d.Sub(restarted).Round(time.Millisecond), window)
+		}
+	})
+
+	t.Run("pool: two services never exceed the GPU budget", func(t *testing.T) {
+		phi := deploy(t, "phi-3-mini.yaml")
+		pool := &v1alpha1.LLMInferencePool{}
+		readSample(t, "production-pool.yaml", pool)
+		must(t, k.Create(ctx, pool))
+		budget := pool.Spec.ResourcePolicy.GPUBudget.Value()
+		phiDoor, err := stack.FrontDoor(ns, phi.Name)
+		must(t, err)
+		eventually(t, 3*time.Minute, "phi-3-mini's ScaledObject", func() error {
+			return k.Get(ctx, client.ObjectKey{Namespace: ns, Name: phi.Name}, &kedav1alpha1.ScaledObject{})
+		})
+
+		var mu sync.Mutex
+		peakDemand, violations := int64(0), []string{}
+		sample := func() {
+			var sum, desired, demand int64
+			for _, name := range []string{llama.Name, phi.Name} {
+				d := &appsv1.Deployment{}
+				s := &v1alpha1.LLMInferenceService{}
+				if k.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, d) != nil || k.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, s) != nil {
+					return
+				}
+				sum += int64(*d.Spec.Replicas) // one GPU per replica for both
+				if s.Status.Autoscaler != nil {
+					desired += int64(s.Status.Autoscaler.DesiredReplicas)
+					demand += int64(max(s.Status.Autoscaler.DemandReplicas, s.Status.Autoscaler.DesiredReplicas))
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			peakDemand = max(peakDemand, demand)
+			if sum > budget || desired > budget {
+				violations = append(violations, fmt.Sprintf("%s: %d GPUs in Deployments, %d desired", time.Now().Format(time.TimeOnly), sum, desired))
+			}
+		}
+		stopSampling := every(250*time.Millisecond, sample)
+		var wg sync.WaitGroup
+		for _, d := range []struct{ url, model string }{{door, llama.Spec.Model.ID}, {phiDoor, phi.Spec.Model.ID}} {
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = burstCtx(ctx, d.url, d.model, 20, 60*time.Second) }()
+		}
+		wg.Wait()
+		stopSampling()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(violations) > 0 {
+			t.Errorf("the budget of %d GPUs was exceeded: %v", budget, violations)
+		}
+		if peakDemand <= budget {
+			t.Errorf("the services asked for at most %d GPUs of %d: the budget was never contended, the test proves nothing", peakDemand, budget)
+		}
+	})
+}
+
+// deploy applies a sample service with the test's short window, and the volume its cache claim binds to.
+func deploy(t *testing.T, file string) *v1alpha1.LLMInferenceService {
+	t.Helper()
+	svc := &v1alpha1.LLMInferenceService{}
+	readSample(t, file, svc)
+	svc.Spec.Autoscaling.ScaleDownStabilizationSeconds = ptrInt32(int32(window / time.Second))
+	must(t, stack.ModelCacheVolume(context.Background(), ns, svc.Name))
+	must(t, stack.Cluster.Client.Create(context.Background(), svc))
+	eventually(t, 3*time.Minute, svc.Name+" Ready", func() error {
+		s := &v1alpha1.LLMInferenceService{}
+		if err := stack.Cluster.Client.Get(context.Background(), client.ObjectKeyFromObject(svc), s); err != nil {
+			return err
+		}
+		if c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("Ready: %+v", c)
+		}
+		return nil
+	})
+	return svc
+}
+
+func readSample(t *testing.T, file string, into any) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testenv.Root(), "config", "samples", file))
+	must(t, err)
+	must(t, yaml.UnmarshalStrict(data, into))
+}
+
+// readyScraped is how many ready pods the scaler's latest decision read.
+func readyScraped(t *testing.T, name string) int32 {
+	s := &v1alpha1.LLMInferenceService{}
+	if err := stack.Cluster.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil || s.Status.Autoscaler == nil {
+		return 0
+	}
+	return s.Status.Autoscaler.ReadyPods
+}
+
+// burst sends streaming requests through url until the duration ends or done reports true.
+func burst(t *testing.T, url, model string, rps float64, d time.Duration, done func() bool) loadgen.Summary {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop := every(500*time.Millisecond, func() {
+		if done() {
+			cancel()
+		}
+	})
+	defer stop()
+	return burstCtx(ctx, url, model, rps, d)
+}
+
+func burstCtx(ctx context.Context, url, model string, rps float64, d time.Duration) loadgen.Summary {
+	g, err := loadgen.New(loadgen.Config{URL: url, Model: model, RPS: rps, Duration: d, PromptTokens: 2000,
+		MaxTokens: 400, Concurrency: 4000, Seed: 1})
+	if err != nil {
+		return loadgen.Summary{}
+	}
+	return g.Run(ctx)
+}
+
+// replicaRecord keeps the Deployment's spec.replicas over time, as a poll every 100 ms sees it.
+type replicaRecord struct {
+	mu     sync.Mutex
+	times  []time.Time
+	counts []int32
+}
+
+func watchReplicas(t *testing.T, name string) *replicaRecord {
+	t.Helper()
+	r := &replicaRecord{}
+	poll := func() {
+		d := &appsv1.Deployment{}
+		if err := stack.Cluster.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, d); err != nil {
+			return
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if n := len(r.counts); n == 0 || r.counts[n-1] != *d.Spec.Replicas {
+			r.times = append(r.times, time.Now())
+			r.counts = append(r.counts, *d.Spec.Replicas)
+		}
+	}
+	poll()
+	t.Cleanup(every(100*time.Millisecond, poll))
+	return r
+}
+
+func (r *replicaRecord) last() int32 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.counts) == 0 {
+		return 0
+	}
+	return r.counts[len(r.counts)-1]
+}
+
+func (r *replicaRecord) max() int32 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var m int32
+	for _, c := range r.counts {
+		m = max(m, c)
+	}
+	return m
+}
+
+func (r *replicaRecord) min() int32 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := int32(1 << 30)
+	for _, c := range r.counts {
+		m = min(m, c)
+	}
+	return m
+}
+
+// firstDecreaseAfter is when the count first fell after t (zero if it did not).
+func (r *replicaRecord) firstDecreaseAfter(t time.Time) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := 1; i < len(r.counts); i++ {
+		if r.times[i].After(t) && r.counts[i] < r.counts[i-1] {
+			return r.times[i]
+		}
+	}
+	return time.Time{}
+}
+
+func (r *replicaRecord) history() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := ""
+	for i, c := range r.counts {
+		s += fmt.Sprintf("%s=%d ", r.times[i].Format("15:04:05.0"), c)
+	}
+	return s
+}
+
+// every runs f every d until the returned stop is called.
+func every(d time.Duration, f func()) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(d)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				f()
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done); <-finished }) }
+}
+
+// waitFor lets time pass on purpose: the property checked is that nothing happens during it.
+func waitFor(d time.Duration) { <-time.After(d) }
+
+func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	if err := testenv.Eventually(context.Background(), timeout, f); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ptrInt32(v int32) *int32 { return &v }
