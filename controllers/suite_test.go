@@ -1,14 +1,12 @@
 package controllers_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,20 +43,8 @@ var (
 	}()
 	timeout = 60 * time.Second
 	// operatorLog holds everything the operator logged, for the tests that check what it never says.
-	operatorLog lockedBuffer
+	operatorLog testenv.SyncBuffer
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))

@@ -7,11 +7,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/llm-d/llm-d/loadgen"
+	"github.com/llm-d/llm-d/test/testenv"
 	"github.com/llm-d/llm-d/vllmsim"
 	"github.com/llm-d/llm-d/vllmsim/server"
 )
@@ -146,7 +146,7 @@ func TestBurstProgress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var errb syncBuffer
+	var errb testenv.SyncBuffer
 	done, reported := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(reported)
@@ -166,15 +166,3 @@ func TestBurstProgress(t *testing.T) {
 		t.Errorf("progress on a non-terminal: %q; want whole lines", out)
 	}
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
