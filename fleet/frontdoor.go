@@ -1,8 +1,10 @@
 package fleet
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"time"
@@ -23,9 +25,25 @@ func (f *Fleet) Handler(namespace, service string) http.Handler {
 			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("no ready pod of service %q", service))
 			return
 		}
+		// The pod gets the request from memory, not streamed from the client's connection: the HTTP/1
+		// server closes a request body once the response has begun, and the transport still reads it
+		// after sending it (to check its length) while the pod's answer already streams through; that
+		// read then fails and the transport closes the pod's connection, cutting the stream
+		// (golang/go#40747). The pods read the whole body before answering anyway. Full duplex would keep
+		// the body open, but a transport still reading it once the handler has returned then races the
+		// server's read of the next request (golang/go#68560).
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
+			return
+		}
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 		s.proxy.ServeHTTP(w, r)
 	})
 }
+
+// maxBodyBytes bounds a request body the front door holds: the pods' own limit (vllmsim/server).
+const maxBodyBytes = 32 << 20
 
 // pick is a random ready server of the service, or nil.
 func (f *Fleet) pick(namespace, service string) *podServer {
