@@ -46,7 +46,7 @@ func main() {
 func run() error {
 	var (
 		grpcAddr, metricsAddr, probeAddr string
-		cfg                              = engine.Config{}
+		cfg                              = engine.Config{ReadErrors: &discovery.ReadErrors{}}
 		scrapeTimeout                    time.Duration
 		maxBytes                         int64
 		tlsFiles                         mtls.Files
@@ -87,7 +87,7 @@ func run() error {
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress: probeAddr,
-		Cache:                  discovery.CacheOptions(),
+		Cache:                  discovery.CacheOptions(cfg.ReadErrors),
 	})
 	if err != nil {
 		return err

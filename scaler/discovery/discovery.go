@@ -194,12 +194,15 @@ func podReady(pod *corev1.Pod) bool {
 }
 
 // CacheOptions restricts the scaler's informers to the operator's objects: the scaler never needs the rest
-// of the cluster's pods, ReplicaSets or Deployments.
-func CacheOptions() cache.Options {
+// of the cluster's pods, ReplicaSets or Deployments. The informers' list and watch errors go to errs.
+func CacheOptions(errs *ReadErrors) cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{controllers.LabelManagedBy: controllers.ManagedByValue})
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&corev1.Pod{}:        {Label: managed},
-		&appsv1.ReplicaSet{}: {Label: managed},
-		&appsv1.Deployment{}: {Label: managed},
-	}}
+	return cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Pod{}:        {Label: managed},
+			&appsv1.ReplicaSet{}: {Label: managed},
+			&appsv1.Deployment{}: {Label: managed},
+		},
+		DefaultWatchErrorHandler: errs.Handle,
+	}
 }

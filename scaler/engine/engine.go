@@ -46,6 +46,9 @@ type Config struct {
 	Workers int
 	// Now is the clock; tests inject one.
 	Now func() time.Time
+	// ReadErrors, when set, are the cache's informer errors (discovery.CacheOptions): a read that fails says
+	// what the informers met, such as a list the scaler is forbidden.
+	ReadErrors *discovery.ReadErrors
 }
 
 // Result is a service's latest decision and what it was based on.
@@ -60,6 +63,10 @@ type Result struct {
 	Own decision.Decision
 	// Pool is the LLMInferencePool the service belongs to, "" if none.
 	Pool string
+	// Err, when set, says why the service's objects could not be read this round (wrapping ErrCannotRead).
+	// Then Decision is the last one taken from data, or a hold at the current size, and nothing new is
+	// decided: KEDA's calls get Err, which its fallback turns into a hold.
+	Err error
 }
 
 // Observer is told every result, for status, events and anything else outside the engine.
@@ -88,10 +95,11 @@ type service struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu     sync.Mutex
-	auto   *decision.Autoscaler
-	pods   map[types.UID]*podState
-	latest *Result
+	mu      sync.Mutex
+	auto    *decision.Autoscaler
+	pods    map[types.UID]*podState
+	latest  *Result
+	readErr string // the read error last logged: once per change, and once when reads work again
 }
 
 type podState struct {
@@ -201,16 +209,45 @@ func (e *Engine) startLoop(parent context.Context, key types.NamespacedName, pol
 	return s
 }
 
+// ErrCannotRead says a service's objects could not be read from the scaler's cache.
+var ErrCannotRead = errors.New("cannot read the service's Deployment and pods from the scaler's cache")
+
+// read is discovery.Get bounded by timeout. The cache waits for an informer to sync, and one that cannot
+// (its list forbidden, say) would hold a round, or KEDA's call, until it gave up; the error then says
+// what the informers met.
+func (e *Engine) read(ctx context.Context, key types.NamespacedName, timeout time.Duration) (discovery.Target, error) {
+	readCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t, err := discovery.Get(readCtx, e.reader, key)
+	if err == nil || errors.Is(err, discovery.ErrNotFound) || t.UID == "" {
+		return t, err // t.UID "": the service itself was not read, or its policy is unusable
+	}
+	if e.cfg.ReadErrors != nil {
+		if cause := e.cfg.ReadErrors.Since(time.Now().Add(-2 * time.Minute)); cause != nil {
+			return t, fmt.Errorf("%w: %w; the scaler's informers report: %w", ErrCannotRead, err, cause)
+		}
+	}
+	return t, fmt.Errorf("%w: %w", ErrCannotRead, err)
+}
+
 // round scrapes a service's ready pods, decides and publishes the result.
 func (e *Engine) round(ctx context.Context, key types.NamespacedName, s *service) {
-	t, err := discovery.Get(ctx, e.reader, key)
-	if err != nil {
-		if !errors.Is(err, discovery.ErrNotFound) {
-			e.log.Error(err, "reading service", "service", key)
-		}
+	t, err := e.read(ctx, key, readTimeout)
+	switch {
+	case ctx.Err() != nil, errors.Is(err, discovery.ErrNotFound):
+		return
+	case errors.Is(err, ErrCannotRead):
+		e.fail(ctx, t, s, err)
+		return
+	case err != nil:
+		e.log.Error(err, "reading service", "service", key)
 		return
 	}
 	s.mu.Lock()
+	if s.readErr != "" {
+		s.readErr = ""
+		e.log.Info("the service's objects can be read again", "service", key)
+	}
 	live := map[types.UID]bool{}
 	for _, p := range t.Ready {
 		live[p.UID] = true
@@ -255,6 +292,32 @@ func (e *Engine) round(ctx context.Context, key types.NamespacedName, s *service
 	s.mu.Unlock()
 
 	e.record(r)
+	if e.observe != nil {
+		e.observe(ctx, *r)
+	}
+}
+
+// fail publishes that the service's objects could not be read: KEDA's calls get the error and the observer
+// (status.autoscaler) shows it. The last decision stands; none is made without the pods.
+func (e *Engine) fail(ctx context.Context, t discovery.Target, s *service, err error) {
+	r := &Result{Target: t, At: e.cfg.Now(), Err: err}
+	s.mu.Lock()
+	if prev := s.latest; prev != nil {
+		r.Decision, r.Own, r.Demand, r.Pool = prev.Decision, prev.Own, prev.Demand, prev.Pool
+	} else {
+		hold := max(t.Current, t.Policy.MinReplicas)
+		r.Decision = decision.Decision{Desired: hold, Recommendation: hold}
+		r.Own, r.Demand = r.Decision, hold
+	}
+	r.Decision.Rule = decision.RuleMissingData
+	r.Decision.Reason = fmt.Sprintf("%v: holding %d replicas (KEDA's calls fail, and its fallback keeps the current size)", err, r.Decision.Desired)
+	s.latest = r
+	logIt := s.readErr != err.Error()
+	s.readErr = err.Error()
+	s.mu.Unlock()
+	if logIt {
+		e.log.Error(err, "no decision for the service: KEDA's calls fail until its objects can be read", "service", t.Key())
+	}
 	if e.observe != nil {
 		e.observe(ctx, *r)
 	}
@@ -347,12 +410,17 @@ func (e *Engine) record(r *Result) {
 	e.metrics.Pods.WithLabelValues(ns, name, "missing").Set(float64(r.Missing))
 }
 
+// readTimeout bounds a read from the cache. A synced cache answers in microseconds; a starting one lists
+// first, which may take seconds on a large cluster; one that cannot sync never answers.
+const readTimeout = 5 * time.Second
+
 // ErrNoDecision says the service exists but no round has finished yet.
 var ErrNoDecision = errors.New("no decision yet")
 
 // Latest returns a service's latest result. For a service that exists but has no result yet (the scaler
 // just started, or the service was just created) it returns a hold at the current size and ErrNoDecision;
-// for an unknown service, an error wrapping discovery.ErrNotFound.
+// for an unknown service, an error wrapping discovery.ErrNotFound; for a service whose objects cannot be
+// read, an error wrapping ErrCannotRead.
 func (e *Engine) Latest(ctx context.Context, key types.NamespacedName) (Result, error) {
 	e.mu.Lock()
 	s := e.services[key]
@@ -362,10 +430,15 @@ func (e *Engine) Latest(ctx context.Context, key types.NamespacedName) (Result, 
 		r := s.latest
 		s.mu.Unlock()
 		if r != nil {
-			return *r, nil
+			return *r, r.Err
 		}
 	}
-	t, err := discovery.Get(ctx, e.reader, key)
+	// Half of what the caller left: KEDA must get the reason before its own deadline ends the call with none.
+	timeout := readTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(d)/2)
+	}
+	t, err := e.read(ctx, key, timeout)
 	if err != nil {
 		return Result{}, err
 	}

@@ -78,7 +78,7 @@ func run(m *testing.M) int {
 	}
 	// The scaler, wired as cmd/scaler wires it.
 	scMgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache: discovery.CacheOptions()})
+		Cache: discovery.CacheOptions(&discovery.ReadErrors{})})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

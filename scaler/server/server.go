@@ -106,6 +106,8 @@ func (s *Server) latest(ctx context.Context, ref *pb.ScaledObjectRef) (engine.Re
 	case errors.Is(err, discovery.ErrNotFound):
 		return r, status.Errorf(codes.NotFound, "%v: check the trigger's metadata.%s and that the service has autoscaling.enabled: true",
 			err, controllers.MetadataService)
+	case errors.Is(err, engine.ErrCannotRead):
+		return r, status.Errorf(codes.Unavailable, "%v: check the scaler's RBAC (the chart's llm-d-scaler ClusterRole) and its log", err)
 	default:
 		return r, status.Errorf(codes.FailedPrecondition, "%v", err)
 	}

@@ -13,24 +13,32 @@ import (
 	"testing"
 	"time"
 
+	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
 	"github.com/llm-d/llm-d/api/v1alpha1"
 	"github.com/llm-d/llm-d/controllers"
+	pb "github.com/llm-d/llm-d/proto/externalscaler"
 	"github.com/llm-d/llm-d/scaler/discovery"
 	"github.com/llm-d/llm-d/scaler/engine"
 	"github.com/llm-d/llm-d/scaler/report"
 	"github.com/llm-d/llm-d/scaler/scrape"
+	"github.com/llm-d/llm-d/scaler/server"
 	"github.com/llm-d/llm-d/test/testenv"
 	vllmserver "github.com/llm-d/llm-d/vllmsim/server"
 )
@@ -39,8 +47,9 @@ import (
 // ServiceAccounts (impersonation) with exactly the RBAC the chart renders, and checks that each does its
 // whole job: the operator turns the article's autoscaled manifest into its objects and a ScaledObject,
 // reconciles the article's pool, measures pod startup, and elects a leader; the scaler reads the pods
-// through their owners, scrapes one and writes status.autoscaler and an event. Then one rule is taken
-// away from each role and the failure must show where a user looks: the service's status.
+// through their owners, scrapes one, writes status.autoscaler and answers KEDA. Then one rule is taken
+// away from each role and the failure must show where a user looks: the service's status, or for the
+// scaler KEDA's answer, which must never be a smaller count decided without the pods.
 func TestLeastPrivilege(t *testing.T) {
 	env, err := testenv.Start(testenv.Options{Controllers: []string{"deployment", "replicaset"}})
 	if err != nil {
@@ -77,22 +86,8 @@ func TestLeastPrivilege(t *testing.T) {
 	must(t, err)
 	must(t, controllers.Setup(opMgr, controllers.DefaultConfig(), prometheus.NewRegistry()))
 
-	// The scaler.
-	scMgr, err := ctrl.NewManager(as(release+"-scaler"), ctrl.Options{
-		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: discovery.CacheOptions(),
-	})
-	must(t, err)
-	log := ctrl.Log.WithName("scaler")
-	rep := &report.Reporter{Client: scMgr.GetClient(), Recorder: scMgr.GetEventRecorder("llm-d-scaler"), Log: log}
-	eng := engine.New(scMgr.GetClient(), scrape.NewFetcher(time.Second, 4<<20), engine.ParseVLLM,
-		engine.Config{Interval: 200 * time.Millisecond, Workers: 4}, engine.NewMetrics(prometheus.NewRegistry()), rep.Observe, log)
-	for _, m := range []ctrl.Manager{opMgr, scMgr} {
-		go func() { _ = m.Start(ctx) }()
-	}
-	go func() {
-		scMgr.GetCache().WaitForCacheSync(ctx)
-		_ = eng.Start(ctx)
-	}()
+	go func() { _ = opMgr.Start(ctx) }()
+	keda, stopScaler := startScaler(t, ctx, as(release+"-scaler"), env.Scheme)
 
 	// The article's manifests, verbatim.
 	must(t, admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "inference"}}))
@@ -171,6 +166,139 @@ func TestLeastPrivilege(t *testing.T) {
 		}
 		return nil
 	})
+
+	// The scaler's first decision may predate the pod; the one lost below must come from the scraped pod.
+	eventually(t, "the scaler to decide from the ready pod", func() error {
+		if err := admin.Get(ctx, client.ObjectKeyFromObject(svc), svc); err != nil {
+			return err
+		}
+		if a := svc.Status.Autoscaler; a == nil || a.ReadyPods != 1 {
+			return fmt.Errorf("status.autoscaler %+v", a)
+		}
+		return nil
+	})
+	// What KEDA sends for the operator's ScaledObject, with the 3 s KEDA's metrics adapter gives each call
+	// (the KEDA operator passes that deadline on to the scaler). The running scaler answers it: the wiring
+	// works, so the failures below come from the missing rule alone.
+	so := &kedav1alpha1.ScaledObject{}
+	must(t, admin.Get(ctx, client.ObjectKeyFromObject(svc), so))
+	ref := &pb.ScaledObjectRef{Name: so.Name, Namespace: so.Namespace, ScalerMetadata: so.Spec.Triggers[0].Metadata}
+	kedaCtx := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 3*time.Second) }
+	callCtx, cancel := kedaCtx()
+	res, err := keda.GetMetrics(callCtx, &pb.GetMetricsRequest{ScaledObjectRef: ref, MetricName: server.MetricName})
+	cancel()
+	if err != nil || len(res.MetricValues) != 1 || res.MetricValues[0].MetricValue < 1 {
+		t.Fatalf("with the chart's RBAC, GetMetrics answered %v, %v; want one value of at least 1 replica", res, err)
+	}
+
+	// Take the pods rule away from the scaler. A running scaler keeps its informers' established watches
+	// (authorization is checked when a request starts), so it is restarted, as the rollout that follows a
+	// role change restarts it; its pod informer then cannot list, and it can neither find nor scrape a pod.
+	stopScaler()
+	must(t, admin.Get(ctx, client.ObjectKeyFromObject(svc), svc))
+	before := *svc.Status.Autoscaler
+	must(t, admin.Get(ctx, client.ObjectKey{Name: release + "-scaler"}, cr))
+	rules := slices.DeleteFunc(slices.Clone(cr.Rules), func(r rbacv1.PolicyRule) bool {
+		return len(r.APIGroups) == 1 && r.APIGroups[0] == "" && slices.Equal(r.Resources, []string{"pods"})
+	})
+	if len(rules) != len(cr.Rules)-1 {
+		t.Fatalf("the chart's scaler role has no rule of its own on pods: %+v", cr.Rules)
+	}
+	cr.Rules = rules
+	must(t, admin.Update(ctx, cr))
+	// The authorizer follows RBAC through its own informer: the restarted scaler must not win that race and
+	// sync its pods once before the rule is gone.
+	asScaler, err := client.New(as(release+"-scaler"), client.Options{Scheme: env.Scheme})
+	must(t, err)
+	eventually(t, "the scaler's ServiceAccount to lose list on pods", func() error {
+		sar := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: "inference", Verb: "list", Resource: "pods"}}}
+		if err := asScaler.Create(ctx, sar); err != nil {
+			return err
+		}
+		if sar.Status.Allowed {
+			return errors.New("list on pods is still allowed")
+		}
+		return nil
+	})
+	restarted, _ := startScaler(t, ctx, as(release+"-scaler"), env.Scheme)
+	calls := map[string]func() (any, error){
+		"GetMetrics": func() (any, error) {
+			ctx, cancel := kedaCtx()
+			defer cancel()
+			return restarted.GetMetrics(ctx, &pb.GetMetricsRequest{ScaledObjectRef: ref, MetricName: server.MetricName})
+		},
+		"IsActive": func() (any, error) {
+			ctx, cancel := kedaCtx()
+			defer cancel()
+			return restarted.IsActive(ctx, ref)
+		},
+	}
+
+	t.Run("scaler without pods: KEDA gets an error, never a count", func(t *testing.T) {
+		// An error is what KEDA's fallback (currentReplicas, in the operator's ScaledObject) turns into a hold
+		// after its failure threshold; a count, any count, the HPA would apply as the new size, and an
+		// inactive answer lets KEDA deactivate the target.
+		for name, call := range calls {
+			if res, err := call(); err == nil {
+				t.Errorf("%s answered %v although the scaler cannot read the pods; want an error so that KEDA holds the size", name, res)
+			}
+		}
+	})
+
+	t.Run("scaler without pods: the missing permission shows where an SRE looks", func(t *testing.T) {
+		for name, call := range calls {
+			if _, err := call(); !strings.Contains(fmt.Sprint(err), "forbidden") {
+				t.Errorf("%s failed with %v; want an error that says the scaler may not read the pods", name, err)
+			}
+		}
+		eventually(t, "status.autoscaler to report the forbidden pods", func() error {
+			if err := admin.Get(ctx, client.ObjectKeyFromObject(svc), svc); err != nil {
+				return err
+			}
+			a := svc.Status.Autoscaler
+			if a == nil || !strings.Contains(a.Reason, "forbidden") {
+				return fmt.Errorf("status.autoscaler %+v; want a reason that says the pods are forbidden", a)
+			}
+			if a.DesiredReplicas < before.DesiredReplicas {
+				return testenv.Permanent(fmt.Errorf("status.autoscaler asks for %d replicas, fewer than the %d before, without reading a pod", a.DesiredReplicas, before.DesiredReplicas))
+			}
+			return nil
+		})
+		t.Logf("status.autoscaler: %s %s", svc.Status.Autoscaler.Rule, svc.Status.Autoscaler.Reason)
+	})
+}
+
+// startScaler runs the scaler as cmd/scaler wires it, as the given identity, until ctx ends or stop is
+// called; stop returns once it has stopped writing. It returns a client of its KEDA service, as KEDA calls it.
+func startScaler(t *testing.T, ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme) (keda pb.ExternalScalerClient, stop func()) {
+	t.Helper()
+	const interval = 200 * time.Millisecond
+	readErrs := &discovery.ReadErrors{}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: discovery.CacheOptions(readErrs),
+	})
+	must(t, err)
+	log := ctrl.Log.WithName("scaler")
+	rep := &report.Reporter{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("llm-d-scaler"), Log: log}
+	eng := engine.New(mgr.GetClient(), scrape.NewFetcher(time.Second, 4<<20), engine.ParseVLLM,
+		engine.Config{Interval: interval, Workers: 4, ReadErrors: readErrs}, engine.NewMetrics(prometheus.NewRegistry()), rep.Observe, log)
+	must(t, mgr.Add(manager.RunnableFunc(eng.Start)))
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	gs := grpc.NewServer()
+	pb.RegisterExternalScalerServer(gs, &server.Server{Source: eng, StreamInterval: interval})
+	must(t, mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		go func() { <-ctx.Done(); gs.GracefulStop() }()
+		return gs.Serve(lis)
+	})))
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	must(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = mgr.Start(ctx) }()
+	return pb.NewExternalScalerClient(conn), func() { cancel(); <-done }
 }
 
 func applySample(t *testing.T, c client.Client, file string) {
