@@ -295,7 +295,7 @@ type LLMInferenceServiceStatus struct {
 	ScaledObject string `json:"scaledObject,omitempty"`
 
 	// Autoscaler is the llm-d scaler's latest decision and the signals behind it, written by the scaler when
-	// the decision changes.
+	// the decision changes, and when only the signals changed at most every 30 seconds.
 	// +optional
 	Autoscaler *AutoscalerStatus `json:"autoscaler,omitempty"`
 }
@@ -325,7 +325,8 @@ type AutoscalerStatus struct {
 	// Reason explains the decision in a sentence.
 	Reason string `json:"reason"`
 
-	// LastDecisionTime is when the decision was taken.
+	// LastDecisionTime is when the decision shown was taken: the scaler decides every scrape interval but
+	// writes only what changed.
 	LastDecisionTime metav1.Time `json:"lastDecisionTime"`
 
 	// ReadyPods, StartingPods and MissingPods count the pods the decision saw: ready, not yet ready, and

@@ -1,6 +1,6 @@
 // Package report makes each service's decision visible where SREs look: the LLMInferenceService's
-// status.autoscaler (written when the decision changes, not every round) and an event whenever the
-// direction changes.
+// status.autoscaler (written when the decision changes, and when its signals have changed and the last
+// write is older than SignalRefresh, not every round) and an event whenever the direction changes.
 package report
 
 import (
@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -25,6 +26,10 @@ type Reporter struct {
 	Client   client.Client
 	Recorder events.EventRecorder
 	Log      logr.Logger
+	// SignalRefresh bounds how stale status.autoscaler's signals may be while the decision stays the same:
+	// they are rewritten when they changed and the last write is at least this old. 0 means 30 s. A
+	// service whose signals do not move (an idle one) is not written at all.
+	SignalRefresh time.Duration
 
 	mu   sync.Mutex
 	last map[types.UID]written // by UID: a service deleted and recreated under its name starts afresh
@@ -33,22 +38,48 @@ type Reporter struct {
 type written struct {
 	desired int32
 	rule    string
-	reason  string
+	signals [4]string // waiting, running, decode tokens/s, KV cache: as status shows them
+	at      time.Time // the decision's time
+	failure string    // why the service's objects could not be read; "" when they were
+}
+
+// DefaultSignalRefresh is SignalRefresh's default.
+const DefaultSignalRefresh = 30 * time.Second
+
+// stale reports whether status must be rewritten: the count or the rule changed, or the signals did and
+// the last write is at least refresh old. The reason's numbers change every round; they follow the
+// signals.
+func stale(prev written, seen bool, now written, refresh time.Duration) bool {
+	switch {
+	case !seen || prev.desired != now.desired || prev.rule != now.rule || prev.failure != now.failure:
+		return true
+	case prev.signals == now.signals:
+		return false
+	default:
+		return now.at.Sub(prev.at) >= refresh
+	}
 }
 
 // Observe is an engine.Observer.
 func (r *Reporter) Observe(ctx context.Context, res engine.Result) {
 	key := res.Target.Key()
 	d := res.Decision
-	now := written{d.Desired, string(d.Rule), d.Reason}
+	now := written{desired: d.Desired, rule: string(d.Rule), at: res.At, signals: [4]string{
+		decimal(d.WaitingPerPod), decimal(d.RunningPerPod), decimal(d.DecodeTPSPerPod), decimal(d.KVCacheUsage)}}
+	if res.Err != nil {
+		now.failure = res.Err.Error()
+	}
+	refresh := r.SignalRefresh
+	if refresh == 0 {
+		refresh = DefaultSignalRefresh
+	}
 	r.mu.Lock()
 	if r.last == nil {
 		r.last = map[types.UID]written{}
 	}
 	prev, seen := r.last[res.Target.UID]
 	r.mu.Unlock()
-	// The reason's numbers change every round; status follows the count and the rule, not every digit.
-	if seen && prev.desired == now.desired && prev.rule == now.rule {
+	if !stale(prev, seen, now, refresh) {
 		return
 	}
 	svc := &v1alpha1.LLMInferenceService{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, UID: res.Target.UID}}
@@ -63,10 +94,10 @@ func (r *Reporter) Observe(ctx context.Context, res engine.Result) {
 		ReadyPods:                   int32(len(res.Target.Ready)),
 		StartingPods:                int32(res.Target.Starting),
 		MissingPods:                 int32(res.Missing),
-		WaitingPerPod:               decimal(d.WaitingPerPod),
-		RunningPerPod:               decimal(d.RunningPerPod),
-		DecodeTokensPerSecondPerPod: decimal(d.DecodeTPSPerPod),
-		KVCacheUsage:                decimal(d.KVCacheUsage),
+		WaitingPerPod:               now.signals[0],
+		RunningPerPod:               now.signals[1],
+		DecodeTokensPerSecondPerPod: now.signals[2],
+		KVCacheUsage:                now.signals[3],
 	}
 	patch := map[string]any{"status": map[string]any{"autoscaler": st}}
 	if err := r.Client.Status().Patch(ctx, svc, client.RawPatch(types.MergePatchType, mustJSON(patch))); err != nil {
@@ -76,6 +107,9 @@ func (r *Reporter) Observe(ctx context.Context, res engine.Result) {
 	r.mu.Lock()
 	r.last[res.Target.UID] = now
 	r.mu.Unlock()
+	if now.failure != "" && now.failure != prev.failure && r.Recorder != nil {
+		r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, "CannotRead", "Autoscale", "%s", d.Reason)
+	}
 	if seen && prev.desired != now.desired && r.Recorder != nil {
 		reason := "ScaleUp"
 		if now.desired < prev.desired {
