@@ -5,7 +5,7 @@ SHELL := /usr/bin/env bash -o pipefail
 GO    ?= go
 CONTROLLER_GEN := $(GO) tool controller-gen
 
-.PHONY: all build test demo fuzz manifests generate verify-generated tools clean
+.PHONY: all build test demo fuzz soak manifests generate verify-generated tools clean
 
 all: build
 
@@ -59,6 +59,13 @@ fuzz: ## Fuzz every target for FUZZTIME each (default 10m; make test runs 5s eac
 		echo "fuzz $${t%%:*} $${t##*:} for $(FUZZTIME)"; \
 		$(GO) test -run='^$$' -fuzz="^$${t##*:}$$" -fuzztime=$(FUZZTIME) ./$${t%%:*}; \
 	done
+
+# The simulated GPUs run at 10x: 6m of load is an hour of their time.
+SOAK ?= 6m
+
+soak: tools ## SOAK of steady load with pod churn on the local cluster; goroutines and live heap must return to baseline. Writes docs/soak-results.md.
+	$(TOOL_DIRS) LLMD_SOAK=$(SOAK) LLMD_SOAK_REPORT=$(CURDIR)/docs/soak-results.md \
+		$(GO) test -count=1 -timeout 0 -v -run '^TestSoak$$' ./test/e2e
 
 clean:
 	rm -rf bin

@@ -118,7 +118,8 @@ type Cluster struct {
 
 	opts     Options
 	ca       *authority
-	procs    []*process
+	mu       sync.Mutex // guards procs
+	procs    []*Process
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -240,7 +241,7 @@ func (c *Cluster) run(ctx context.Context, t *tools) error {
 		return err
 	}
 	plain := &http.Client{Timeout: 2 * time.Second}
-	if err := etcd.waitReady(ctx, func() error { return httpOK(plain, etcdURL+"/health") }); err != nil {
+	if err := etcd.WaitReady(ctx, func() error { return httpOK(plain, etcdURL+"/health") }); err != nil {
 		return err
 	}
 
@@ -282,7 +283,7 @@ func (c *Cluster) run(ctx context.Context, t *tools) error {
 	if err != nil {
 		return err
 	}
-	if err := api.waitReady(ctx, func() error { return httpOK(hc, apiURL+"/readyz") }); err != nil {
+	if err := api.WaitReady(ctx, func() error { return httpOK(hc, apiURL+"/readyz") }); err != nil {
 		return err
 	}
 
@@ -397,32 +398,32 @@ func (c *Cluster) run(ctx context.Context, t *tools) error {
 
 	logf("localcluster: waiting for the controllers, KEDA and %d node(s)", len(c.opts.Nodes))
 	loop := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.caPool}}}
-	if err := kcm.waitReady(ctx, func() error { return httpOK(loop, fmt.Sprintf("https://127.0.0.1:%d/healthz", kcmPort)) }); err != nil {
+	if err := kcm.WaitReady(ctx, func() error { return httpOK(loop, fmt.Sprintf("https://127.0.0.1:%d/healthz", kcmPort)) }); err != nil {
 		return err
 	}
-	if err := sched.waitReady(ctx, func() error { return httpOK(loop, fmt.Sprintf("https://127.0.0.1:%d/healthz", schedPort)) }); err != nil {
+	if err := sched.WaitReady(ctx, func() error { return httpOK(loop, fmt.Sprintf("https://127.0.0.1:%d/healthz", schedPort)) }); err != nil {
 		return err
 	}
-	if err := kwok.waitReady(ctx, func() error { return httpOK(plain, fmt.Sprintf("http://127.0.0.1:%d/healthz", kwokPort)) }); err != nil {
+	if err := kwok.WaitReady(ctx, func() error { return httpOK(plain, fmt.Sprintf("http://127.0.0.1:%d/healthz", kwokPort)) }); err != nil {
 		return err
 	}
 	// A namespace is usable for pods once the serviceaccount controller has given it its default account.
-	if err := kcm.waitReady(ctx, func() error {
+	if err := kcm.WaitReady(ctx, func() error {
 		return c.Client.Get(ctx, types.NamespacedName{Namespace: "default", Name: "default"}, &corev1.ServiceAccount{})
 	}); err != nil {
 		return err
 	}
 	for _, n := range c.opts.Nodes {
-		if err := kwok.waitReady(ctx, func() error { return c.nodeReady(ctx, n.Name) }); err != nil {
+		if err := kwok.WaitReady(ctx, func() error { return c.nodeReady(ctx, n.Name) }); err != nil {
 			return err
 		}
 	}
-	if err := operator.waitReady(ctx, func() error { return httpOK(plain, fmt.Sprintf("http://127.0.0.1:%d/readyz", kedaProbe)) }); err != nil {
+	if err := operator.WaitReady(ctx, func() error { return httpOK(plain, fmt.Sprintf("http://127.0.0.1:%d/readyz", kedaProbe)) }); err != nil {
 		return err
 	}
 	// Available means the aggregator reached the adapter through the ExternalName Service and trusted it;
 	// listing through it proves the adapter answers, and that it reached the operator over gRPC at startup.
-	if err := adapter.waitReady(ctx, func() error {
+	if err := adapter.WaitReady(ctx, func() error {
 		if err := operator.exited(); err != nil {
 			return err
 		}
@@ -685,7 +686,10 @@ func (c *Cluster) nodeReady(ctx context.Context, name string) error {
 // more than once.
 func (c *Cluster) Stop() error {
 	c.stopOnce.Do(func() {
-		c.stopErr = killAll(c.procs)
+		c.mu.Lock()
+		procs := c.procs
+		c.mu.Unlock()
+		c.stopErr = killAll(procs)
 		if !c.opts.KeepDir {
 			if err := os.RemoveAll(c.Dir); err != nil {
 				c.stopErr = errors.Join(c.stopErr, err)
@@ -698,6 +702,8 @@ func (c *Cluster) Stop() error {
 // Failed returns an error naming each program that has exited, with the end of its log; nil while all run.
 // Programs do not exit on their own, so a test that sees an odd result can call it to find out why.
 func (c *Cluster) Failed() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var errs []error
 	for _, p := range c.procs {
 		if err := p.exitErr(); err != nil {

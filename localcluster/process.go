@@ -10,24 +10,39 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/llm-d/llm-d/test/testenv"
 )
 
-// process is one program of the cluster, its output going to <logs>/<name>.log.
-type process struct {
+// Process is one program of the cluster, or one started by Run, its output going to <logs>/<name>.log.
+type Process struct {
 	name    string
 	cmd     *exec.Cmd
 	logFile string
 	done    chan struct{} // closed once the program has exited and been reaped
 	err     error         // how it exited; read only after done is closed
+	killed  atomic.Bool   // by Kill: its exit is not a failure
+}
+
+// Run starts a program of the caller's (llm-d's binaries, say) as the cluster starts its own: in its own
+// process group, its output in LogDir/<name>.log (appended, so a restarted program keeps one log), without
+// proxy settings or KUBECONFIG from the environment. Stop kills it if it still runs.
+func (c *Cluster) Run(name, bin string, args ...string) (*Process, error) {
+	return c.startProcess(name, bin, args)
+}
+
+// Kill kills the program's process group with SIGKILL, as a node failure would, and waits until it is reaped.
+func (p *Process) Kill() error {
+	p.killed.Store(true)
+	return killAll([]*Process{p})
 }
 
 // startProcess runs bin in its own process group, so that Stop also reaches anything it starts, with
 // the environment minus what could send its traffic off the machine or to another cluster.
-func (c *Cluster) startProcess(name, bin string, args []string, env ...string) (*process, error) {
+func (c *Cluster) startProcess(name, bin string, args []string, env ...string) (*Process, error) {
 	logFile := filepath.Join(c.LogDir, name+".log")
 	f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -43,9 +58,11 @@ func (c *Cluster) startProcess(name, bin string, args []string, env ...string) (
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	p := &process{name: name, cmd: cmd, logFile: logFile, done: make(chan struct{})}
+	p := &Process{name: name, cmd: cmd, logFile: logFile, done: make(chan struct{})}
 	go func() { p.err = cmd.Wait(); close(p.done) }()
+	c.mu.Lock()
 	c.procs = append(c.procs, p)
+	c.mu.Unlock()
 	return p, nil
 }
 
@@ -66,15 +83,18 @@ func childEnv() []string {
 }
 
 // exited reports, as an error that ends polling, that the program is no longer running.
-func (p *process) exited() error {
+func (p *Process) exited() error {
 	if err := p.exitErr(); err != nil {
 		return testenv.Permanent(err)
 	}
 	return nil
 }
 
-// exitErr says how the program ended and what it last wrote, or nil while it runs.
-func (p *process) exitErr() error {
+// exitErr says how the program ended and what it last wrote, or nil while it runs or once Kill killed it.
+func (p *Process) exitErr() error {
+	if p.killed.Load() {
+		return nil
+	}
 	select {
 	case <-p.done:
 		return fmt.Errorf("%s exited (%v); last lines of %s:\n%s", p.name, p.err, p.logFile, p.tail())
@@ -83,9 +103,9 @@ func (p *process) exitErr() error {
 	}
 }
 
-// waitReady polls ready until it succeeds, the program exits, or ctx ends; the error carries the tail of the
-// program's log, which is where the reason almost always is.
-func (p *process) waitReady(ctx context.Context, ready func() error) error {
+// WaitReady polls ready until it succeeds, the program exits, or ctx ends (a minute without a deadline); the
+// error carries the tail of the program's log, which is where the reason almost always is.
+func (p *Process) WaitReady(ctx context.Context, ready func() error) error {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(time.Minute)
@@ -106,7 +126,7 @@ func (p *process) waitReady(ctx context.Context, ready func() error) error {
 }
 
 // tail returns the last lines of the program's log.
-func (p *process) tail() string {
+func (p *Process) tail() string {
 	const maxBytes, maxLines = 16 << 10, 40
 	f, err := os.Open(p.logFile)
 	if err != nil {
@@ -128,7 +148,7 @@ func (p *process) tail() string {
 // cluster's state is thrown away, the logs are written straight to files (nothing is left in a buffer to
 // flush), and a graceful stop only costs time, since etcd's waits for kube-apiserver's watches while
 // kube-apiserver drains the requests of clients that are stopping too (measured: >5s every time).
-func killAll(procs []*process) error {
+func killAll(procs []*Process) error {
 	for _, p := range procs {
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	}

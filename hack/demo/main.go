@@ -63,7 +63,7 @@ func demo(ctx context.Context, burstFor time.Duration, rps float64, window time.
 	say := func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
 	say("demo: starting a local cluster (the first run builds kube-apiserver, the controller manager, the scheduler, etcd, kwok and KEDA from the Go module proxy: ~25 min on 2 cores; later runs start in under a minute)")
 	start := time.Now()
-	stack, err := e2e.Start(ctx, e2e.Options{HPASyncPeriod: 5 * time.Second, ScrapeInterval: 2 * time.Second, Speed: 10,
+	stack, err := e2e.Start(ctx, e2e.Options{HPASyncPeriod: 5 * time.Second, ScrapeInterval: 2 * time.Second, Speed: 10, MutualTLS: true,
 		StartupDelay: 30 * time.Second, Logf: say})
 	if err != nil {
 		return err

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"os"
@@ -17,6 +19,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/llm-d/llm-d/api/v1alpha1"
@@ -49,7 +54,7 @@ func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var err error
-	stack, err = Start(ctx, Options{HPASyncPeriod: hpaSync, ScrapeInterval: scrapeEvery, Speed: 10,
+	stack, err = Start(ctx, Options{HPASyncPeriod: hpaSync, ScrapeInterval: scrapeEvery, Speed: 10, MutualTLS: true,
 		KeepDir:      os.Getenv("LLMD_KEEP_CLUSTER") != "",
 		StartupDelay: 20 * time.Second, Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
 	if err != nil {
@@ -65,14 +70,14 @@ func run(m *testing.M) int {
 }
 
 // TestScalingPath runs the article's service through a burst, the quiet after it, a scaler crash, and a
-// shared pool. The steps share one cluster and run in order.
+// shared pool. The steps share one cluster and run in order. KEDA calls the scaler over mutual TLS
+// throughout, so every scaling step also proves KEDA's operator reaches the scaler through the
+// ClusterTriggerAuthentication the operator writes.
 func TestScalingPath(t *testing.T) {
 	ctx := context.Background()
 	k := stack.Cluster.Client
-	must(t, k.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
-	must(t, k.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hf-token-secret"},
-		StringData: map[string]string{"HF_TOKEN": "hf_e2e"}}))
-	llama := deploy(t, "llama-3-8b-autoscaling.yaml")
+	createNamespace(t, ns)
+	llama := deploy(t, ns, "llama-3-8b-autoscaling.yaml")
 	door, err := stack.FrontDoor(ns, llama.Name)
 	must(t, err)
 
@@ -81,9 +86,19 @@ func TestScalingPath(t *testing.T) {
 			hpa := &autoscalingv2.HorizontalPodAutoscaler{}
 			return k.Get(ctx, client.ObjectKey{Namespace: ns, Name: "keda-hpa-" + llama.Name}, hpa)
 		})
-		rec := watchReplicas(t, llama.Name)
+		so := &kedav1alpha1.ScaledObject{}
+		must(t, k.Get(ctx, client.ObjectKey{Namespace: ns, Name: llama.Name}, so))
+		if a := so.Spec.Triggers[0].AuthenticationRef; a == nil || a.Kind != "ClusterTriggerAuthentication" || so.Spec.Triggers[0].Metadata["enableTLS"] != "true" {
+			t.Fatalf("the trigger does not use mutual TLS: metadata %v, authenticationRef %+v", so.Spec.Triggers[0].Metadata, a)
+		}
+		if err := callWithoutCertificate(ctx, stack.ScalerAddress, stack.CA); err == nil {
+			t.Fatal("the scaler answered a client without a certificate")
+		} else {
+			t.Logf("a client without a certificate is refused: %v", err)
+		}
+		rec := watchReplicas(t, ns, llama.Name)
 		sum := burst(t, door, llama.Spec.Model.ID, 12, 40*time.Second, func() bool {
-			return rec.max() >= 2 && readyScraped(t, llama.Name) >= 2
+			return rec.max() >= 2 && readyScraped(t, ns, llama.Name) >= 2
 		})
 		if sum.Successes == 0 {
 			t.Fatalf("no request of the burst succeeded: %+v", sum.Errors)
@@ -116,7 +131,7 @@ func TestScalingPath(t *testing.T) {
 	})
 
 	t.Run("scaler killed: the size holds, a restarted scaler waits a full window", func(t *testing.T) {
-		rec := watchReplicas(t, llama.Name)
+		rec := watchReplicas(t, ns, llama.Name)
 		loadCtx, stopLoad := context.WithCancel(ctx)
 		loadDone := make(chan struct{})
 		go func() { defer close(loadDone); _ = burstCtx(loadCtx, door, llama.Spec.Model.ID, 12, 2*time.Minute) }()
@@ -171,7 +186,7 @@ func TestScalingPath(t *testing.T) {
 	})
 
 	t.Run("pool: two services never exceed the GPU budget", func(t *testing.T) {
-		phi := deploy(t, "phi-3-mini.yaml")
+		phi := deploy(t, ns, "phi-3-mini.yaml")
 		pool := &v1alpha1.LLMInferencePool{}
 		readSample(t, "production-pool.yaml", pool)
 		must(t, k.Create(ctx, pool))
@@ -224,13 +239,24 @@ func TestScalingPath(t *testing.T) {
 	})
 }
 
-// deploy applies a sample service with the test's short window, and the volume its cache claim binds to.
-func deploy(t *testing.T, file string) *v1alpha1.LLMInferenceService {
+// createNamespace creates namespace and the Hugging Face token Secret the samples name.
+func createNamespace(t *testing.T, namespace string) {
+	t.Helper()
+	k := stack.Cluster.Client
+	must(t, k.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}))
+	must(t, k.Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "hf-token-secret"},
+		StringData: map[string]string{"HF_TOKEN": "hf_e2e"}}))
+}
+
+// deploy applies a sample service in namespace with the test's short window, and the volume its cache
+// claim binds to.
+func deploy(t *testing.T, namespace, file string) *v1alpha1.LLMInferenceService {
 	t.Helper()
 	svc := &v1alpha1.LLMInferenceService{}
 	readSample(t, file, svc)
+	svc.Namespace = namespace
 	svc.Spec.Autoscaling.ScaleDownStabilizationSeconds = ptrInt32(int32(window / time.Second))
-	must(t, stack.ModelCacheVolume(context.Background(), ns, svc.Name))
+	must(t, stack.ModelCacheVolume(context.Background(), namespace, svc.Name))
 	must(t, stack.Cluster.Client.Create(context.Background(), svc))
 	eventually(t, 3*time.Minute, svc.Name+" Ready", func() error {
 		s := &v1alpha1.LLMInferenceService{}
@@ -253,9 +279,9 @@ func readSample(t *testing.T, file string, into any) {
 }
 
 // readyScraped is how many ready pods the scaler's latest decision read.
-func readyScraped(t *testing.T, name string) int32 {
+func readyScraped(t *testing.T, namespace, name string) int32 {
 	s := &v1alpha1.LLMInferenceService{}
-	if err := stack.Cluster.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil || s.Status.Autoscaler == nil {
+	if err := stack.Cluster.Client.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, s); err != nil || s.Status.Autoscaler == nil {
 		return 0
 	}
 	return s.Status.Autoscaler.ReadyPods
@@ -291,12 +317,12 @@ type replicaRecord struct {
 	counts []int32
 }
 
-func watchReplicas(t *testing.T, name string) *replicaRecord {
+func watchReplicas(t *testing.T, namespace, name string) *replicaRecord {
 	t.Helper()
 	r := &replicaRecord{}
 	poll := func() {
 		d := &appsv1.Deployment{}
-		if err := stack.Cluster.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, d); err != nil {
+		if err := stack.Cluster.Client.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, d); err != nil {
 			return
 		}
 		r.mu.Lock()
@@ -352,6 +378,13 @@ func (r *replicaRecord) firstDecreaseAfter(t time.Time) time.Time {
 	return time.Time{}
 }
 
+// changes is how many times the count changed.
+func (r *replicaRecord) changes() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return max(len(r.counts)-1, 0)
+}
+
 func (r *replicaRecord) history() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -401,3 +434,19 @@ func must(t *testing.T, err error) {
 }
 
 func ptrInt32(v int32) *int32 { return &v }
+
+// callWithoutCertificate calls the scaler's gRPC health service over TLS, trusting ca but presenting no
+// client certificate; the error is the refusal.
+func callWithoutCertificate(ctx context.Context, addr string, ca []byte) error {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	return err
+}

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/llm-d/llm-d/fleet"
 	"github.com/llm-d/llm-d/localcluster"
+	"github.com/llm-d/llm-d/scaler/mtls/mtlstest"
 	"github.com/llm-d/llm-d/test/testenv"
 	"github.com/llm-d/llm-d/vllmsim"
 )
@@ -44,6 +44,10 @@ type Options struct {
 	Speed float64
 	// StartupDelay is a simulated vLLM's time from start to serving (model load), in simulated time.
 	StartupDelay time.Duration
+	// MutualTLS has KEDA call the scaler over mutual TLS, as the chart's scaler.tls sets it up: the scaler
+	// serves a certificate and requires one signed by the same CA, and the operator points every trigger at
+	// the ClusterTriggerAuthentication made from a client Secret in KEDA's namespace.
+	MutualTLS bool
 	// KeepDir keeps the cluster's directory (certificates, data, every program's log) after Stop.
 	KeepDir bool
 	// Logf receives a line per step.
@@ -56,13 +60,21 @@ type Stack struct {
 	Fleet   *fleet.Fleet
 	// ScalerAddress is the scaler's gRPC address, which the operator writes into ScaledObjects.
 	ScalerAddress string
+	// ScalerMetrics and OperatorMetrics are the URLs of the binaries' Prometheus /metrics.
+	ScalerMetrics, OperatorMetrics string
+	// CA is the PEM certificate authority of the scaler's certificate and KEDA's client certificate, with
+	// Options.MutualTLS.
+	CA []byte
 
-	opts   Options
-	bin    string
-	scaler *process
-	op     *process
-	cancel context.CancelFunc
-	done   chan struct{}
+	opts    Options
+	bin     string
+	tlsArgs []string // the scaler's TLS flags
+	// scalerMetricsAddr is kept across restarts, as a Service's port would be.
+	scalerMetricsAddr string
+	scaler            *localcluster.Process
+	op                *localcluster.Process
+	cancel            context.CancelFunc
+	done              chan struct{}
 
 	mu    sync.Mutex
 	doors []*http.Server
@@ -113,24 +125,28 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
+	opArgs := []string{"--kubeconfig=" + s.Cluster.Kubeconfig}
+	if opts.MutualTLS {
+		if err := s.setUpTLS(ctx); err != nil {
+			return nil, fmt.Errorf("mutual TLS: %w", err)
+		}
+		opArgs = append(opArgs, "--scaler-tls-secret="+kedaClientSecret)
+	}
 	if err := s.StartScaler(ctx); err != nil {
 		return nil, err
 	}
-	port, err := testenv.FreePort()
+	ports, err := testenv.FreePorts(2)
 	if err != nil {
 		return nil, err
 	}
-	probe, err := testenv.FreePort()
+	s.OperatorMetrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[0])
+	s.op, err = s.Cluster.Run("llm-d-operator", filepath.Join(s.bin, "operator"),
+		append(opArgs, "--scaler-address="+s.ScalerAddress, fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", ports[0]),
+			fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", ports[1]))...)
 	if err != nil {
 		return nil, err
 	}
-	s.op, err = startProcess(ctx, filepath.Join(s.Cluster.LogDir, "llm-d-operator.log"), filepath.Join(s.bin, "operator"),
-		"--kubeconfig="+s.Cluster.Kubeconfig, "--scaler-address="+s.ScalerAddress,
-		"--metrics-bind-address=127.0.0.1:"+strconv.Itoa(port), "--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(probe))
-	if err != nil {
-		return nil, err
-	}
-	if err := waitHTTP(ctx, s.op, fmt.Sprintf("http://127.0.0.1:%d/readyz", probe)); err != nil {
+	if err := s.op.WaitReady(ctx, httpOK(fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[1]))); err != nil {
 		return nil, fmt.Errorf("llm-d operator: %w", err)
 	}
 
@@ -152,30 +168,72 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	return s, nil
 }
 
-// StartScaler starts the scaler binary (again, after KillScaler) on the same address.
+// StartScaler starts the scaler binary (again, after KillScaler) on the same addresses.
 func (s *Stack) StartScaler(ctx context.Context) error {
 	if s.ScalerAddress == "" {
-		port, err := testenv.FreePort()
+		ports, err := testenv.FreePorts(2)
 		if err != nil {
 			return err
 		}
-		s.ScalerAddress = "127.0.0.1:" + strconv.Itoa(port)
+		s.ScalerAddress = fmt.Sprintf("127.0.0.1:%d", ports[0])
+		s.scalerMetricsAddr = fmt.Sprintf("127.0.0.1:%d", ports[1])
+		s.ScalerMetrics = "http://" + s.scalerMetricsAddr + "/metrics"
 	}
 	probe, err := testenv.FreePort()
 	if err != nil {
 		return err
 	}
-	s.scaler, err = startProcess(ctx, filepath.Join(s.Cluster.LogDir, "llm-d-scaler.log"), filepath.Join(s.bin, "scaler"),
-		"--kubeconfig="+s.Cluster.Kubeconfig, "--grpc-address="+s.ScalerAddress,
-		"--scrape-interval="+s.opts.ScrapeInterval.String(), "--metrics-bind-address=0",
-		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(probe))
+	s.scaler, err = s.Cluster.Run("llm-d-scaler", filepath.Join(s.bin, "scaler"),
+		append([]string{"--kubeconfig=" + s.Cluster.Kubeconfig, "--grpc-address=" + s.ScalerAddress,
+			"--scrape-interval=" + s.opts.ScrapeInterval.String(),
+			"--metrics-bind-address=" + s.scalerMetricsAddr,
+			"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(probe)}, s.tlsArgs...)...)
 	if err != nil {
 		return err
 	}
-	if err := waitHTTP(ctx, s.scaler, fmt.Sprintf("http://127.0.0.1:%d/readyz", probe)); err != nil {
+	if err := s.scaler.WaitReady(ctx, httpOK(fmt.Sprintf("http://127.0.0.1:%d/readyz", probe))); err != nil {
 		return fmt.Errorf("llm-d scaler: %w", err)
 	}
 	return nil
+}
+
+// kedaClientSecret is the Secret in KEDA's namespace with KEDA's client certificate, as the chart's
+// scaler.tls makes it.
+const kedaClientSecret = "llm-d-scaler-client-tls"
+
+// setUpTLS makes a CA, the scaler's serving certificate (valid for 127.0.0.1, the address KEDA dials) and
+// KEDA's client certificate; writes the scaler's files and the Secret KEDA reads its certificate from.
+func (s *Stack) setUpTLS(ctx context.Context) error {
+	ca, err := mtlstest.NewCA("llm-d e2e")
+	if err != nil {
+		return err
+	}
+	s.CA = ca.PEM
+	srvCert, srvKey, err := ca.Issue("llm-d-scaler")
+	if err != nil {
+		return err
+	}
+	cliCert, cliKey, err := ca.Issue("keda-operator")
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(s.Cluster.Dir, "llm-d-scaler-tls")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	files := map[string][]byte{"tls.crt": srvCert, "tls.key": srvKey, "ca.crt": ca.PEM}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			return err
+		}
+	}
+	s.tlsArgs = []string{"--tls-cert-file=" + filepath.Join(dir, "tls.crt"), "--tls-key-file=" + filepath.Join(dir, "tls.key"),
+		"--tls-client-ca-file=" + filepath.Join(dir, "ca.crt")}
+	return s.Cluster.Client.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: localcluster.KEDANamespace, Name: kedaClientSecret},
+		Type:       corev1.SecretTypeTLS,
+		Data:       map[string][]byte{"tls.crt": cliCert, "tls.key": cliKey, "ca.crt": ca.PEM},
+	})
 }
 
 // KillScaler kills the scaler with SIGKILL, as a node failure would: nothing is flushed or said.
@@ -183,9 +241,9 @@ func (s *Stack) KillScaler() error {
 	if s.scaler == nil {
 		return errors.New("the scaler is not running")
 	}
-	s.scaler.kill()
+	err := s.scaler.Kill()
 	s.scaler = nil
-	return nil
+	return err
 }
 
 // ScalerRunning reports whether the scaler process runs.
@@ -235,12 +293,7 @@ func (s *Stack) Stop() {
 		s.cancel()
 		<-s.done
 	}
-	for _, p := range []*process{s.op, s.scaler} {
-		if p != nil {
-			p.kill()
-		}
-	}
-	if s.Cluster != nil {
+	if s.Cluster != nil { // kills the operator and the scaler with the cluster's programs
 		_ = s.Cluster.Stop()
 	}
 	if s.bin != "" {
@@ -248,45 +301,10 @@ func (s *Stack) Stop() {
 	}
 }
 
-// process is a program the Stack runs, its output in a log file.
-type process struct {
-	cmd    *exec.Cmd
-	log    string
-	exited chan struct{}
-}
-
-func startProcess(ctx context.Context, logPath, bin string, args ...string) (*process, error) {
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
-	}
-	p := &process{cmd: cmd, log: logPath, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); f.Close(); close(p.exited) }()
-	return p, nil
-}
-
-func (p *process) kill() {
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.exited
-}
-
-// waitHTTP waits for url to answer 200 while p runs.
-func waitHTTP(ctx context.Context, p *process, url string) error {
+// httpOK is a readiness check: url answers 200.
+func httpOK(url string) func() error {
 	hc := &http.Client{Timeout: time.Second}
-	return testenv.Eventually(ctx, 2*time.Minute, func() error {
-		select {
-		case <-p.exited:
-			log, _ := os.ReadFile(p.log)
-			return testenv.Permanent(fmt.Errorf("exited:\n%s", tail(string(log), 3000)))
-		default:
-		}
+	return func() error {
 		resp, err := hc.Get(url)
 		if err != nil {
 			return err
@@ -296,12 +314,5 @@ func waitHTTP(ctx context.Context, p *process, url string) error {
 			return fmt.Errorf("%s: %s", url, resp.Status)
 		}
 		return nil
-	})
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
 	}
-	return s
 }

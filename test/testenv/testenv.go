@@ -222,6 +222,21 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// FreePorts returns n distinct TCP ports on 127.0.0.1 that were free a moment ago: all are held until the
+// last is found, so that two calls cannot return the same port.
+func FreePorts(n int) ([]int, error) {
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	return ports, nil
+}
+
 // Stop stops every process the Env started.
 func (e *Env) Stop() error {
 	for _, p := range e.procs {
