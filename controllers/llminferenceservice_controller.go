@@ -118,7 +118,7 @@ func (r *LLMInferenceServiceReconciler) reconcileObjects(ctx context.Context, sv
 	if err != nil {
 		return err
 	}
-	r.recordApply(svc, "PersistentVolumeClaim", desiredPVC.Name, res)
+	r.recordApply(svc, "PersistentVolumeClaim", svc.Namespace, desiredPVC.Name, res)
 
 	if missing := r.missingSecrets(ctx, svc); missing != "" {
 		// No Deployment until the Secret exists: a pod would only sit in CreateContainerConfigError.
@@ -154,7 +154,7 @@ func (r *LLMInferenceServiceReconciler) reconcileObjects(ctx context.Context, sv
 	if err != nil {
 		return err
 	}
-	r.recordApply(svc, "Deployment", dep.Name, res)
+	r.recordApply(svc, "Deployment", svc.Namespace, dep.Name, res)
 
 	desiredSvc := BuildService(svc)
 	_, res, err = apply(ctx, r.Client, svc, "Service", desiredSvc, &corev1.Service{},
@@ -171,7 +171,7 @@ func (r *LLMInferenceServiceReconciler) reconcileObjects(ctx context.Context, sv
 	if err != nil {
 		return err
 	}
-	r.recordApply(svc, "Service", svc.Name, res)
+	r.recordApply(svc, "Service", svc.Namespace, svc.Name, res)
 
 	svc.Status.Replicas = dep.Status.Replicas
 	svc.Status.ReadyReplicas = dep.Status.ReadyReplicas
@@ -246,7 +246,7 @@ func (r *LLMInferenceServiceReconciler) reconcileScaledObject(ctx context.Contex
 		if err != nil {
 			return err
 		}
-		r.recordApply(svc, "ClusterTriggerAuthentication", TriggerAuthenticationName, res)
+		r.recordApply(svc, "ClusterTriggerAuthentication", "", TriggerAuthenticationName, res) // cluster-scoped
 	}
 	desired := BuildScaledObject(svc, r.Config)
 	so, res, err := apply(ctx, r.Client, svc, "ScaledObject", desired, live,
@@ -257,7 +257,7 @@ func (r *LLMInferenceServiceReconciler) reconcileScaledObject(ctx context.Contex
 	if err != nil {
 		return err
 	}
-	r.recordApply(svc, "ScaledObject", so.Name, res)
+	r.recordApply(svc, "ScaledObject", svc.Namespace, so.Name, res)
 	svc.Status.ScaledObject = so.Name
 	r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionTrue, ReasonAutoscalingActive,
 		fmt.Sprintf("ScaledObject %s hands the replica count (%d to %d) to the llm-d scaler at %s",
@@ -358,12 +358,17 @@ func (r *LLMInferenceServiceReconciler) writeStatus(ctx context.Context, svc *v1
 	return err
 }
 
-func (r *LLMInferenceServiceReconciler) recordApply(svc *v1alpha1.LLMInferenceService, kind, name string, res result) {
+// recordApply reports a managed object created or updated; namespace "" is a cluster-scoped object.
+func (r *LLMInferenceServiceReconciler) recordApply(svc *v1alpha1.LLMInferenceService, kind, namespace, name string, res result) {
 	if res == unchanged {
 		return
 	}
-	r.event(svc, corev1.EventTypeNormal, string(res)+kind, fmt.Sprintf("%s %s %s/%s", strings.ToLower(string(res)), kind, svc.Namespace, name))
-	log.Log.WithName("llminferenceservice").Info(string(res), "kind", kind, "namespace", svc.Namespace, "name", name)
+	ref := name
+	if namespace != "" {
+		ref = namespace + "/" + name
+	}
+	r.event(svc, corev1.EventTypeNormal, string(res)+kind, fmt.Sprintf("%s %s %s", strings.ToLower(string(res)), kind, ref))
+	log.Log.WithName("llminferenceservice").Info(string(res), "kind", kind, "namespace", namespace, "name", name)
 }
 
 func (r *LLMInferenceServiceReconciler) event(svc *v1alpha1.LLMInferenceService, typ, reason, msg string) {

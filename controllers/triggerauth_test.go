@@ -2,10 +2,12 @@ package controllers_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -27,7 +29,8 @@ func TestClusterTriggerAuthentication(t *testing.T) {
 	// A second operator configuration, run by hand once, so the suite's operator (TLS off) stays as it is.
 	tlsCfg := cfg
 	tlsCfg.ScalerTLSSecret = "llm-d-scaler-client-tls"
-	r := &controllers.LLMInferenceServiceReconciler{Client: k8s, Config: tlsCfg}
+	rec := events.NewFakeRecorder(100)
+	r := &controllers.LLMInferenceServiceReconciler{Client: k8s, Config: tlsCfg, Recorder: rec}
 	reconcile := func() {
 		t.Helper()
 		_, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: svc.Name}})
@@ -38,6 +41,10 @@ func TestClusterTriggerAuthentication(t *testing.T) {
 	must(t, k8s.Get(context.Background(), client.ObjectKey{Name: controllers.TriggerAuthenticationName}, ta))
 	if len(ta.Spec.SecretTargetRef) != 3 || ta.Spec.SecretTargetRef[0].Name != tlsCfg.ScalerTLSSecret {
 		t.Fatalf("spec %+v", ta.Spec)
+	}
+	// Cluster-scoped: the event names it without the service's namespace.
+	if want := "Normal CreatedClusterTriggerAuthentication created ClusterTriggerAuthentication llm-d-scaler"; !slices.Contains(drain(rec), want) {
+		t.Errorf("no event %q", want)
 	}
 
 	ta.Spec.SecretTargetRef = ta.Spec.SecretTargetRef[:1]

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -29,8 +28,8 @@ func burst(args []string, stdout, stderr io.Writer) int {
 }
 
 func burstContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("burst", flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are reported in one line below
+	cmd := newCommand("burst", burstUsage, stdout, stderr)
+	fs, fail := cmd.fs, cmd.fail
 	var cfg loadgen.Config
 	fs.StringVar(&cfg.URL, "url", "", "base URL of the server, e.g. http://127.0.0.1:8000 (a trailing /v1 is fine)")
 	fs.StringVar(&cfg.Model, "model", "", "model name to request; empty asks the server's /v1/models and takes the first")
@@ -43,21 +42,11 @@ func burstContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "bound on each request, from sending to its last token")
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "seed of the arrival times and prompts; 0 picks one")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
-	fail := func(code int, format string, a ...any) int {
-		fmt.Fprintf(stderr, "llmd burst: "+format+"\n", a...)
+	if code, done := cmd.parse(args); done {
 		return code
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stdout, burstUsage)
-			return 0
-		}
-		return fail(2, "%v", err)
 	}
 	cfg.Arrivals = loadgen.Arrivals(*arrivals)
 	switch {
-	case fs.NArg() > 0:
-		return fail(2, "unexpected argument %q", fs.Arg(0))
 	case cfg.URL == "":
 		return fail(2, "--url is required")
 	case !(cfg.RPS > 0):

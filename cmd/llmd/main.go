@@ -6,6 +6,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -45,4 +47,39 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "llmd: unknown command %q\n%s", args[0], usage)
 		return 2
 	}
+}
+
+// command is a subcommand's flags and its way of failing: one line on stderr naming the command, and an
+// exit code.
+type command struct {
+	name, usage    string
+	fs             *flag.FlagSet
+	stdout, stderr io.Writer
+}
+
+func newCommand(name, usage string, stdout, stderr io.Writer) *command {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are reported in one line by fail
+	return &command{name: name, usage: usage, fs: fs, stdout: stdout, stderr: stderr}
+}
+
+func (c *command) fail(code int, format string, a ...any) int {
+	fmt.Fprintf(c.stderr, "llmd "+c.name+": "+format+"\n", a...)
+	return code
+}
+
+// parse parses args, which must all be flags. done means the command is over with code: help was
+// printed (0) or the arguments are wrong (2).
+func (c *command) parse(args []string) (code int, done bool) {
+	if err := c.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(c.stdout, c.usage)
+			return 0, true
+		}
+		return c.fail(2, "%v", err), true
+	}
+	if c.fs.NArg() > 0 {
+		return c.fail(2, "unexpected argument %q", c.fs.Arg(0)), true
+	}
+	return 0, false
 }

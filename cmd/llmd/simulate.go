@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -38,8 +37,8 @@ func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 // simulate replays a trace through the simulator under one policy or all of them and prints the results.
 func simulate(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are reported in one line below
+	cmd := newCommand("simulate", simulateUsage, stdout, stderr)
+	fs, fail := cmd.fs, cmd.fail
 	var services, traces stringList
 	fs.Var(&services, "service", "LLMInferenceService YAML whose autoscaling block drives llmd (repeat with --pool)")
 	fs.Var(&traces, "trace", "request trace CSV in the Azure format (TIMESTAMP,ContextTokens,GeneratedTokens); with --pool, one per --service, in order")
@@ -55,20 +54,10 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	plotPath := fs.String("plot", "", "write a PNG plot of the time series")
 	csvPath := fs.String("csv", "", "write the time series as CSV")
-	fail := func(code int, format string, a ...any) int {
-		fmt.Fprintf(stderr, "llmd simulate: "+format+"\n", a...)
+	if code, done := cmd.parse(args); done {
 		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stdout, simulateUsage)
-			return 0
-		}
-		return fail(2, "%v", err)
-	}
 	switch {
-	case fs.NArg() > 0:
-		return fail(2, "unexpected argument %q", fs.Arg(0))
 	case len(services) == 0:
 		return fail(2, "--service FILE is required")
 	case len(traces) == 0:
