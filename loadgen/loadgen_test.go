@@ -14,32 +14,19 @@ import (
 
 	"github.com/llm-d/llm-d/vllmsim"
 	"github.com/llm-d/llm-d/vllmsim/server"
+	"github.com/llm-d/llm-d/vllmsim/server/servertest"
 )
 
 // simulator serves a fast simulated vLLM on 127.0.0.1 until the test ends.
-func simulator(t *testing.T) *httptest.Server {
+// simulator serves a fast simulated vLLM until the test ends or stop is called.
+func simulator(t *testing.T) (url string, stop func()) {
 	t.Helper()
 	cfg := server.DefaultConfig()
 	cfg.Model = "sim"
 	cfg.Params = vllmsim.A10GLlama8B()
 	cfg.Params.StartupDelay = 0
 	cfg.Speed = 50
-	s, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- s.Run(ctx) }()
-	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		ts.Close()
-		cancel()
-		if err := <-ran; err != nil {
-			t.Error(err)
-		}
-	})
-	return ts
+	return servertest.Listen(t, cfg, "127.0.0.1:0")
 }
 
 func generator(t *testing.T, cfg Config) *Generator {
@@ -64,9 +51,9 @@ func generator(t *testing.T, cfg Config) *Generator {
 }
 
 func TestAgainstSimulator(t *testing.T) {
-	ts := simulator(t)
+	url, _ := simulator(t)
 	// Uniform arrivals at 0, 10ms, ..., 190ms: exactly 20.
-	g := generator(t, Config{URL: ts.URL + "/v1", RPS: 100, Duration: 200 * time.Millisecond, MaxTokens: 12})
+	g := generator(t, Config{URL: url + "/v1", RPS: 100, Duration: 200 * time.Millisecond, MaxTokens: 12})
 	s := g.Run(context.Background())
 	if s.Requests != 20 || s.Successes != 20 || len(s.Errors) != 0 {
 		t.Fatalf("requests %d, successes %d, errors %v (%v); want 20 successes", s.Requests, s.Successes, s.Errors, s.FirstErrors)
@@ -88,9 +75,9 @@ func TestAgainstSimulator(t *testing.T) {
 }
 
 func TestPoissonIsReproducible(t *testing.T) {
-	ts := simulator(t)
+	url, _ := simulator(t)
 	count := func() int {
-		g := generator(t, Config{URL: ts.URL, RPS: 200, Duration: 100 * time.Millisecond, Arrivals: Poisson, Seed: 7})
+		g := generator(t, Config{URL: url, RPS: 200, Duration: 100 * time.Millisecond, Arrivals: Poisson, Seed: 7})
 		s := g.Run(context.Background())
 		if s.Successes != s.Requests {
 			t.Errorf("errors %v: %v", s.Errors, s.FirstErrors)
@@ -211,13 +198,13 @@ func TestCancelStopsTheRun(t *testing.T) {
 }
 
 func TestModels(t *testing.T) {
-	ts := simulator(t)
-	ids, err := Models(context.Background(), nil, ts.URL+"/v1/")
+	url, stop := simulator(t)
+	ids, err := Models(context.Background(), nil, url+"/v1/")
 	if err != nil || len(ids) != 1 || ids[0] != "sim" {
 		t.Errorf("Models = %v, %v; want [sim]", ids, err)
 	}
-	ts.Close()
-	_, err = Models(context.Background(), nil, ts.URL)
+	stop()
+	_, err = Models(context.Background(), nil, url)
 	if _, ok := err.(*UnreachableError); !ok {
 		t.Errorf("Models of a closed server: %v, want an UnreachableError", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/llm-d/llm-d/test/testenv"
 	"github.com/llm-d/llm-d/vllmsim"
 	"github.com/llm-d/llm-d/vllmsim/server"
+	"github.com/llm-d/llm-d/vllmsim/server/servertest"
 )
 
 // simulatedVLLM serves a fast simulated vLLM on 127.0.0.1 until the test ends.
@@ -24,20 +25,7 @@ func simulatedVLLM(t *testing.T) string {
 	cfg.Params = vllmsim.H100Llama8B()
 	cfg.Params.StartupDelay = 0
 	cfg.Speed = 50
-	s, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- s.Run(ctx) }()
-	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		ts.Close()
-		cancel()
-		<-ran
-	})
-	return ts.URL
+	return servertest.Start(t, cfg)
 }
 
 func TestBurstJSON(t *testing.T) {

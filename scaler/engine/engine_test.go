@@ -37,6 +37,7 @@ import (
 	"github.com/llm-d/llm-d/test/testenv"
 	"github.com/llm-d/llm-d/vllmsim"
 	vllmserver "github.com/llm-d/llm-d/vllmsim/server"
+	"github.com/llm-d/llm-d/vllmsim/server/servertest"
 )
 
 // The scaler end to end short of KEDA: a real kube-apiserver and etcd, the real kube-controller-manager
@@ -133,24 +134,7 @@ func vllmPod(t *testing.T, ip string, maxSeqs int) (base string, stop func()) {
 	cfg.Params.StartupDelay = 0
 	cfg.Params.MaxNumSeqs = maxSeqs
 	cfg.PromptTokens = 16
-	s, err := vllmserver.New(cfg)
-	must(t, err)
-	lis, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(controllers.HTTPPort)))
-	must(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	hs := &http.Server{Handler: s.Handler()}
-	go func() { _ = s.Run(ctx) }()
-	go func() { _ = hs.Serve(lis) }()
-	stopped := false
-	stop = func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			_ = hs.Close()
-		}
-	}
-	t.Cleanup(stop)
-	return "http://" + lis.Addr().String(), stop
+	return servertest.Listen(t, cfg, net.JoinHostPort(ip, fmt.Sprint(controllers.HTTPPort)))
 }
 
 // load keeps n streaming requests of many tokens open against base until the test ends or cancel.

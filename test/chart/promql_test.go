@@ -1,10 +1,9 @@
 package chart
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"net/http/httptest"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/llm-d/llm-d/controllers"
 	"github.com/llm-d/llm-d/scaler/engine"
 	"github.com/llm-d/llm-d/vllmsim/server"
+	"github.com/llm-d/llm-d/vllmsim/server/servertest"
 )
 
 // TestPromQLNamesExist checks that every metric an alert, a recording rule or a dashboard panel queries is
@@ -71,21 +71,13 @@ func exportedMetrics(t *testing.T) map[string]bool {
 		cfg := server.DefaultConfig()
 		cfg.LegacyMetrics = legacy
 		cfg.Speed = 1000
-		s, err := server.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() { _ = s.Run(ctx) }()
-		srv := httptest.NewServer(s.Handler())
-		resp, err := srv.Client().Get(srv.URL + "/metrics")
+		url := servertest.Start(t, cfg)
+		resp, err := http.Get(url + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		srv.Close()
-		cancel()
 		for _, line := range strings.Split(string(body), "\n") {
 			if line != "" && !strings.HasPrefix(line, "#") {
 				known[strings.FieldsFunc(line, func(r rune) bool { return r == '{' || r == ' ' })[0]] = true

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -41,6 +40,7 @@ import (
 	"github.com/llm-d/llm-d/scaler/server"
 	"github.com/llm-d/llm-d/test/testenv"
 	vllmserver "github.com/llm-d/llm-d/vllmsim/server"
+	"github.com/llm-d/llm-d/vllmsim/server/servertest"
 )
 
 // TestLeastPrivilege runs the operator and the scaler, wired as their commands wire them, as the chart's
@@ -99,7 +99,9 @@ func TestLeastPrivilege(t *testing.T) {
 
 	// A kubelet's part: the pod runs a (simulated) vLLM on its IP and turns Ready.
 	const ip = "127.30.0.1"
-	serveVLLM(t, ctx, ip)
+	cfg := vllmserver.DefaultConfig()
+	cfg.Params.StartupDelay = 0
+	servertest.Listen(t, cfg, net.JoinHostPort(ip, fmt.Sprint(controllers.HTTPPort)))
 	eventually(t, "a pod of llama-3-8b to mark Ready", func() error {
 		pods := &corev1.PodList{}
 		if err := admin.List(ctx, pods, client.InNamespace("inference"), client.MatchingLabels{controllers.LabelInstance: "llama-3-8b"}); err != nil {
@@ -317,21 +319,6 @@ func sampleService(t *testing.T, file string) *v1alpha1.LLMInferenceService {
 	s := &v1alpha1.LLMInferenceService{}
 	must(t, yaml.UnmarshalStrict(data, s))
 	return s
-}
-
-// serveVLLM runs a simulated vLLM server on ip:8000 until ctx ends.
-func serveVLLM(t *testing.T, ctx context.Context, ip string) {
-	t.Helper()
-	cfg := vllmserver.DefaultConfig()
-	cfg.Params.StartupDelay = 0
-	s, err := vllmserver.New(cfg)
-	must(t, err)
-	lis, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(controllers.HTTPPort)))
-	must(t, err)
-	hs := &http.Server{Handler: s.Handler()}
-	go func() { _ = s.Run(ctx) }()
-	go func() { _ = hs.Serve(lis) }()
-	t.Cleanup(func() { _ = hs.Close() })
 }
 
 func eventually(t *testing.T, what string, f func() error) {
