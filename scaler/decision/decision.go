@@ -248,7 +248,7 @@ func plausible(s Snapshot) Snapshot {
 func recommend(p Policy, s Snapshot) Decision {
 	if s.Ready == 0 {
 		return Decision{Recommendation: s.Current, Rule: RuleNoReadyPod,
-			Reason: fmt.Sprintf("no ready pod to measure (%d starting): holding %d replicas", s.Starting, s.Current)}
+			Reason: fmt.Sprintf("no ready pod to measure (%d starting): holding %d replicas", s.Starting, clamp(s.Current, p))}
 	}
 	var waiting, running, tps, kv, satRunning float64
 	var saturated, withTPS int
@@ -314,7 +314,7 @@ func recommend(p Policy, s Snapshot) Decision {
 	case s.Missing > 0:
 		d.Recommendation, d.Rule = s.Current, RuleMissingData
 		d.Reason = fmt.Sprintf("%d of %d ready pods have no fresh metrics: holding %d replicas (missing data never scales down)",
-			s.Missing, s.Ready, s.Current)
+			s.Missing, s.Ready, clamp(s.Current, p))
 		return d
 	}
 
@@ -332,7 +332,7 @@ func recommend(p Policy, s Snapshot) Decision {
 	if p.TargetDecodeTPS > 0 {
 		if withTPS == 0 {
 			d.Recommendation, d.Rule = s.Current, RuleMissingData
-			d.Reason = fmt.Sprintf("decode tokens/s needs two scrapes of a ready pod: holding %d replicas", s.Current)
+			d.Reason = fmt.Sprintf("decode tokens/s needs two scrapes of a ready pod: holding %d replicas", clamp(s.Current, p))
 			return d
 		}
 		if !allTPS {

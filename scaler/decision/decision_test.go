@@ -1,6 +1,7 @@
 package decision
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -64,6 +65,8 @@ func TestRules(t *testing.T) {
 			noWindow, Snapshot{Current: 2, Ready: 2, Missing: 1, Pods: []Pod{busy(30, 10, 500)}}, 3, RuleScaleUpQueue},
 		{"no ready pod holds the size",
 			noWindow, Snapshot{Current: 3, Ready: 0, Starting: 3}, 3, RuleNoReadyPod},
+		{"no ready pod, no replica yet: holds minReplicas",
+			noWindow, Snapshot{Current: 0, Ready: 0}, noWindow.MinReplicas, RuleNoReadyPod},
 		{"decode rate not yet known holds the size",
 			noWindow, Snapshot{Current: 4, Ready: 4, Pods: pods(4, Pod{Running: 1})}, 4, RuleMissingData},
 		{"clamped at max",
@@ -82,6 +85,9 @@ func TestRules(t *testing.T) {
 			}
 			if d.Reason == "" {
 				t.Fatal("no reason")
+			}
+			if hold := fmt.Sprintf("holding %d replicas", d.Desired); (d.Rule == RuleNoReadyPod || d.Rule == RuleMissingData) && !strings.Contains(d.Reason, hold) {
+				t.Errorf("reason %q does not say %q", d.Reason, hold)
 			}
 		})
 	}
