@@ -115,7 +115,13 @@ func demo(ctx context.Context, burstFor time.Duration, rps float64, window time.
 			if s.Status.ScaledObject == "" {
 				return fmt.Errorf("%s has no ScaledObject yet", svc.Name)
 			}
-			return nil
+			// kwok marks a pod Ready at once; its simulated vLLM serves only after its model load.
+			for _, p := range stack.Fleet.Snapshot() {
+				if p.Service == svc.Name && p.Ready {
+					return nil
+				}
+			}
+			return fmt.Errorf("%s has no pod serving yet", svc.Name)
 		})
 		if err != nil {
 			return err
@@ -139,6 +145,14 @@ func demo(ctx context.Context, burstFor time.Duration, rps float64, window time.
 				Ready: int(r.ready), Starting: int(max(r.desired-r.ready, 0)), Waiting: int(r.waiting), DecodeTPSPerPod: r.tps})
 		}
 	}
+	// Failures by kind on the way out: the table shows only their count.
+	defer func() {
+		for name, g := range gens {
+			if sum := g.Summary(); sum.Successes < sum.Requests {
+				say("demo: %s: %d of %d requests failed: %v; first of each: %v", name, sum.Requests-sum.Successes, sum.Requests, sum.Errors, sum.FirstErrors)
+			}
+		}
+	}()
 	loadDone := make(chan struct{})
 	for i, svc := range services {
 		door, err := stack.FrontDoor(ns, svc.Name)
