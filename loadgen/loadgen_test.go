@@ -17,7 +17,6 @@ import (
 	"github.com/llm-d/llm-d/vllmsim/server/servertest"
 )
 
-// simulator serves a fast simulated vLLM on 127.0.0.1 until the test ends.
 // simulator serves a fast simulated vLLM until the test ends or stop is called.
 func simulator(t *testing.T) (url string, stop func()) {
 	t.Helper()

@@ -416,16 +416,7 @@ func TestFaultPodChurnAndLookAlikes(t *testing.T) {
 		}
 		return nil
 	})
-	moreRounds := func(n int64) {
-		t.Helper()
-		hitsB := fpB.hits.Load()
-		eventually(t, "more rounds", func() error {
-			if fpB.hits.Load() < hitsB+n {
-				return errors.New("not enough scrapes of the replacement yet")
-			}
-			return nil
-		})
-	}
+	moreRounds := func(n int64) { t.Helper(); grows(t, "scrapes of the replacement", &fpB.hits, n) }
 	moreRounds(6) // rounds that read the pod list before the deletion are over
 	hitsA := fpA.hits.Load()
 	moreRounds(10)
@@ -540,16 +531,7 @@ func TestFaultServiceSkippedIsLoggedOncePerReason(t *testing.T) {
 	fc := fake.NewClientBuilder().WithScheme(env.Scheme).WithObjects(svc).Build()
 	lists := &countingReader{Reader: fc}
 	te := startEngine(t, lists, time.Second)
-	rounds := func(n int64) {
-		t.Helper()
-		start := lists.n.Load()
-		eventually(t, "engine rounds", func() error {
-			if lists.n.Load() < start+n {
-				return errors.New("not yet")
-			}
-			return nil
-		})
-	}
+	rounds := func(n int64) { t.Helper(); grows(t, "engine rounds", &lists.n, n) }
 	update := func(f func(a *v1alpha1.AutoscalingSpec)) {
 		t.Helper()
 		s := &v1alpha1.LLMInferenceService{}
@@ -595,4 +577,16 @@ func (r *countingReader) List(ctx context.Context, list client.ObjectList, opts 
 		r.n.Add(1)
 	}
 	return r.Reader.List(ctx, list, opts...)
+}
+
+// grows waits until counter has grown by at least n from its value now.
+func grows(t *testing.T, what string, counter *atomic.Int64, n int64) {
+	t.Helper()
+	start := counter.Load()
+	eventually(t, what, func() error {
+		if got := counter.Load() - start; got < n {
+			return fmt.Errorf("%d of %d so far", got, n)
+		}
+		return nil
+	})
 }
