@@ -215,7 +215,8 @@ func TestAutoscalingToggleAndHPAOwnedReplicas(t *testing.T) {
 
 	// The HPA scales through the scale subresource; the operator must not undo it.
 	scaleTo(t, ns, name, 5)
-	touch(t, ns, name) // a reconcile happens for an unrelated reason
+	// A reconcile for an unrelated reason: a new generation, which the condition below waits to see observed.
+	edit(t, ns, name, func(s *v1alpha1.LLMInferenceService) { s.Spec.Autoscaling.MaxReplicas = 7 })
 	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingActive)
 	if d := deployment(t, ns, name); *d.Spec.Replicas != 5 {
 		t.Fatalf("operator overwrote the HPA's replicas: %d", *d.Spec.Replicas)
@@ -420,13 +421,4 @@ func edit(t *testing.T, ns, name string, f func(*v1alpha1.LLMInferenceService)) 
 
 func setAutoscaling(t *testing.T, ns, name string, on bool) {
 	edit(t, ns, name, func(s *v1alpha1.LLMInferenceService) { s.Spec.Autoscaling.Enabled = on })
-}
-
-func touch(t *testing.T, ns, name string) {
-	edit(t, ns, name, func(s *v1alpha1.LLMInferenceService) {
-		if s.Annotations == nil {
-			s.Annotations = map[string]string{}
-		}
-		s.Annotations["test/touched"] = fmt.Sprint(len(s.Annotations))
-	})
 }

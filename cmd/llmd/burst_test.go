@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -140,15 +141,22 @@ func TestBurstProgress(t *testing.T) {
 		defer close(reported)
 		reportProgress(g, &errb, done, time.Millisecond)
 	}()
-	g.Run(context.Background())
+	sum := g.Run(context.Background())
 	// Let one line be printed after the last request, whenever the ticker comes.
-	poll := time.NewTicker(time.Millisecond)
-	defer poll.Stop()
-	for !strings.Contains(errb.String(), "sent 10  done 10  in flight 0  errors 0") {
-		<-poll.C
-	}
+	err = testenv.Eventually(context.Background(), 30*time.Second, func() error {
+		if sum.Requests != 10 || sum.Successes != 10 {
+			return testenv.Permanent(fmt.Errorf("burst: %d requests, %d successes, errors %v; want 10 and 10", sum.Requests, sum.Successes, sum.Errors))
+		}
+		if !strings.Contains(errb.String(), "sent 10  done 10  in flight 0  errors 0") {
+			return fmt.Errorf("no final progress line in %q", errb.String())
+		}
+		return nil
+	})
 	close(done)
 	<-reported
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := errb.String()
 	if strings.Contains(out, "\r") || !strings.HasSuffix(out, "\n") || !strings.Contains(out, "ttft p50 ") {
 		t.Errorf("progress on a non-terminal: %q; want whole lines", out)

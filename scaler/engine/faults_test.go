@@ -293,7 +293,8 @@ func TestFaultCounterResetIsNotAFailure(t *testing.T) {
 	fp := startFakePod(t, ip, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(vllmPayload(0, 1, float64(generated.Add(100)))))
 	})
-	te := startEngine(t, nsReader{k8s, ns}, time.Second)
+	// A generous timeout: the failure count below must count resets, not one slow scrape on a busy machine.
+	te := startEngine(t, nsReader{k8s, ns}, 5*time.Second)
 	key := types.NamespacedName{Namespace: ns, Name: "llama"}
 	eventually(t, "a rate", func() error {
 		r, err := te.Latest(context.Background(), key)

@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -100,13 +99,8 @@ func TestFetch(t *testing.T) {
 }
 
 func TestFetchConnectionRefused(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	_, err = NewFetcher(time.Second, 1<<20).Fetch(context.Background(), addr, nil)
+	// Port 1 (tcpmux) is never served here; a port just closed could be taken by another test.
+	_, err := NewFetcher(10*time.Second, 1<<20).Fetch(context.Background(), "127.0.0.1:1", nil)
 	if ReasonOf(err) != ReasonRefused {
 		t.Fatalf("got %v", err)
 	}
@@ -118,7 +112,7 @@ func TestFetchConnectionRefused(t *testing.T) {
 
 func TestFetchReusesBuffer(t *testing.T) {
 	addr := serve(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(payload)) })
-	f := NewFetcher(time.Second, 1<<20)
+	f := NewFetcher(10*time.Second, 1<<20)
 	buf := make([]byte, 0, 4096)
 	got, err := f.Fetch(context.Background(), addr, buf)
 	if err != nil || &got[:1][0] != &buf[:1][0] {
@@ -130,7 +124,7 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 	addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "http://127.0.0.2:1/metrics", http.StatusFound)
 	})
-	_, err := NewFetcher(time.Second, 1<<20).Fetch(context.Background(), addr, nil)
+	_, err := NewFetcher(10*time.Second, 1<<20).Fetch(context.Background(), addr, nil)
 	if ReasonOf(err) != ReasonStatus {
 		t.Fatalf("redirect followed or misreported: %v", err)
 	}

@@ -100,17 +100,22 @@ func TestScalingPath(t *testing.T) {
 		sum := burst(t, door, llama.Spec.Model.ID, 12, 40*time.Second, func() bool {
 			return rec.max() >= 2 && readyScraped(t, ns, llama.Name) >= 2
 		})
+		quietFrom := time.Now()
 		if sum.Successes == 0 {
 			t.Fatalf("no request of the burst succeeded: %+v", sum.Errors)
 		}
-		if rec.max() < 2 {
-			t.Fatalf("the Deployment never grew: replicas %v", rec.history())
-		}
+		// A decision near the end of the burst reaches the Deployment an HPA sync or two later; the window
+		// keeps the scaler's peak that long.
+		eventually(t, window, "the Deployment to grow", func() error {
+			if rec.max() < 2 {
+				return fmt.Errorf("replicas %v", rec.history())
+			}
+			return nil
+		})
 		t.Logf("burst: %d requests, TTFT p50 %s p95 %s; replicas %v", sum.Requests, sum.TTFT.P50, sum.TTFT.P95, rec.history())
 
 		// Quiet: the scaler keeps the peak for a full window after the last busy decision, then comes down,
 		// never below minReplicas.
-		quietFrom := time.Now()
 		eventually(t, window+2*time.Minute, "replicas back to minReplicas", func() error {
 			if n := rec.last(); n != llama.Spec.Autoscaling.MinReplicas {
 				return fmt.Errorf("%d replicas", n)

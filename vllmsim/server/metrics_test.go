@@ -16,7 +16,8 @@ import (
 
 func TestHealthAfterStartupDelay(t *testing.T) {
 	cfg := testConfig()
-	cfg.Params.StartupDelay = 300 * time.Millisecond
+	// Long enough that the two 503 checks below finish inside it on a loaded machine.
+	cfg.Params.StartupDelay = 3 * time.Second
 	before := time.Now()
 	_, ts := start(t, cfg)
 	status := func(path string) int {
@@ -156,7 +157,8 @@ func TestLegacyMetricNames(t *testing.T) {
 func TestGaugesRiseUnderLoad(t *testing.T) {
 	cfg := testConfig()
 	cfg.Params.MaxNumSeqs = 2
-	cfg.Params.IterationBase = 10 * time.Millisecond
+	// 4 batches of 20 tokens at 50 ms: a queue for about 3 s, which a poll on a loaded machine still sees.
+	cfg.Params.IterationBase = 50 * time.Millisecond
 	_, ts := start(t, cfg)
 
 	const clients = 8
@@ -164,7 +166,7 @@ func TestGaugesRiseUnderLoad(t *testing.T) {
 	for range clients {
 		wg.Go(func() {
 			resp, err := http.Post(ts.URL+"/v1/completions", "application/json",
-				stringsReader(`{"prompt":"hello","max_tokens":10}`))
+				stringsReader(`{"prompt":"hello","max_tokens":20}`))
 			if err != nil {
 				t.Error(err)
 				return
