@@ -222,14 +222,21 @@ func newClient(concurrency int) *http.Client {
 	return &http.Client{Transport: t}
 }
 
-// BaseURL normalises a server address: http://host:port, host:port or http://host:port/v1 all give
-// http://host:port.
-func BaseURL(raw string) (string, error) {
+// HTTPURL parses what people type for a server: a URL, or host:port meaning http. ok is false unless it
+// is an http(s) URL with a host.
+func HTTPURL(raw string) (u *url.URL, ok bool) {
 	if !strings.Contains(raw, "://") {
 		raw = "http://" + raw
 	}
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+	return u, err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https")
+}
+
+// BaseURL normalises a server address: http://host:port, host:port or http://host:port/v1 all give
+// http://host:port.
+func BaseURL(raw string) (string, error) {
+	u, ok := HTTPURL(raw)
+	if !ok {
 		return "", fmt.Errorf("%q is not the http(s) URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000", raw)
 	}
 	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/v1")

@@ -6,10 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"time"
 
+	"github.com/llm-d/llm-d/loadgen"
 	"github.com/llm-d/llm-d/scaler/scrape"
 	"github.com/llm-d/llm-d/scaler/signals"
 	"github.com/llm-d/llm-d/scaler/vllmmetrics"
@@ -92,11 +92,8 @@ func probe(args []string, stdout, stderr io.Writer) int {
 
 // metricsURL accepts http://host:port, host:port or a full .../metrics URL.
 func metricsURL(raw string) (string, error) {
-	if !strings.Contains(raw, "://") {
-		raw = "http://" + raw
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+	u, ok := loadgen.HTTPURL(raw)
+	if !ok {
 		return "", fmt.Errorf("%q is not an http(s) URL of a vLLM server, e.g. http://127.0.0.1:8000/metrics", raw)
 	}
 	if u.Path == "" || u.Path == "/" {
