@@ -142,10 +142,17 @@ type Autoscaler struct {
 	started time.Time // when this process first had data; no scale-down for one window after it
 	history []record
 	kv      []kvSample // the KV-cache load of the last kvWindow
+	off     map[Mechanism]bool
 }
 
 // New returns an Autoscaler for policy.
-func New(p Policy) *Autoscaler { return &Autoscaler{policy: p} }
+func New(p Policy, opts ...Option) *Autoscaler {
+	a := &Autoscaler{policy: p}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
+}
 
 // SetPolicy applies an edited policy from the next decision on, keeping the window's history.
 func (a *Autoscaler) SetPolicy(p Policy) { a.policy = p }
