@@ -40,6 +40,8 @@ type Config struct {
 	Warmup time.Duration
 	// Seed drives the Service's random choice of pod.
 	Seed uint64
+	// Off switches decision mechanisms off in the llmd policy, for ablations.
+	Off []decision.Mechanism
 	// LeastLoaded routes each request to the pod with the fewest in flight instead of kube-proxy's random
 	// pick.
 	LeastLoaded bool

@@ -5,6 +5,8 @@ import (
 
 	"github.com/llm-d/llm-d/scaler/decision"
 	"github.com/llm-d/llm-d/scaler/signals"
+	"github.com/llm-d/llm-d/scaler/vllmmetrics"
+	"github.com/llm-d/llm-d/vllmsim"
 )
 
 // epoch anchors the decision package's wall clock; any fixed instant would do.
@@ -30,7 +32,11 @@ type llmdControl struct {
 }
 
 func newLLMD(cfg *Config) *llmdControl {
-	return &llmdControl{cfg: cfg, auto: decision.New(cfg.Policy), latest: cfg.initial(),
+	policy := cfg.Policy
+	if policy.Capacity == (decision.Capacity{}) {
+		policy.Capacity = Prior(cfg.Replica)
+	}
+	return &llmdControl{cfg: cfg, auto: decision.New(policy, decision.Without(cfg.Off...)), latest: cfg.initial(),
 		hpa:   HPA{Behavior: OperatorBehavior(), Min: cfg.Policy.MinReplicas, Max: cfg.Policy.MaxReplicas},
 		rules: map[decision.Rule]int{}}
 }
@@ -48,7 +54,7 @@ func (l *llmdControl) tick(now time.Duration, c *cluster) (int32, bool) {
 // decide is one scrape-and-decide round of the scaler: it sets latest to the service's own Desired.
 func (l *llmdControl) decide(now time.Duration, c *cluster) {
 	wall := epoch.Add(now)
-	snap := decision.Snapshot{Now: wall, Current: c.replicas}
+	snap := decision.Snapshot{Now: wall, Current: c.replicas, StartupDelay: l.cfg.Replica.StartupDelay}
 	for _, p := range c.pods {
 		switch {
 		case p.removed: // terminating: discovery skips it
@@ -56,9 +62,7 @@ func (l *llmdControl) decide(now time.Duration, c *cluster) {
 			snap.Starting++
 		default:
 			snap.Ready++
-			m := p.r.Metrics()
-			p.sig.Observe(wall, signals.Sample{Waiting: float64(m.Waiting), Running: float64(m.Running),
-				KVCacheUsage: m.KVCacheUsage, GenerationTokens: float64(m.GenerationTokensTotal)})
+			p.sig.Observe(wall, signals.FromVLLM(exported(p.r.Metrics(), l.cfg.Replica)))
 			s, err := p.sig.Signals(wall, 3*l.cfg.ScrapeInterval)
 			if err != nil {
 				snap.Missing++
@@ -135,4 +139,25 @@ func (s *scheduleControl) tick(now time.Duration, c *cluster) (int32, bool) {
 		i = min(int(now/s.step), len(s.plan)-1)
 	}
 	return s.plan[i], true
+}
+
+// Prior is the capacity prior the simulated scaler starts from: the replica model's own parameters, as the
+// scaler's table of GPUs gives them for a real pod.
+func Prior(p vllmsim.Params) decision.Capacity {
+	return decision.Capacity{
+		PrefillTPS: float64(p.PrefillTokensPerSec), StepBase: p.IterationBase, StepPerSeq: p.DecodePerSeq,
+		StepPerContextToken: p.DecodePerContextToken, StepTokens: float64(p.MaxNumBatchedTokens),
+		MaxSeqs: float64(p.MaxNumSeqs), KVTokens: float64(p.KVCacheTokens / p.BlockSize * p.BlockSize),
+	}
+}
+
+// exported is what a replica's /metrics says, as package vllmmetrics reads it (vllmsim/server exports the
+// same series).
+func exported(m vllmsim.Metrics, p vllmsim.Params) vllmmetrics.Snapshot {
+	return vllmmetrics.Snapshot{
+		Waiting: float64(m.Waiting), Running: float64(m.Running), KVCacheUsage: m.KVCacheUsage,
+		GenerationTokens: float64(m.GenerationTokensTotal), PromptTokens: float64(m.PromptTokensTotal),
+		FirstTokens: float64(m.FirstTokensTotal), HasTokenCounters: true,
+		KVCacheTokens: float64(p.KVCacheTokens / p.BlockSize * p.BlockSize),
+	}
 }

@@ -129,6 +129,9 @@ type Metrics struct {
 	PromptTokensTotal uint64
 	// GenerationTokensTotal is vllm:generation_tokens_total: output tokens sampled.
 	GenerationTokensTotal uint64
+	// FirstTokensTotal counts requests that have sampled their first token: the count of
+	// vllm:time_to_first_token_seconds, one per request whose prompt is in PromptTokensTotal.
+	FirstTokensTotal uint64
 	// PreemptionsTotal is vllm:num_preemptions_total: running requests sent back to the waiting queue
 	// because the KV cache ran out.
 	PreemptionsTotal uint64

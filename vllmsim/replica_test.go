@@ -100,6 +100,7 @@ func TestOneRequest(t *testing.T) {
 			m := r.Metrics()
 			wantM := Metrics{
 				PromptTokensTotal:     uint64(tc.req.PromptTokens),
+				FirstTokensTotal:      1,
 				GenerationTokensTotal: uint64(len(tc.tokens)),
 			}
 			wantM.RequestSuccessTotal[FinishLength] = 1

@@ -122,6 +122,7 @@ func (r *Replica) sample(s *seq, at time.Duration, out []Event) []Event {
 	r.m.GenerationTokensTotal++
 	if s.generated == 1 {
 		r.m.PromptTokensTotal += uint64(s.prompt)
+		r.m.FirstTokensTotal++
 		r.observe(TimeToFirstToken, at-s.arrival)
 		out = append(out, Event{Kind: FirstToken, ID: s.id, At: at, Tokens: 1, Queued: s.queued})
 	} else {

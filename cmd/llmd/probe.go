@@ -54,7 +54,7 @@ func probe(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "llmd probe: %s: %v\n", target, err)
 			return 1
 		}
-		pod.Observe(at, signals.Sample{Waiting: snap.Waiting, Running: snap.Running, KVCacheUsage: snap.KVCacheUsage, GenerationTokens: snap.GenerationTokens})
+		pod.Observe(at, signals.FromVLLM(snap))
 	}
 	sig, err := pod.Signals(time.Now(), time.Minute)
 	if err != nil {

@@ -4,14 +4,27 @@ package decision
 // ablation in the simulator's benchmark). The scaler always runs every mechanism.
 type Mechanism string
 
+const (
+	// MechanismCapacity is the capacity model (capacity.go); off, the queue and throughput rules decide alone.
+	MechanismCapacity Mechanism = "capacity"
+	// MechanismHeadroom is the burst headroom (headroom.go); off, the capacity model sizes for the current
+	// demand only.
+	MechanismHeadroom Mechanism = "headroom"
+	// MechanismHotPod is the hot-pod rule: a replica more for each pod whose own queue exceeds the target.
+	MechanismHotPod Mechanism = "hot-pod"
+	// MechanismKVHeadroom is the KV-cache headroom rule (kvcache.go).
+	MechanismKVHeadroom Mechanism = "kv-headroom"
+)
+
 // Mechanisms lists every mechanism in report order.
-func Mechanisms() []Mechanism { return nil }
+func Mechanisms() []Mechanism {
+	return []Mechanism{MechanismCapacity, MechanismHeadroom, MechanismHotPod, MechanismKVHeadroom}
+}
 
 // Option configures an Autoscaler.
 type Option func(*Autoscaler)
 
-// Without switches mechanisms off, for ablations; unknown names are ignored by the decision but refused by
-// ValidateMechanisms.
+// Without switches mechanisms off, for ablations; names Mechanisms does not list are ignored.
 func Without(ms ...Mechanism) Option {
 	return func(a *Autoscaler) {
 		if a.off == nil {
@@ -22,3 +35,5 @@ func Without(ms ...Mechanism) Option {
 		}
 	}
 }
+
+func (a *Autoscaler) on(m Mechanism) bool { return !a.off[m] }

@@ -2,27 +2,24 @@
 // it. It is pure: plain structs in, a Decision out, time taken from the snapshot (the caller's clock), no I/O
 // and no Kubernetes types, so the scaler, the trace simulator and the tests run the very same code.
 //
-// The rules (see DESIGN.md section 4):
-//   - Demand is running + waiting requests against the batch a saturated pod sustains plus the queue the SRE
-//     tolerates per pod: desired = ceil((running + waiting) / (batch + targetQueue)). Waiting alone overstates
-//     demand when pods run large batches.
-//   - Scale up when waiting per ready pod exceeds the target. Starting pods are capacity already on its way:
-//     the desired count includes them, so demand they will absorb adds nothing.
-//   - Scale up by one replica per pod whose own queue exceeds the target while the average does not (beyond the
-//     pods already starting). The Service spreads requests at random, so queues pile on single pods (a long
-//     prompt fills one pod's KV cache) well before the average moves; the requests on that pod miss their
-//     TTFT all the same. A hot pod also counts as a recommendation in the window, so it holds scale-down.
-//   - Keep KV-cache headroom (see kvcache.go): the Service routes at random, so each pod's KV cache holds a
-//     random share of the requests in flight, and a pod whose cache is full makes its new requests wait
-//     whatever the averages say. The replica count is at least the fewest pods for which, with the KV load
-//     of the last minute spread over them, the chance that any one pod's cache is full stays under 5 %; it
-//     scales up when the current count falls short of it and holds scale-down otherwise.
-//   - Scale down only when the queue is under its target and, if a Throughput floor is set, decode tokens/s per
-//     pod is under it; never while requests queue above target. A pod that has just become ready has no decode
-//     rate yet (a rate needs two scrapes): like the HPA with a pod's missing metric on a scale-down, it counts
-//     at the floor, and the other pods' rates decide.
-//   - With the queue under its target, a pod with a request or two waiting is caught between scheduler steps,
-//     not saturated: the batch a pod sustains is then at least the largest batch any pod runs.
+// How many pods (each step's details are in its file):
+//   - The capacity model (capacity.go, demand.go): demand measured from the pods' counters (requests/s,
+//     uncached prompt and output tokens per request), what one pod sustains from a step cost model (a prior
+//     refined by what the pods report), and the fewest pods whose prefill queues keep the time to first token
+//     within the objective, or without one, the queue target's worth of waiting, for the attainment's share
+//     of requests.
+//   - Burst headroom (headroom.go): that count is for the current demand grown by the most it has grown within
+//     one startup delay in the service's recent history.
+//   - The queue target is the primary scale-up trigger: when waiting requests per ready pod exceed it, the
+//     service scales up at once to serve running + waiting against the batch a saturated pod sustains plus the
+//     target queue, even on partial data. Starting pods are capacity already on its way: the counts include
+//     them.
+//   - A pod whose own queue exceeds the target while the average does not adds a replica (hot pods: the
+//     Service routes at random). KV-cache headroom (kvcache.go) keeps the chance that any pod's cache is full
+//     small.
+//   - Without the counters the capacity model needs (an old vLLM), the throughput floor decides scale-down
+//     as its field says: scale down when decode tokens/s per pod is under it and the queue is under target,
+//     to the count that keeps the pods at the floor.
 //   - A scale-down takes effect only when every recommendation in the stabilization window allowed it (the
 //     HPA's rule: the highest recommendation in the window wins). Scale-up is immediate.
 //   - Missing data is not zero: a ready pod without fresh data (or with counts no vLLM reports), or no ready
@@ -36,18 +33,42 @@ import (
 	"time"
 )
 
-// Policy is what an SRE sets in the LLMInferenceService's autoscaling block.
+// RateWindow is the span the pods' counter rates cover (package signals keeps the scrapes for it): long
+// enough that a few requests make a rate (a pod serving 2 requests/s sees ~60), short enough that a burst
+// shows within an HPA sync or two.
+const RateWindow = 30 * time.Second
+
+// Policy is what an SRE sets in the LLMInferenceService's autoscaling block, and the capacity prior.
 type Policy struct {
 	MinReplicas int32
 	MaxReplicas int32
 	// TargetQueue is the tolerated number of waiting requests per ready pod (RequestQueue metric).
 	TargetQueue float64
 	// TargetDecodeTPS is the floor of decode tokens/s per pod below which a pod is under-used (Throughput
-	// metric); 0 means no floor, and scale-down follows the queue alone.
+	// metric); 0 means no floor. It decides scale-down only for pods without the counters the capacity model
+	// needs.
 	TargetDecodeTPS float64
 	// ScaleDownWindow is scaleDownStabilizationSeconds.
 	ScaleDownWindow time.Duration
+	// Objective, when its TTFT is set, is what the capacity model sizes for; without it, the queue target's
+	// worth of waiting for DefaultAttainment of the requests.
+	Objective Objective
+	// Capacity is the prior of what one pod can do; the zero value leaves the capacity model off, and the
+	// queue and throughput rules decide alone.
+	Capacity Capacity
 }
+
+// Objective is a time-to-first-token objective.
+type Objective struct {
+	// TTFT is the time to first token a request should meet; 0 means no objective.
+	TTFT time.Duration
+	// Attainment is the share of requests that should meet it (DefaultAttainment if 0).
+	Attainment float64
+}
+
+// DefaultAttainment is the share of requests the capacity model plans to meet their budget for when the
+// objective does not say.
+const DefaultAttainment = 0.99
 
 // Validate says what is wrong with a policy.
 func (p Policy) Validate() error {
@@ -62,19 +83,45 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("targetDecodeTokensPerSecond is %v: it must be 0 (unset) or above", p.TargetDecodeTPS)
 	case p.ScaleDownWindow < 0:
 		return fmt.Errorf("scaleDownStabilizationSeconds is negative")
+	case p.Objective.TTFT < 0:
+		return fmt.Errorf("objective.timeToFirstToken is negative")
+	case p.Objective.Attainment < 0 || p.Objective.Attainment >= 1 || math.IsNaN(p.Objective.Attainment):
+		return fmt.Errorf("objective.attainment is %v: it must be in (0, 1), 0.99 for 99 %%", p.Objective.Attainment)
+	}
+	if p.Capacity != (Capacity{}) {
+		if err := p.Capacity.Validate(); err != nil {
+			return fmt.Errorf("capacity prior: %w", err)
+		}
 	}
 	return nil
+}
+
+// budget is what the capacity model sizes the pods' prefill queues for.
+func (p Policy) budget() Budget {
+	b := Budget{TTFT: p.Objective.TTFT, QueueDepth: p.TargetQueue, Attainment: p.Objective.Attainment}
+	if b.Attainment == 0 {
+		b.Attainment = DefaultAttainment
+	}
+	return b
 }
 
 // Pod is what one ready pod's latest scrapes say.
 type Pod struct {
 	Waiting float64
 	Running float64
-	// DecodeTPS is the rate of vllm:generation_tokens_total between the last two scrapes; valid only if
+	// DecodeTPS is the rate of vllm:generation_tokens_total over the last rate window; valid only if
 	// HasDecodeTPS (a rate needs two scrapes of the same process).
 	DecodeTPS    float64
 	HasDecodeTPS bool
 	KVCacheUsage float64
+	// Over the same window, valid only if HasTokenRates (the pod exports the prompt and first-token
+	// counters, and was scraped twice): PromptTPS is uncached prompt tokens/s (prompt tokens less those the
+	// prefix cache served), FirstTokensPS requests/s whose first token was sampled, WaitingGrowth the change
+	// of Waiting per second.
+	PromptTPS, FirstTokensPS, WaitingGrowth float64
+	HasTokenRates                           bool
+	// KVCacheTokens is the pod's KV-cache size in tokens, 0 if unknown.
+	KVCacheTokens float64
 }
 
 // Snapshot is a service's state at one instant.
@@ -89,27 +136,32 @@ type Snapshot struct {
 	// (scrape failed, stale, or bad payload).
 	Pods    []Pod
 	Missing int
+	// StartupDelay is how long the service's pods take from creation to ready, as observed; 0 if unknown.
+	StartupDelay time.Duration
 }
 
 // Rule names the rule that produced a decision; it is also a metric label, so the set is fixed.
 type Rule string
 
 const (
-	RuleNoReadyPod     Rule = "NoReadyPod"
-	RuleScaleUpQueue   Rule = "ScaleUpQueue"
-	RuleScaleUpHotPod  Rule = "ScaleUpHotPod"
-	RuleStartingAbsorb Rule = "StartingPodsAbsorbDemand"
-	RuleSteady         Rule = "Steady"
-	RuleScaleDown      Rule = "ScaleDown"
-	RuleQueueHoldsDown Rule = "QueueAboveTarget"
-	RuleBusyHoldsDown  Rule = "ThroughputAboveFloor"
-	RuleScaleUpKVCache Rule = "ScaleUpKVCache"
-	RuleKVHoldsDown    Rule = "KVCacheHeadroom"
-	RuleMissingData    Rule = "MissingData"
-	RuleStabilizing    Rule = "ScaleDownStabilizing"
-	RuleWarmingUp      Rule = "WarmingUp"
-	RuleAtMax          Rule = "AtMaxReplicas"
-	RuleAtMin          Rule = "AtMinReplicas"
+	RuleNoReadyPod               Rule = "NoReadyPod"
+	RuleScaleUpQueue             Rule = "ScaleUpQueue"
+	RuleScaleUpHotPod            Rule = "ScaleUpHotPod"
+	RuleStartingPodsAbsorbDemand Rule = "StartingPodsAbsorbDemand"
+	RuleSteady                   Rule = "Steady"
+	RuleScaleDown                Rule = "ScaleDown"
+	RuleQueueAboveTarget         Rule = "QueueAboveTarget"
+	RuleThroughputAboveFloor     Rule = "ThroughputAboveFloor"
+	RuleScaleUpCapacity          Rule = "ScaleUpCapacity"
+	RuleScaleUpHeadroom          Rule = "ScaleUpHeadroom"
+	RuleHeadroom                 Rule = "Headroom"
+	RuleScaleUpKVCache           Rule = "ScaleUpKVCache"
+	RuleKVCacheHeadroom          Rule = "KVCacheHeadroom"
+	RuleMissingData              Rule = "MissingData"
+	RuleScaleDownStabilizing     Rule = "ScaleDownStabilizing"
+	RuleWarmingUp                Rule = "WarmingUp"
+	RuleAtMaxReplicas            Rule = "AtMaxReplicas"
+	RuleAtMinReplicas            Rule = "AtMinReplicas"
 )
 
 // Decision is the outcome for one snapshot.
@@ -128,6 +180,10 @@ type Decision struct {
 	KVCacheUsage    float64
 	// Batch is the estimated number of sequences a saturated pod sustains.
 	Batch float64
+	// Capacity is the capacity model's count for the current demand and Headroom the burst headroom's
+	// factor; both 0 when the model did not run.
+	Capacity int32
+	Headroom float64
 }
 
 type record struct {
@@ -135,19 +191,22 @@ type record struct {
 	desired int32
 }
 
-// Autoscaler decides for one service. It keeps the recommendations of the last window; it is not safe for
-// concurrent use.
+// Autoscaler decides for one service. It keeps the recommendations of the last window, the demand's recent
+// history and the per-request sizes; it is not safe for concurrent use.
 type Autoscaler struct {
 	policy  Policy
 	started time.Time // when this process first had data; no scale-down for one window after it
 	history []record
 	kv      []kvSample // the KV-cache load of the last kvWindow
+	sizes   sizes
+	growth  growth
+	window  time.Duration
 	off     map[Mechanism]bool
 }
 
 // New returns an Autoscaler for policy.
 func New(p Policy, opts ...Option) *Autoscaler {
-	a := &Autoscaler{policy: p}
+	a := &Autoscaler{policy: p, window: RateWindow}
 	for _, o := range opts {
 		o(a)
 	}
@@ -161,25 +220,36 @@ func (a *Autoscaler) SetPolicy(p Policy) { a.policy = p }
 func (a *Autoscaler) Decide(s Snapshot) Decision {
 	p := a.policy
 	s = plausible(s)
-	d := recommend(p, s)
+	d := a.rules(p, s)
 	a.observeKV(s)
+	modelled := a.model(p, s, &d)
 	if d.Rule == RuleNoReadyPod || d.Rule == RuleMissingData {
 		// Hold: the hold is recorded so the window does not forget it, but it starts no warm-up.
-		d.Desired = clamp(s.Current, p)
+		d.Desired = clamp(d.Recommendation, p)
 		a.remember(s.Now, d.Desired)
 		return d
 	}
 	if a.started.IsZero() {
 		a.started = s.Now
 	}
-	a.kvHeadroom(s, &d)
+	if a.on(MechanismKVHeadroom) && !modelled {
+		a.kvHeadroom(s, &d)
+	}
 	rec := clamp(d.Recommendation, p)
 	a.remember(s.Now, rec)
 	d.Desired = rec
+	a.stabilize(p, s, &d)
+	return d
+}
+
+// stabilize holds a scale-down for the window (and, after a restart, for one whole window of data) and names
+// the bound a decision was clamped to.
+func (a *Autoscaler) stabilize(p Policy, s Snapshot, d *Decision) {
+	rec := d.Desired
 	if peak := clamp(a.peak(s.Now), p); peak > rec {
 		// The peak is clamped too: after an edit lowers maxReplicas, the window may remember a count above it.
 		d.Desired = peak
-		d.Rule = RuleStabilizing
+		d.Rule = RuleScaleDownStabilizing
 		d.Reason = fmt.Sprintf("signals allow %d replicas, but within the last %s a recommendation asked for %d: "+
 			"scale-down waits until every recommendation in the window allows it (%s)", rec, p.ScaleDownWindow, peak, d.Reason)
 	}
@@ -191,13 +261,12 @@ func (a *Autoscaler) Decide(s Snapshot) Decision {
 	}
 	switch {
 	case d.Recommendation > p.MaxReplicas && d.Desired == p.MaxReplicas:
-		d.Rule = RuleAtMax
+		d.Rule = RuleAtMaxReplicas
 		d.Reason = fmt.Sprintf("demand asks for %d replicas; holding at maxReplicas %d (%s)", d.Recommendation, p.MaxReplicas, d.Reason)
 	case d.Recommendation < p.MinReplicas && d.Desired == p.MinReplicas && d.Rule == RuleScaleDown:
-		d.Rule = RuleAtMin
+		d.Rule = RuleAtMinReplicas
 		d.Reason = fmt.Sprintf("at minReplicas %d (%s)", p.MinReplicas, d.Reason)
 	}
-	return d
 }
 
 // remember records a recommendation and forgets those older than the window.
@@ -251,109 +320,131 @@ func plausible(s Snapshot) Snapshot {
 	return s
 }
 
-// recommend applies the demand rules to one snapshot, without memory.
-func recommend(p Policy, s Snapshot) Decision {
+// totals are a snapshot's signals summed over the ready pods with data.
+type totals struct {
+	waiting, running, tps, kv float64
+	withTPS                   int
+	allTPS                    bool
+	maxRunning                float64
+	hot                       int32 // pods whose own queue exceeds the target
+	saturated                 int   // pods with requests waiting
+	satRunning                float64
+}
+
+func sum(p Policy, s Snapshot) totals {
+	t := totals{allTPS: true}
+	for _, pod := range s.Pods {
+		t.waiting += pod.Waiting
+		t.running += pod.Running
+		t.kv += pod.KVCacheUsage
+		if pod.HasDecodeTPS {
+			t.tps += pod.DecodeTPS
+			t.withTPS++
+		} else {
+			t.allTPS = false
+		}
+		t.maxRunning = max(t.maxRunning, pod.Running)
+		if pod.Waiting > p.TargetQueue {
+			t.hot++
+		}
+		if pod.Waiting > 0 {
+			t.saturated++
+			t.satRunning += pod.Running
+		}
+	}
+	return t
+}
+
+// rules applies the queue rules, and the throughput floor where the capacity model does not run, to one
+// snapshot, without memory.
+func (a *Autoscaler) rules(p Policy, s Snapshot) Decision {
 	if s.Ready == 0 {
 		return Decision{Recommendation: s.Current, Rule: RuleNoReadyPod,
 			Reason: fmt.Sprintf("no ready pod to measure (%d starting): holding %d replicas", s.Starting, clamp(s.Current, p))}
 	}
-	var waiting, running, tps, kv, satRunning float64
-	var saturated, withTPS int
-	maxRunning := 0.0
-	var hot int32
-	allTPS := true
-	for _, pod := range s.Pods {
-		waiting += pod.Waiting
-		running += pod.Running
-		kv += pod.KVCacheUsage
-		if pod.HasDecodeTPS {
-			tps += pod.DecodeTPS
-			withTPS++
-		} else {
-			allTPS = false
-		}
-		maxRunning = max(maxRunning, pod.Running)
-		if pod.Waiting > p.TargetQueue {
-			hot++
-		}
-		if pod.Waiting > 0 {
-			saturated++
-			satRunning += pod.Running
-		}
-	}
+	t := sum(p, s)
 	n := float64(len(s.Pods))
 	d := Decision{}
 	if n > 0 {
-		d.WaitingPerPod, d.RunningPerPod, d.DecodeTPSPerPod, d.KVCacheUsage = waiting/n, running/n, tps/n, kv/n
+		d.WaitingPerPod, d.RunningPerPod, d.DecodeTPSPerPod, d.KVCacheUsage = t.waiting/n, t.running/n, t.tps/n, t.kv/n
 	}
 	// A pod with requests waiting runs the largest batch it can (sequence slots or KV cache): its running
 	// count is the batch a saturated pod sustains. Without a saturated pod, the largest running count is a
 	// lower bound of it.
-	d.Batch = max(maxRunning, 1)
-	if saturated > 0 {
-		d.Batch = max(satRunning/float64(saturated), 1)
+	d.Batch = max(t.maxRunning, 1)
+	if t.saturated > 0 {
+		d.Batch = max(t.satRunning/float64(t.saturated), 1)
 	}
-	needed := replicasFor(waiting+running, d.Batch+p.TargetQueue)
-	queueAbove := d.WaitingPerPod > p.TargetQueue
+	if a.queueRules(p, s, t, &d) {
+		return d
+	}
+	a.floorRules(p, s, t, &d)
+	return d
+}
 
+// queueRules decides when requests queue: above the target on average (scale up, or hold while starting
+// pods absorb it), on single pods (hot pods), or when a pod has no data (hold). It reports whether it decided.
+func (a *Autoscaler) queueRules(p Policy, s Snapshot, t totals, d *Decision) bool {
+	needed := replicasFor(t.waiting+t.running, d.Batch+p.TargetQueue)
+	queueAbove := d.WaitingPerPod > p.TargetQueue
 	switch {
 	case queueAbove && needed > s.Current:
 		// Scale up, even on partial data: the waiting requests seen are a lower bound of demand.
 		d.Recommendation, d.Rule = needed, RuleScaleUpQueue
 		d.Reason = fmt.Sprintf("%.1f requests wait per ready pod (target %g) with batches of %.0f: %d replicas serve %.0f running + waiting",
-			d.WaitingPerPod, p.TargetQueue, d.Batch, needed, waiting+running)
-		return d
+			d.WaitingPerPod, p.TargetQueue, d.Batch, needed, t.waiting+t.running)
 	case queueAbove && s.Starting > 0:
-		d.Recommendation, d.Rule = s.Current, RuleStartingAbsorb
+		d.Recommendation, d.Rule = s.Current, RuleStartingPodsAbsorbDemand
 		d.Reason = fmt.Sprintf("%.1f requests wait per ready pod (target %g); the %d starting pods are capacity on its way and absorb them: holding %d",
 			d.WaitingPerPod, p.TargetQueue, s.Starting, s.Current)
-		return d
 	case queueAbove:
-		d.Recommendation, d.Rule = s.Current, RuleQueueHoldsDown
+		d.Recommendation, d.Rule = s.Current, RuleQueueAboveTarget
 		d.Reason = fmt.Sprintf("%.1f requests wait per ready pod (target %g), but %d replicas with batches of %.0f serve them: never scale down while requests queue",
 			d.WaitingPerPod, p.TargetQueue, s.Current, d.Batch)
-		return d
-	case hot > int32(s.Starting) && s.Missing == 0:
-		d.Recommendation, d.Rule = s.Current+hot-int32(s.Starting), RuleScaleUpHotPod
+	case t.hot > int32(s.Starting) && s.Missing == 0 && a.on(MechanismHotPod):
+		d.Recommendation, d.Rule = s.Current+t.hot-int32(s.Starting), RuleScaleUpHotPod
 		d.Reason = fmt.Sprintf("%d pods have more than %g requests waiting though the average is %.1f: %d more replicas spread the load",
-			hot, p.TargetQueue, d.WaitingPerPod, hot-int32(s.Starting))
-		return d
+			t.hot, p.TargetQueue, d.WaitingPerPod, t.hot-int32(s.Starting))
 	case s.Missing > 0:
 		d.Recommendation, d.Rule = s.Current, RuleMissingData
 		d.Reason = fmt.Sprintf("%d of %d ready pods have no fresh metrics: holding %d replicas (missing data never scales down)",
 			s.Missing, s.Ready, clamp(s.Current, p))
-		return d
+	default:
+		return false
 	}
+	return true
+}
 
-	// The queue is under its target: scale down as far as the queue and the throughput floor allow. A pod
-	// with a request or two waiting is then caught between scheduler steps (a request waits until the next
-	// step admits it, or behind a long prompt's prefill chunks), not saturated: the largest batch any pod
-	// runs is a lower bound of what a pod sustains. Without it, one pod with 1 waiting and 2 running reads
-	// as "a pod serves 2 + target requests" and the recommendation jumps for one scrape, which the window
-	// then holds for a full window.
-	if maxRunning > d.Batch {
-		d.Batch = maxRunning
-		needed = replicasFor(waiting+running, d.Batch+p.TargetQueue)
+// floorRules decides with the queue under its target: as far down as the queue and the throughput floor
+// allow. A pod with a request or two waiting is then caught between scheduler steps (a request waits until
+// the next step admits it, or behind a long prompt's prefill chunks), not saturated: the largest batch any
+// pod runs is a lower bound of what a pod sustains. Without it, one pod with 1 waiting and 2 running reads
+// as "a pod serves 2 + target requests" and the recommendation jumps for one scrape, which the window then
+// holds for a full window.
+func (a *Autoscaler) floorRules(p Policy, s Snapshot, t totals, d *Decision) {
+	if t.maxRunning > d.Batch {
+		d.Batch = t.maxRunning
 	}
-	target := needed
+	target := replicasFor(t.waiting+t.running, d.Batch+p.TargetQueue)
 	if p.TargetDecodeTPS > 0 {
-		if withTPS == 0 {
+		if t.withTPS == 0 {
 			d.Recommendation, d.Rule = s.Current, RuleMissingData
 			d.Reason = fmt.Sprintf("decode tokens/s needs two scrapes of a ready pod: holding %d replicas", clamp(s.Current, p))
-			return d
+			return
 		}
-		if !allTPS {
+		tps := t.tps
+		if !t.allTPS {
 			// A pod that has just become ready has no rate yet. As the HPA does with a pod's missing metric
 			// on a scale-down, count it at the floor: it can only hold replicas, never remove them, and the
 			// window is not re-armed at the current size each time a new pod comes up.
-			tps += float64(len(s.Pods)-withTPS) * p.TargetDecodeTPS
-			d.DecodeTPSPerPod = tps / n
+			tps += float64(len(s.Pods)-t.withTPS) * p.TargetDecodeTPS
+			d.DecodeTPSPerPod = tps / float64(len(s.Pods))
 		}
 		if d.DecodeTPSPerPod >= p.TargetDecodeTPS {
-			d.Recommendation, d.Rule = max(s.Current, needed), RuleBusyHoldsDown
+			d.Recommendation, d.Rule = max(s.Current, target), RuleThroughputAboveFloor
 			d.Reason = fmt.Sprintf("%.0f decode tokens/s per pod is at or above the floor %g: pods are busy, keeping %d",
 				d.DecodeTPSPerPod, p.TargetDecodeTPS, d.Recommendation)
-			return d
+			return
 		}
 		// ceil keeps the throughput per pod at or under the floor after the change, so the next decision
 		// reaches the same count instead of stepping down again.
@@ -362,12 +453,11 @@ func recommend(p Policy, s Snapshot) Decision {
 	if target >= s.Current {
 		d.Recommendation, d.Rule = s.Current, RuleSteady
 		d.Reason = fmt.Sprintf("%.1f waiting and %.0f decode tokens/s per pod: %d replicas fit the targets", d.WaitingPerPod, d.DecodeTPSPerPod, s.Current)
-		return d
+		return
 	}
 	d.Recommendation, d.Rule = target, RuleScaleDown
 	d.Reason = fmt.Sprintf("queue %.1f per pod under target %g and %.0f decode tokens/s per pod under the floor %g: %d replicas carry the load",
 		d.WaitingPerPod, p.TargetQueue, d.DecodeTPSPerPod, p.TargetDecodeTPS, target)
-	return d
 }
 
 func clamp(n int32, p Policy) int32 { return min(max(n, p.MinReplicas), p.MaxReplicas) }

@@ -46,15 +46,15 @@ func TestRules(t *testing.T) {
 		{"a deep queue on saturated pods",
 			noWindow, Snapshot{Current: 2, Ready: 2, Pods: pods(2, busy(40, 16, 700))}, 6, RuleScaleUpQueue},
 		{"starting pods absorb the queue",
-			noWindow, Snapshot{Current: 2, Ready: 1, Starting: 1, Pods: []Pod{busy(20, 10, 500)}}, 2, RuleStartingAbsorb},
+			noWindow, Snapshot{Current: 2, Ready: 1, Starting: 1, Pods: []Pod{busy(20, 10, 500)}}, 2, RuleStartingPodsAbsorbDemand},
 		{"queue above target on average, piled on one pod, never scales down",
-			noWindow, Snapshot{Current: 2, Ready: 2, Pods: []Pod{busy(12, 10, 500), busy(0, 2, 100)}}, 2, RuleQueueHoldsDown},
+			noWindow, Snapshot{Current: 2, Ready: 2, Pods: []Pod{busy(12, 10, 500), busy(0, 2, 100)}}, 2, RuleQueueAboveTarget},
 		{"same demand on uniform pods scales up",
 			noWindow, Snapshot{Current: 3, Ready: 3, Pods: pods(3, busy(6, 10, 100))}, 4, RuleScaleUpQueue},
 		{"idle pods under the floor scale down to what the load needs",
 			noWindow, Snapshot{Current: 4, Ready: 4, Pods: pods(4, busy(0, 2, 100))}, 2, RuleScaleDown},
 		{"throughput at the floor keeps the pods",
-			noWindow, Snapshot{Current: 4, Ready: 4, Pods: pods(4, busy(0, 2, 400))}, 4, RuleBusyHoldsDown},
+			noWindow, Snapshot{Current: 4, Ready: 4, Pods: pods(4, busy(0, 2, 400))}, 4, RuleThroughputAboveFloor},
 		{"no throughput floor: the queue alone decides",
 			Policy{MinReplicas: 1, MaxReplicas: 8, TargetQueue: 5}, Snapshot{Current: 4, Ready: 4, Pods: pods(4, busy(0, 1, 0))}, 1, RuleScaleDown},
 		{"steady load stays",
@@ -70,9 +70,9 @@ func TestRules(t *testing.T) {
 		{"decode rate not yet known holds the size",
 			noWindow, Snapshot{Current: 4, Ready: 4, Pods: pods(4, Pod{Running: 1})}, 4, RuleMissingData},
 		{"clamped at max",
-			noWindow, Snapshot{Current: 8, Ready: 8, Pods: pods(8, busy(100, 10, 900))}, 8, RuleAtMax},
+			noWindow, Snapshot{Current: 8, Ready: 8, Pods: pods(8, busy(100, 10, 900))}, 8, RuleAtMaxReplicas},
 		{"clamped at min",
-			noWindow, Snapshot{Current: 2, Ready: 2, Pods: pods(2, busy(0, 0, 0))}, 1, RuleAtMin},
+			noWindow, Snapshot{Current: 2, Ready: 2, Pods: pods(2, busy(0, 0, 0))}, 1, RuleAtMinReplicas},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -106,8 +106,8 @@ func TestScaleDownWindow(t *testing.T) {
 		rule    Rule
 	}{
 		{0, 1, busy(30, 10, 600), 1, 3, RuleScaleUpQueue},
-		{15 * time.Second, 3, busy(0, 1, 50), 3, 3, RuleStabilizing},
-		{299 * time.Second, 3, busy(0, 1, 50), 3, 3, RuleStabilizing},
+		{15 * time.Second, 3, busy(0, 1, 50), 3, 3, RuleScaleDownStabilizing},
+		{299 * time.Second, 3, busy(0, 1, 50), 3, 3, RuleScaleDownStabilizing},
 		{301 * time.Second, 3, busy(0, 1, 50), 3, 1, RuleScaleDown},
 	}
 	for _, st := range steps {

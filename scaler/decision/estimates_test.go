@@ -25,7 +25,7 @@ func TestScaleDownEstimates(t *testing.T) {
 		{"a pod without a decode rate yet counts at the floor, the others' rates decide",
 			noWindow, Snapshot{Current: 5, Ready: 5, Pods: append(pods(4, busy(0, 2, 100)), fresh)}, 2, RuleScaleDown},
 		{"... and holds when the others are at the floor",
-			noWindow, Snapshot{Current: 5, Ready: 5, Pods: append(pods(4, busy(0, 10, 420)), fresh)}, 5, RuleBusyHoldsDown},
+			noWindow, Snapshot{Current: 5, Ready: 5, Pods: append(pods(4, busy(0, 10, 420)), fresh)}, 5, RuleThroughputAboveFloor},
 		{"no pod has a decode rate yet: hold",
 			noWindow, Snapshot{Current: 4, Ready: 4, Pods: pods(4, fresh)}, 4, RuleMissingData},
 		{"one request waiting on a small batch is not saturation: the largest batch sets the estimate",
@@ -68,8 +68,8 @@ func TestNewPodDoesNotReArmTheWindow(t *testing.T) {
 		t.Fatalf("hot pod: got %d (%s), want 5", d.Desired, d.Rule)
 	}
 	calm := append(pods(4, busy(0, 5, 100)), fresh)
-	if d := a.Decide(Snapshot{Now: t0.Add(90 * time.Second), Current: 5, Ready: 5, Pods: calm}); d.Desired != 5 || d.Rule != RuleStabilizing {
-		t.Fatalf("the new pod's first scrape: got %d (%s: %s), want 5 (%s)", d.Desired, d.Rule, d.Reason, RuleStabilizing)
+	if d := a.Decide(Snapshot{Now: t0.Add(90 * time.Second), Current: 5, Ready: 5, Pods: calm}); d.Desired != 5 || d.Rule != RuleScaleDownStabilizing {
+		t.Fatalf("the new pod's first scrape: got %d (%s: %s), want 5 (%s)", d.Desired, d.Rule, d.Reason, RuleScaleDownStabilizing)
 	}
 	calm[4] = busy(0, 5, 100)
 	if d := a.Decide(Snapshot{Now: t0.Add(301 * time.Second), Current: 5, Ready: 5, Pods: calm}); d.Desired >= 5 {

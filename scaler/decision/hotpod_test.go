@@ -21,13 +21,13 @@ func TestHotPod(t *testing.T) {
 		{"two hot pods: two more",
 			Snapshot{Current: 5, Ready: 5, Pods: []Pod{busy(7, 20, 300), busy(6, 20, 300), busy(0, 5, 100), busy(0, 5, 100), busy(0, 5, 100)}}, 7, RuleScaleUpHotPod},
 		{"a starting pod already answers one hot pod",
-			Snapshot{Current: 5, Ready: 4, Starting: 1, Pods: []Pod{busy(8, 20, 400), busy(0, 10, 400), busy(0, 10, 400), busy(0, 10, 400)}}, 5, RuleBusyHoldsDown},
+			Snapshot{Current: 5, Ready: 4, Starting: 1, Pods: []Pod{busy(8, 20, 400), busy(0, 10, 400), busy(0, 10, 400), busy(0, 10, 400)}}, 5, RuleThroughputAboveFloor},
 		{"a queue exactly at the target is tolerated",
-			Snapshot{Current: 4, Ready: 4, Pods: []Pod{busy(5, 20, 400), busy(0, 10, 400), busy(0, 10, 400), busy(0, 10, 400)}}, 4, RuleBusyHoldsDown},
+			Snapshot{Current: 4, Ready: 4, Pods: []Pod{busy(5, 20, 400), busy(0, 10, 400), busy(0, 10, 400), busy(0, 10, 400)}}, 4, RuleThroughputAboveFloor},
 		{"missing data: the hot pod does not scale, the size holds",
 			Snapshot{Current: 4, Ready: 4, Missing: 1, Pods: []Pod{busy(8, 20, 300), busy(0, 10, 200), busy(0, 10, 200)}}, 4, RuleMissingData},
 		{"clamped at max",
-			Snapshot{Current: 8, Ready: 8, Pods: append([]Pod{busy(9, 20, 300)}, pods(7, busy(0, 10, 200))...)}, 8, RuleAtMax},
+			Snapshot{Current: 8, Ready: 8, Pods: append([]Pod{busy(9, 20, 300)}, pods(7, busy(0, 10, 200))...)}, 8, RuleAtMaxReplicas},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -50,8 +50,8 @@ func TestHotPodHoldsTheWindow(t *testing.T) {
 		t.Fatalf("hot pod: got %d (%s), want 5", d.Desired, d.Rule)
 	}
 	calm5 := pods(5, busy(0, 5, 100))
-	if d := a.Decide(Snapshot{Now: t0.Add(200 * time.Second), Current: 5, Ready: 5, Pods: calm5}); d.Desired != 5 || d.Rule != RuleStabilizing {
-		t.Fatalf("inside the window: got %d (%s), want 5 (%s)", d.Desired, d.Rule, RuleStabilizing)
+	if d := a.Decide(Snapshot{Now: t0.Add(200 * time.Second), Current: 5, Ready: 5, Pods: calm5}); d.Desired != 5 || d.Rule != RuleScaleDownStabilizing {
+		t.Fatalf("inside the window: got %d (%s), want 5 (%s)", d.Desired, d.Rule, RuleScaleDownStabilizing)
 	}
 	if d := a.Decide(Snapshot{Now: t0.Add(301 * time.Second), Current: 5, Ready: 5, Pods: calm5}); d.Desired >= 5 {
 		t.Fatalf("after the window: got %d (%s), want a scale-down", d.Desired, d.Rule)

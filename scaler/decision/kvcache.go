@@ -102,25 +102,13 @@ func kvNeed(k, r float64, limit int32) int32 {
 // already decide (a queue above target, a hot pod, missing data).
 func (a *Autoscaler) kvHeadroom(s Snapshot, d *Decision) {
 	switch d.Rule {
-	case RuleScaleDown, RuleSteady, RuleBusyHoldsDown:
+	case RuleScaleDown, RuleSteady, RuleThroughputAboveFloor, RuleHeadroom:
 	default:
 		return
 	}
-	if len(a.kv) == 0 {
+	k, r, ok := a.kvLoad()
+	if !ok {
 		return
-	}
-	var k, r float64
-	var withR int
-	for _, smp := range a.kv {
-		k += smp.k
-		if smp.hasR {
-			r += smp.r
-			withR++
-		}
-	}
-	k /= float64(len(a.kv))
-	if withR > 0 {
-		r /= float64(withR)
 	}
 	need := kvNeed(k, r, a.policy.MaxReplicas+1)
 	if need <= max(d.Recommendation, a.policy.MinReplicas) {
@@ -134,6 +122,26 @@ func (a *Autoscaler) kvHeadroom(s Snapshot, d *Decision) {
 		d.Reason = fmt.Sprintf("%s; %d replicas are too few (%s)", why, s.Current, d.Reason)
 		return
 	}
-	d.Rule = RuleKVHoldsDown
+	d.Rule = RuleKVCacheHeadroom
 	d.Reason = fmt.Sprintf("%s; holding %d (%s)", why, need, d.Reason)
+}
+
+// kvLoad is the last kvWindow's mean KV-cache load (in caches) and dispersion.
+func (a *Autoscaler) kvLoad() (k, r float64, ok bool) {
+	if len(a.kv) == 0 {
+		return 0, 0, false
+	}
+	var withR int
+	for _, smp := range a.kv {
+		k += smp.k
+		if smp.hasR {
+			r += smp.r
+			withR++
+		}
+	}
+	k /= float64(len(a.kv))
+	if withR > 0 {
+		r /= float64(withR)
+	}
+	return k, r, true
 }

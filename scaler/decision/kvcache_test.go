@@ -71,19 +71,19 @@ func TestKVHeadroom(t *testing.T) {
 		{"KV caches filling under the throughput floor: scale up before a queue builds",
 			noWindow, Snapshot{Current: 4, Ready: 4, Pods: []Pod{kvPod(20, 300, 0.95), kvPod(14, 250, 0.55), kvPod(12, 250, 0.45), kvPod(16, 280, 0.65)}}, 5, RuleScaleUpKVCache},
 		{"starting pods count: the need is met, nothing more",
-			noWindow, Snapshot{Current: 5, Ready: 4, Starting: 1, Pods: []Pod{kvPod(20, 300, 0.95), kvPod(14, 250, 0.55), kvPod(12, 250, 0.45), kvPod(16, 280, 0.65)}}, 5, RuleKVHoldsDown},
+			noWindow, Snapshot{Current: 5, Ready: 4, Starting: 1, Pods: []Pod{kvPod(20, 300, 0.95), kvPod(14, 250, 0.55), kvPod(12, 250, 0.45), kvPod(16, 280, 0.65)}}, 5, RuleKVCacheHeadroom},
 		{"the queue and the floor allow 3, the caches hold 5",
-			noWindow, Snapshot{Current: 6, Ready: 6, Pods: kvPods(0.3, 0.7, 0.4, 0.6, 0.5, 0.5)}, 5, RuleKVHoldsDown},
+			noWindow, Snapshot{Current: 6, Ready: 6, Pods: kvPods(0.3, 0.7, 0.4, 0.6, 0.5, 0.5)}, 5, RuleKVCacheHeadroom},
 		{"the same load, uniform across pods: no headroom needed beyond the mean",
 			noWindow, Snapshot{Current: 6, Ready: 6, Pods: kvPods(0.5, 0.5, 0.5, 0.5, 0.5, 0.5)}, 3, RuleScaleDown},
 		{"the same load, spread out: more pods than there are",
 			noWindow, Snapshot{Current: 6, Ready: 6, Pods: kvPods(0.2, 0.8, 0.3, 0.7, 0.4, 0.6)}, 7, RuleScaleUpKVCache},
 		{"the rule holds a queue-only policy too",
-			queueOnly, Snapshot{Current: 6, Ready: 6, Pods: kvPods(0.3, 0.7, 0.4, 0.6, 0.5, 0.5)}, 5, RuleKVHoldsDown},
+			queueOnly, Snapshot{Current: 6, Ready: 6, Pods: kvPods(0.3, 0.7, 0.4, 0.6, 0.5, 0.5)}, 5, RuleKVCacheHeadroom},
 		{"light caches: the queue rule decides",
 			noWindow, Snapshot{Current: 6, Ready: 6, Pods: kvPods(0.06, 0.14, 0.08, 0.12, 0.1, 0.1)}, 3, RuleScaleDown},
 		{"busy pods above the floor stay, their caches have room",
-			noWindow, Snapshot{Current: 3, Ready: 3, Pods: pods(3, kvPod(20, 450, 0.3))}, 3, RuleBusyHoldsDown},
+			noWindow, Snapshot{Current: 3, Ready: 3, Pods: pods(3, kvPod(20, 450, 0.3))}, 3, RuleThroughputAboveFloor},
 		{"a queue above target decides by the queue rule",
 			noWindow, Snapshot{Current: 2, Ready: 2, Pods: pods(2, Pod{Waiting: 12, Running: 10, DecodeTPS: 300, HasDecodeTPS: true, KVCacheUsage: 1})}, 3, RuleScaleUpQueue},
 		{"missing data holds, the caches do not scale",
@@ -91,7 +91,7 @@ func TestKVHeadroom(t *testing.T) {
 		{"a NaN usage reads as an empty cache, not as a reason to scale",
 			noWindow, Snapshot{Current: 4, Ready: 4, Pods: []Pod{kvPod(1, 50, math.NaN()), kvPod(1, 50, 0.2), kvPod(1, 50, 0.2), kvPod(1, 50, 0.2)}}, 1, RuleScaleDown},
 		{"clamped at max",
-			noWindow, Snapshot{Current: 8, Ready: 8, Pods: kvPods(0.98, 0.6, 0.98, 0.6, 0.98, 0.6, 0.98, 0.6)}, 8, RuleAtMax},
+			noWindow, Snapshot{Current: 8, Ready: 8, Pods: kvPods(0.98, 0.6, 0.98, 0.6, 0.98, 0.6, 0.98, 0.6)}, 8, RuleAtMaxReplicas},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -117,7 +117,7 @@ func TestKVHeadroomAveragesTheLastMinute(t *testing.T) {
 	full := []Pod{kvPod(8, 200, 0.95), kvPod(8, 200, 0.75), kvPod(8, 200, 0.95), kvPod(8, 200, 0.75)}
 	at := func(s time.Duration) time.Time { return t0.Add(s * time.Second) }
 	for i := time.Duration(0); i < 60; i += 5 {
-		if d := a.Decide(Snapshot{Now: at(i), Current: 4, Ready: 4, Pods: light}); d.Rule == RuleScaleUpKVCache || d.Rule == RuleKVHoldsDown {
+		if d := a.Decide(Snapshot{Now: at(i), Current: 4, Ready: 4, Pods: light}); d.Rule == RuleScaleUpKVCache || d.Rule == RuleKVCacheHeadroom {
 			t.Fatalf("light caches at %ds: %d (%s)", i, d.Desired, d.Reason)
 		}
 	}
@@ -134,7 +134,7 @@ func TestKVHeadroomAveragesTheLastMinute(t *testing.T) {
 	for i := time.Duration(125); i <= 185; i += 5 {
 		d = a.Decide(Snapshot{Now: at(i), Current: 5, Ready: 5, Pods: append(light, kvPod(8, 200, 0.3))})
 	}
-	if d.Rule == RuleScaleUpKVCache || d.Rule == RuleKVHoldsDown {
+	if d.Rule == RuleScaleUpKVCache || d.Rule == RuleKVCacheHeadroom {
 		t.Fatalf("a light minute after the full one: still %d (%s: %s)", d.Desired, d.Rule, d.Reason)
 	}
 }
@@ -143,12 +143,12 @@ func TestKVHeadroomAveragesTheLastMinute(t *testing.T) {
 func TestKVHeadroomHoldsTheWindow(t *testing.T) {
 	a := New(article())
 	a.started = t0.Add(-time.Hour)
-	if d := a.Decide(Snapshot{Now: t0, Current: 6, Ready: 6, Pods: kvPods(0.3, 0.7, 0.4, 0.6, 0.5, 0.5)}); d.Desired != 5 || d.Rule != RuleKVHoldsDown {
-		t.Fatalf("loaded caches: got %d (%s: %s), want 5 (%s)", d.Desired, d.Rule, d.Reason, RuleKVHoldsDown)
+	if d := a.Decide(Snapshot{Now: t0, Current: 6, Ready: 6, Pods: kvPods(0.3, 0.7, 0.4, 0.6, 0.5, 0.5)}); d.Desired != 5 || d.Rule != RuleKVCacheHeadroom {
+		t.Fatalf("loaded caches: got %d (%s: %s), want 5 (%s)", d.Desired, d.Rule, d.Reason, RuleKVCacheHeadroom)
 	}
 	idle := pods(5, kvPod(1, 20, 0.01))
-	if d := a.Decide(Snapshot{Now: t0.Add(200 * time.Second), Current: 5, Ready: 5, Pods: idle}); d.Desired != 5 || d.Rule != RuleStabilizing {
-		t.Fatalf("inside the window: got %d (%s), want 5 (%s)", d.Desired, d.Rule, RuleStabilizing)
+	if d := a.Decide(Snapshot{Now: t0.Add(200 * time.Second), Current: 5, Ready: 5, Pods: idle}); d.Desired != 5 || d.Rule != RuleScaleDownStabilizing {
+		t.Fatalf("inside the window: got %d (%s), want 5 (%s)", d.Desired, d.Rule, RuleScaleDownStabilizing)
 	}
 	if d := a.Decide(Snapshot{Now: t0.Add(301 * time.Second), Current: 5, Ready: 5, Pods: idle}); d.Desired >= 5 {
 		t.Fatalf("after the window: got %d (%s), want a scale-down", d.Desired, d.Rule)

@@ -33,7 +33,7 @@ func ParseVLLM(b []byte) (signals.Sample, error) {
 	if err != nil {
 		return signals.Sample{}, err
 	}
-	return signals.Sample{Waiting: s.Waiting, Running: s.Running, KVCacheUsage: s.KVCacheUsage, GenerationTokens: s.GenerationTokens}, nil
+	return signals.FromVLLM(s), nil
 }
 
 // Config tunes the loops.

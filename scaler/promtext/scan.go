@@ -34,8 +34,8 @@ type Sample struct {
 	Line int
 
 	labels    []rawLabel
-	labelsBuf [8]rawLabel // backs labels, so that common label sets cost no allocation
-	scratch   []byte      // unescaped label values of the current line
+	labelsBuf [16]rawLabel // backs labels, so that common label sets cost no allocation
+	scratch   []byte       // unescaped label values of the current line
 }
 
 // rawLabel holds slices of the input, or of Sample.scratch for a value that had escapes.

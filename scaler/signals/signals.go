@@ -1,6 +1,6 @@
 // Package signals turns successive scrapes of each pod into the per-pod signals the decision package reads:
-// the gauges as scraped, decode tokens/s as the rate of vllm:generation_tokens_total between two scrapes of
-// the same process, and whether the data is fresh enough to act on.
+// the gauges as scraped, the counters' rates over the last decision.RateWindow of scrapes of the same process, and
+// whether the data is fresh enough to act on.
 package signals
 
 import (
@@ -8,23 +8,45 @@ import (
 	"time"
 
 	"github.com/llm-d/llm-d/scaler/decision"
+	"github.com/llm-d/llm-d/scaler/vllmmetrics"
 )
 
 // Sample is what one successful scrape of one pod read.
 type Sample struct {
-	Waiting          float64
-	Running          float64
-	KVCacheUsage     float64
-	GenerationTokens float64 // the counter's value
+	Waiting      float64
+	Running      float64
+	KVCacheUsage float64
+	// The counters: output tokens, prompt tokens, prompt tokens served from the prefix cache, and requests
+	// whose first token was sampled. HasTokenCounters says whether PromptTokens and FirstTokens were read.
+	GenerationTokens   float64
+	PromptTokens       float64
+	CachedPromptTokens float64
+	FirstTokens        float64
+	HasTokenCounters   bool
+	// KVCacheTokens is the pod's KV-cache size in tokens, 0 if unknown.
+	KVCacheTokens float64
 }
 
-// Pod is the state of one pod between scrapes.
+// FromVLLM is the sample one parsed vLLM /metrics payload gives: the one conversion from vLLM's series to
+// the scaler's signals, used by the scaler, the simulator and `llmd probe`.
+func FromVLLM(s vllmmetrics.Snapshot) Sample {
+	return Sample{
+		Waiting: s.Waiting, Running: s.Running, KVCacheUsage: s.KVCacheUsage,
+		GenerationTokens: s.GenerationTokens, PromptTokens: s.PromptTokens, CachedPromptTokens: s.CachedPromptTokens,
+		FirstTokens: s.FirstTokens, HasTokenCounters: s.HasTokenCounters, KVCacheTokens: s.KVCacheTokens,
+	}
+}
+
+type timed struct {
+	at time.Time
+	s  Sample
+}
+
+// Pod is the state of one pod between scrapes. The zero value is a pod never scraped.
 type Pod struct {
-	last, prev     Sample
-	lastAt, prevAt time.Time
-	// tps is the rate between prev and last, valid when hasTPS.
-	tps    float64
-	hasTPS bool
+	// history holds the samples since the process started that the rates need: every sample within
+	// decision.RateWindow of the latest, and the last one before that, so the rates span the whole window.
+	history []timed
 	// err is the latest scrape's failure, if the latest scrape failed.
 	err   error
 	errAt time.Time
@@ -32,20 +54,32 @@ type Pod struct {
 
 // Observe records a successful scrape taken at.
 func (p *Pod) Observe(at time.Time, s Sample) {
-	p.prev, p.prevAt = p.last, p.lastAt
-	p.last, p.lastAt = s, at
 	p.err = nil
-	p.hasTPS = false
-	if p.prevAt.IsZero() || !at.After(p.prevAt) {
-		return
+	if n := len(p.history); n > 0 {
+		last := p.history[n-1]
+		if !at.After(last.at) {
+			p.history[n-1] = timed{at, s} // a repeated instant: keep the newer reading, no rate from it
+			return
+		}
+		if restarted(last.s, s) {
+			// A counter went backwards: vLLM restarted inside the pod. Its increase since the restart is
+			// unknown, so the rates start again from this scrape rather than be wrong.
+			p.history = p.history[:0]
+		}
 	}
-	if s.GenerationTokens < p.prev.GenerationTokens {
-		// The counter went backwards: vLLM restarted inside the pod. The increase since the restart is
-		// unknown over this interval, so this round has no rate rather than a wrong one.
-		return
+	p.history = append(p.history, timed{at, s})
+	cut := 0
+	for cut+1 < len(p.history) && at.Sub(p.history[cut+1].at) >= decision.RateWindow {
+		cut++
 	}
-	p.tps = (s.GenerationTokens - p.prev.GenerationTokens) / at.Sub(p.prevAt).Seconds()
-	p.hasTPS = true
+	if cut > 0 {
+		p.history = append(p.history[:0], p.history[cut:]...)
+	}
+}
+
+func restarted(prev, s Sample) bool {
+	return s.GenerationTokens < prev.GenerationTokens || s.PromptTokens < prev.PromptTokens ||
+		s.CachedPromptTokens < prev.CachedPromptTokens || s.FirstTokens < prev.FirstTokens
 }
 
 // Fail records a failed scrape: the pod's data is missing until the next success.
@@ -59,13 +93,27 @@ func (p *Pod) Signals(now time.Time, maxAge time.Duration) (decision.Pod, error)
 	switch {
 	case p.err != nil:
 		return decision.Pod{}, p.err
-	case p.lastAt.IsZero():
+	case len(p.history) == 0:
 		return decision.Pod{}, fmt.Errorf("not scraped yet")
-	case now.Sub(p.lastAt) > maxAge:
-		return decision.Pod{}, fmt.Errorf("latest metrics are %s old (limit %s)", now.Sub(p.lastAt).Round(time.Millisecond), maxAge)
 	}
-	return decision.Pod{
-		Waiting: p.last.Waiting, Running: p.last.Running, KVCacheUsage: p.last.KVCacheUsage,
-		DecodeTPS: p.tps, HasDecodeTPS: p.hasTPS,
-	}, nil
+	last := p.history[len(p.history)-1]
+	if now.Sub(last.at) > maxAge {
+		return decision.Pod{}, fmt.Errorf("latest metrics are %s old (limit %s)", now.Sub(last.at).Round(time.Millisecond), maxAge)
+	}
+	d := decision.Pod{Waiting: last.s.Waiting, Running: last.s.Running, KVCacheUsage: last.s.KVCacheUsage,
+		KVCacheTokens: last.s.KVCacheTokens}
+	if len(p.history) < 2 {
+		return d, nil // a rate needs two scrapes of the same process
+	}
+	first := p.history[0]
+	dt := last.at.Sub(first.at).Seconds()
+	d.DecodeTPS, d.HasDecodeTPS = (last.s.GenerationTokens-first.s.GenerationTokens)/dt, true
+	if first.s.HasTokenCounters && last.s.HasTokenCounters {
+		uncached := (last.s.PromptTokens - last.s.CachedPromptTokens) - (first.s.PromptTokens - first.s.CachedPromptTokens)
+		d.PromptTPS = max(uncached, 0) / dt
+		d.FirstTokensPS = (last.s.FirstTokens - first.s.FirstTokens) / dt
+		d.WaitingGrowth = (last.s.Waiting - first.s.Waiting) / dt
+		d.HasTokenRates = true
+	}
+	return d, nil
 }

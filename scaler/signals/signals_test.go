@@ -9,7 +9,8 @@ import (
 
 var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
-func TestDecodeRateAndCounterReset(t *testing.T) {
+// Rates span the rate window: the oldest sample kept is the last one at or before the window's start.
+func TestDecodeRateOverTheWindowAndCounterReset(t *testing.T) {
 	var p Pod
 	steps := []struct {
 		at      time.Duration
@@ -17,11 +18,13 @@ func TestDecodeRateAndCounterReset(t *testing.T) {
 		wantTPS float64
 		hasTPS  bool
 	}{
-		{0, 1000, 0, false}, // one scrape: no rate yet
-		{5 * time.Second, 3000, 400, true},
-		{10 * time.Second, 3000, 0, true}, // idle is a real zero
-		{15 * time.Second, 200, 0, false}, // reset: vLLM restarted, no rate this round
-		{20 * time.Second, 1200, 200, true},
+		{0, 1000, 0, false},                         // one scrape: no rate yet
+		{10 * time.Second, 3000, 200, true},         // (3000-1000)/10
+		{20 * time.Second, 3000, 100, true},         // idle for 10 s: (3000-1000)/20
+		{30 * time.Second, 4000, 100, true},         // (4000-1000)/30
+		{40 * time.Second, 4000, 1000 / 30.0, true}, // the window moved: (4000-3000)/30 from the 10 s sample
+		{45 * time.Second, 200, 0, false},           // reset: vLLM restarted, no rate until the next scrape
+		{50 * time.Second, 1200, 200, true},         // (1200-200)/5: the rate restarts after the reset
 	}
 	for _, st := range steps {
 		p.Observe(t0.Add(st.at), Sample{GenerationTokens: st.tokens, Waiting: 1, Running: 2})
@@ -32,6 +35,32 @@ func TestDecodeRateAndCounterReset(t *testing.T) {
 		if s.HasDecodeTPS != st.hasTPS || math.Abs(s.DecodeTPS-st.wantTPS) > 1e-9 && st.hasTPS {
 			t.Fatalf("at %s: tps %v (has %v), want %v (has %v)", st.at, s.DecodeTPS, s.HasDecodeTPS, st.wantTPS, st.hasTPS)
 		}
+	}
+}
+
+// Prompt tokens less prefix-cache hits, first tokens and the queue's growth, over the window; a vLLM without
+// the counters has no token rates and keeps its decode rate.
+func TestTokenRates(t *testing.T) {
+	var p Pod
+	p.Observe(t0, Sample{Waiting: 2, PromptTokens: 10_000, CachedPromptTokens: 1_000, FirstTokens: 10, HasTokenCounters: true, KVCacheTokens: 33_600})
+	p.Observe(t0.Add(10*time.Second), Sample{Waiting: 7, PromptTokens: 40_000, CachedPromptTokens: 11_000, FirstTokens: 20, HasTokenCounters: true, KVCacheTokens: 33_600})
+	s, err := p.Signals(t0.Add(10*time.Second), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.HasTokenRates || s.PromptTPS != 2000 || s.FirstTokensPS != 1 || s.WaitingGrowth != 0.5 || s.KVCacheTokens != 33_600 {
+		t.Fatalf("%+v: want 2,000 uncached prompt tokens/s ((30,000-10,000)/10), 1 first token/s, waiting +0.5/s", s)
+	}
+	var old Pod
+	old.Observe(t0, Sample{GenerationTokens: 100})
+	old.Observe(t0.Add(5*time.Second), Sample{GenerationTokens: 600})
+	if s, _ := old.Signals(t0.Add(5*time.Second), time.Minute); s.HasTokenRates || !s.HasDecodeTPS || s.DecodeTPS != 100 {
+		t.Fatalf("a vLLM without the token counters: %+v", s)
+	}
+	// A reset of the first-token counter alone is a restart too.
+	p.Observe(t0.Add(15*time.Second), Sample{PromptTokens: 40_000, CachedPromptTokens: 11_000, FirstTokens: 3, HasTokenCounters: true})
+	if s, _ := p.Signals(t0.Add(15*time.Second), time.Minute); s.HasTokenRates || s.HasDecodeTPS {
+		t.Fatalf("rates across a restart: %+v", s)
 	}
 }
 

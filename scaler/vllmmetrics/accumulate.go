@@ -22,9 +22,11 @@ type accumulator struct {
 	order   []int
 	engines distinct
 	models  distinct
+	// kvTokens sums num_gpu_blocks × block_size over vllm:cache_config_info's label sets.
+	kvTokens float64
 
-	keyBuf    [256]byte
-	orderBuf  [8]int
+	keyBuf    [512]byte
+	orderBuf  [16]int
 	engineBuf [8]string
 }
 
@@ -63,6 +65,9 @@ func (a *accumulator) add(s *promtext.Sample) error {
 	}
 	if m == running {
 		a.engines.add(engine)
+	}
+	if m == cacheConfig {
+		a.kvTokens += cacheTokens(s)
 	}
 	return nil
 }
@@ -151,8 +156,8 @@ type seriesSet struct {
 	arena  []byte
 	refs   []keyRef
 	m      map[string]int
-	arenaB [1024]byte
-	refBuf [16]keyRef
+	arenaB [4096]byte
+	refBuf [32]keyRef
 }
 
 type keyRef struct{ start, end, line int }
@@ -189,4 +194,35 @@ func (ss *seriesSet) add(key []byte, line int) {
 		}
 	}
 	ss.m[string(key)] = line
+}
+
+// cacheTokens reads a vllm:cache_config_info sample's KV-cache size in tokens from its num_gpu_blocks and
+// block_size labels; 0 when either is absent or not a positive integer (the override label, "None" in
+// vLLM's output, is not the size).
+func cacheTokens(s *promtext.Sample) float64 {
+	var blocks, size float64
+	for i := range s.NumLabels() {
+		switch name, value := s.LabelAt(i); string(name) {
+		case "num_gpu_blocks":
+			blocks = positiveInt(value)
+		case "block_size":
+			size = positiveInt(value)
+		}
+	}
+	return blocks * size
+}
+
+// positiveInt is b as a decimal integer below 2^53, 0 if it is anything else.
+func positiveInt(b []byte) float64 {
+	if len(b) == 0 || len(b) > 15 {
+		return 0
+	}
+	var n float64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + float64(c-'0')
+	}
+	return n
 }

@@ -29,6 +29,7 @@ type engineStats struct {
 	requests          float64 // finished requests: the count of the per-request histograms
 	iterations        float64 // engine steps: the count of vllm:iteration_tokens_total
 	waitingByCapacity float64 // vllm:num_requests_waiting_by_reason, deliberately not summing to waiting
+	cached            float64 // vllm:prompt_tokens_cached_total (newer vLLM), written only when above 0
 }
 
 type fixture struct {
@@ -43,25 +44,29 @@ const modelName = "meta-llama/Meta-Llama-3.1-8B-Instruct"
 var fixtures = []fixture{
 	{
 		file:    "vllm-0.11.txt",
-		engines: []engineStats{{"0", 17, 3, 0.4375, 1234567, 987654, 2, 4321, 98765, 100}},
+		engines: []engineStats{{"0", 17, 3, 0.4375, 1234567, 987654, 2, 4321, 98765, 100, 0}},
 		want: Snapshot{Waiting: 3, Running: 17, KVCacheUsage: 0.4375, KVCacheMetric: "vllm:kv_cache_usage_perc",
-			GenerationTokens: 987654, PromptTokens: 1234567, Preemptions: 2, Engines: 1, Models: []string{modelName}},
+			GenerationTokens: 987654, PromptTokens: 1234567, FirstTokens: 4321, HasTokenCounters: true, KVCacheTokens: 29127 * 16,
+			Preemptions: 2, Engines: 1, Models: []string{modelName}},
 	},
 	{
 		file:    "vllm-0.8-legacy.txt",
 		legacy:  true,
-		engines: []engineStats{{"", 9, 1, 0.8125, 55555, 44444, 0, 321, 5000, 0}},
+		engines: []engineStats{{"", 9, 1, 0.8125, 55555, 44444, 0, 321, 5000, 0, 0}},
 		want: Snapshot{Waiting: 1, Running: 9, KVCacheUsage: 0.8125, KVCacheMetric: "vllm:gpu_cache_usage_perc",
-			GenerationTokens: 44444, PromptTokens: 55555, Preemptions: 0, Engines: 1, Models: []string{modelName}},
+			GenerationTokens: 44444, PromptTokens: 55555, FirstTokens: 321, HasTokenCounters: true, KVCacheTokens: 29127 * 16,
+			Preemptions: 0, Engines: 1, Models: []string{modelName}},
 	},
 	{
 		file: "vllm-dp2.txt",
 		engines: []engineStats{
-			{"0", 17, 3, 0.4375, 1234567, 987654, 2, 4321, 98765, 100},
-			{"1", 12, 5, 0.25, 765432, 456789, 1, 2222, 65432, 200},
+			{"0", 17, 3, 0.4375, 1234567, 987654, 2, 4321, 98765, 100, 456789},
+			{"1", 12, 5, 0.25, 765432, 456789, 1, 2222, 65432, 200, 123456},
 		},
 		want: Snapshot{Waiting: 8, Running: 29, KVCacheUsage: 0.34375, KVCacheMetric: "vllm:kv_cache_usage_perc",
-			GenerationTokens: 987654 + 456789, PromptTokens: 1234567 + 765432, Preemptions: 3, Engines: 2, Models: []string{modelName}},
+			GenerationTokens: 987654 + 456789, PromptTokens: 1234567 + 765432, CachedPromptTokens: 456789 + 123456,
+			FirstTokens: 4321 + 2222, HasTokenCounters: true, KVCacheTokens: 2 * 29127 * 16,
+			Preemptions: 3, Engines: 2, Models: []string{modelName}},
 	},
 }
 
@@ -148,6 +153,9 @@ func (g *gen) v1VLLM() {
 	g.counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.", func(e engineStats) float64 { return math.Floor(e.prompt * 0.37) })
 	g.counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.", func(e engineStats) float64 { return e.preemptions })
 	g.counter("vllm:prompt_tokens", "Number of prefill tokens processed.", func(e engineStats) float64 { return e.prompt })
+	if g.f.engines[0].cached > 0 {
+		g.counter("vllm:prompt_tokens_cached", "Number of cached prompt tokens (local prefix cache hits).", func(e engineStats) float64 { return e.cached })
+	}
 	g.counter("vllm:generation_tokens", "Number of generation tokens processed.", func(e engineStats) float64 { return e.gen })
 	g.requestSuccess()
 	g.tokenHistograms()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strconv"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -62,7 +63,31 @@ func expfmtSnapshot(data []byte) (Snapshot, error) {
 		return Snapshot{}, fmt.Errorf("no %s", metricNames[generationTokens])
 	}
 	s.Engines = len(engines)
-	s.PromptTokens, _, _ = value(metricNames[promptTokens])
+	var nPrompt int
+	s.PromptTokens, nPrompt, _ = value(metricNames[promptTokens])
+	s.CachedPromptTokens, _, _ = value(metricNames[cachedPromptTokens])
+	if mf := fams["vllm:time_to_first_token_seconds"]; mf != nil {
+		for _, m := range mf.Metric {
+			s.FirstTokens += float64(m.GetHistogram().GetSampleCount())
+		}
+		s.HasTokenCounters = nPrompt > 0 && len(mf.Metric) > 0
+	}
+	if mf := fams[metricNames[cacheConfig]]; mf != nil {
+		for _, m := range mf.Metric {
+			var blocks, size float64
+			for _, lp := range m.Label {
+				v, err := strconv.ParseUint(lp.GetValue(), 10, 53)
+				switch {
+				case err != nil:
+				case lp.GetName() == "num_gpu_blocks":
+					blocks = float64(v)
+				case lp.GetName() == "block_size":
+					size = float64(v)
+				}
+			}
+			s.KVCacheTokens += blocks * size
+		}
+	}
 	s.Preemptions, _, _ = value(metricNames[preemptions])
 	for _, m := range []metric{kvCacheUsage, gpuCacheUsage} {
 		if sum, n, _ := value(metricNames[m]); n > 0 {

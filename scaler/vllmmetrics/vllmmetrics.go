@@ -28,7 +28,19 @@ type Snapshot struct {
 	KVCacheMetric    string
 	GenerationTokens float64 // sum of the counter vllm:generation_tokens_total
 	PromptTokens     float64 // sum of the counter vllm:prompt_tokens_total; 0 if absent
-	Preemptions      float64 // sum of the counter vllm:num_preemptions_total; 0 if absent
+	// CachedPromptTokens is the sum of vllm:prompt_tokens_cached_total, the prompt tokens served from the
+	// prefix cache (vLLM 0.11 and later); 0 if absent.
+	CachedPromptTokens float64
+	// FirstTokens is the sum of vllm:time_to_first_token_seconds_count: requests whose first token was
+	// sampled, each counted once with its prompt in PromptTokens.
+	FirstTokens float64
+	// HasTokenCounters says whether the payload has both vllm:prompt_tokens_total and the first-token
+	// count, which the capacity model needs (every vLLM since 0.4 exports them).
+	HasTokenCounters bool
+	// KVCacheTokens is the KV cache's size in tokens, num_gpu_blocks × block_size from the labels of
+	// vllm:cache_config_info, summed over engines; 0 if absent or unreadable.
+	KVCacheTokens float64
+	Preemptions   float64 // sum of the counter vllm:num_preemptions_total; 0 if absent
 	// Engines is the number of distinct values of the engine label on vllm:num_requests_running, a series
 	// without the label (vLLM V0) counting as one engine.
 	Engines int
@@ -63,6 +75,9 @@ const (
 	gpuCacheUsage
 	generationTokens
 	promptTokens
+	cachedPromptTokens
+	firstTokens
+	cacheConfig
 	preemptions
 	numMetrics
 )
@@ -70,13 +85,16 @@ const (
 const prefix = "vllm:"
 
 var metricNames = [numMetrics]string{
-	waiting:          prefix + "num_requests_waiting",
-	running:          prefix + "num_requests_running",
-	kvCacheUsage:     prefix + "kv_cache_usage_perc",
-	gpuCacheUsage:    prefix + "gpu_cache_usage_perc",
-	generationTokens: prefix + "generation_tokens_total",
-	promptTokens:     prefix + "prompt_tokens_total",
-	preemptions:      prefix + "num_preemptions_total",
+	waiting:            prefix + "num_requests_waiting",
+	running:            prefix + "num_requests_running",
+	kvCacheUsage:       prefix + "kv_cache_usage_perc",
+	gpuCacheUsage:      prefix + "gpu_cache_usage_perc",
+	generationTokens:   prefix + "generation_tokens_total",
+	promptTokens:       prefix + "prompt_tokens_total",
+	cachedPromptTokens: prefix + "prompt_tokens_cached_total",
+	firstTokens:        prefix + "time_to_first_token_seconds_count",
+	cacheConfig:        prefix + "cache_config_info",
+	preemptions:        prefix + "num_preemptions_total",
 }
 
 var required = [...]metric{waiting, running, generationTokens}
@@ -102,6 +120,12 @@ func lookup(name []byte) (metric, bool) {
 		return promptTokens, true
 	case "num_preemptions_total":
 		return preemptions, true
+	case "prompt_tokens_cached_total":
+		return cachedPromptTokens, true
+	case "time_to_first_token_seconds_count":
+		return firstTokens, true
+	case "cache_config_info":
+		return cacheConfig, true
 	}
 	return 0, false
 }
@@ -134,13 +158,17 @@ func (a *accumulator) snapshot() (Snapshot, error) {
 		return Snapshot{}, fmt.Errorf("%w: no %s (is this a vLLM /metrics endpoint?)", ErrMissing, strings.Join(missing, ", no "))
 	}
 	s := Snapshot{
-		Waiting:          a.sum[waiting],
-		Running:          a.sum[running],
-		GenerationTokens: a.sum[generationTokens],
-		PromptTokens:     a.sum[promptTokens],
-		Preemptions:      a.sum[preemptions],
-		Engines:          len(a.engines.list),
-		Models:           a.models.list,
+		Waiting:            a.sum[waiting],
+		Running:            a.sum[running],
+		GenerationTokens:   a.sum[generationTokens],
+		PromptTokens:       a.sum[promptTokens],
+		CachedPromptTokens: a.sum[cachedPromptTokens],
+		FirstTokens:        a.sum[firstTokens],
+		HasTokenCounters:   a.count[promptTokens] > 0 && a.count[firstTokens] > 0,
+		KVCacheTokens:      a.kvTokens,
+		Preemptions:        a.sum[preemptions],
+		Engines:            len(a.engines.list),
+		Models:             a.models.list,
 	}
 	for _, m := range [...]metric{kvCacheUsage, gpuCacheUsage} {
 		if a.count[m] > 0 {
@@ -151,6 +179,9 @@ func (a *accumulator) snapshot() (Snapshot, error) {
 	}
 	slices.Sort(s.Models)
 	for m, sum := range a.sum {
+		if metric(m) == cacheConfig {
+			continue // an info metric: its value is 1, its labels are the data
+		}
 		if math.IsInf(sum, 0) {
 			// Each value is finite, but a thousand of them near MaxFloat64 do not sum to a number.
 			return Snapshot{}, fmt.Errorf("%w: the sum of %s over its label sets overflows", ErrInvalidValue, metricNames[m])

@@ -1,0 +1,262 @@
+package decision
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// The capacity model.
+//
+// A vLLM pod runs engine steps back to back while it has work. One step serves every running sequence: each
+// decoding sequence gets one token, and the token budget left over (--max-num-batched-tokens) prefills the
+// next prompt chunks, first come first served. A step costs
+//
+//	StepBase + StepPerSeq·B + StepPerContextToken·(context tokens of the B decoding sequences) + prefill/PrefillTPS
+//
+// (the cost model package vllmsim runs; StepBase is reading the weights once, the per-sequence and
+// per-context-token terms are the batch's compute and attention, prefill is compute-bound). At N pods, each
+// pod gets λ/N of the demand (the Service routes at random), and:
+//
+//   - Prefill: while a pod prefills, a step prefills M − B tokens and decodes B, so it prefills at
+//     V(B) = (M − B) / (t(B) + (M − B)/PrefillTPS), t(B) = StepBase + c·B the decode step, c = StepPerSeq +
+//     StepPerContextToken·(mean context per sequence). A request's prefill takes S = p̄/V(B) and the pod
+//     spends u = (λ/N)·S of its time prefilling.
+//   - Batch: a request stays in its pod for its prefill and d̄ steps, and a decoding sequence gets a token
+//     per step, but steps that carry prefill chunks are longer: the decode steps take t(B) of the 1 − u of
+//     the time not spent prefilling. By Little's law B = (λ/N)·(S + d̄·t(B)/(1 − u)), solved by iteration
+//     with u, which itself depends on B. When no batch solves it, N pods cannot decode the demand.
+//   - KV cache: the B sequences each hold the mean context the pods report (usage × cache tokens /
+//     running). Under random routing a pod's share is a sum of independent requests, so its load in caches
+//     has mean f = B·context/cache and variance r·f, r the index of dispersion the pods show (var/mean of
+//     their loads, kvcache.go), or 2·context/cache (exponential contexts) before two pods show it. A request
+//     that finds its pod's cache full waits for a sequence to finish, seconds: that chance is 1 − Φ((1 −
+//     f)/√(r·f)).
+//   - Prefill queue: a request also waits for the prompts ahead of it. Each pod is a queue of prefill work
+//     with utilization u and service time S (an M/G/1 queue, C² the squared coefficient of variation of the
+//     prompt lengths, 1 if unknown). With an objective, the request may wait its time to first token less its
+//     own prefill and first step; the Pollaczek–Khinchine waiting time has an exponential tail, P(W > T) ≈
+//     u·exp(−2(1−u)·T/(S·(1+C²))). Without one, the queue target says it: a request should not find more
+//     than targetAverageQueueDepth requests waiting ahead of it in its pod; the queue length's tail is
+//     geometric with the ratio that gives the Pollaczek–Khinchine mean Lq = u²(1+C²)/(2(1−u)): P(Nq ≥ q) ≈
+//     u·σ^q, σ = Lq/(u+Lq) (exact for exponential service, σ = u).
+//   - The two ways to be late add up; at most 1 − attainment of the requests may be.
+//
+// The pods needed are the fewest N that meet all of these (and B within --max-num-seqs).
+
+// Capacity is what one pod of the service can do, in the step cost model above. The scaler starts from a
+// prior (a table of GPUs and the model's size, or vllmsim's presets in the simulator) and refines it with
+// what the pods report (their KV cache size).
+type Capacity struct {
+	// PrefillTPS is the prompt tokens/s a pod prefills when it does nothing else.
+	PrefillTPS float64
+	// StepBase, StepPerSeq and StepPerContextToken are the step cost terms.
+	StepBase, StepPerSeq, StepPerContextToken time.Duration
+	// StepTokens is --max-num-batched-tokens, the token budget of one step.
+	StepTokens float64
+	// MaxSeqs is --max-num-seqs.
+	MaxSeqs float64
+	// KVTokens is the KV cache's size in tokens; the pods' own report (vllm:cache_config_info) replaces it.
+	KVTokens float64
+}
+
+// Validate says what is wrong with a capacity prior.
+func (c Capacity) Validate() error {
+	switch {
+	case !(c.PrefillTPS > 0) || math.IsInf(c.PrefillTPS, 0):
+		return fmt.Errorf("prefill tokens/s is %v: it must be positive", c.PrefillTPS)
+	case c.StepBase <= 0 || c.StepPerSeq < 0 || c.StepPerContextToken < 0:
+		return fmt.Errorf("step costs %s + %s/sequence + %s/context token: the base must be positive, the others not negative",
+			c.StepBase, c.StepPerSeq, c.StepPerContextToken)
+	case !(c.MaxSeqs >= 1) || !(c.StepTokens >= c.MaxSeqs) || !(c.KVTokens > 0):
+		return fmt.Errorf("max-num-seqs %v, max-num-batched-tokens %v, KV cache %v tokens: need 1 <= seqs <= batched tokens and a cache",
+			c.MaxSeqs, c.StepTokens, c.KVTokens)
+	}
+	return nil
+}
+
+// Demand is the service's load as the pods' counters report it over the rate window.
+type Demand struct {
+	// Arrivals is requests/s: first tokens/s plus the growth of the waiting queue.
+	Arrivals float64
+	// PromptPerRequest is uncached prompt tokens per request; DecodePerRequest output tokens per request.
+	PromptPerRequest, DecodePerRequest float64
+	// ContextPerSeq is the mean KV-cache tokens a running sequence holds.
+	ContextPerSeq float64
+	// PromptCV2 is the squared coefficient of variation of prompt lengths (1 if unknown).
+	PromptCV2 float64
+}
+
+// Budget is what a pod's prefill queue must achieve.
+type Budget struct {
+	// TTFT, when set, is the time to first token a request should meet: it may wait that long less its own
+	// prefill and first step.
+	TTFT time.Duration
+	// QueueDepth, without TTFT, is the number of requests that may wait ahead of one: it may wait as long as
+	// that many requests take to prefill.
+	QueueDepth float64
+	// Attainment is the share of requests that must wait no longer than the budget.
+	Attainment float64
+}
+
+// PodLoad is the model's picture of one pod at a given replica count.
+type PodLoad struct {
+	Pods int32
+	// Batch is the sequences a pod runs; Step the duration of a decode step at that batch.
+	Batch float64
+	Step  time.Duration
+	// PrefillTPS is the pod's prefill rate while decoding Batch; Utilization the share of its time spent
+	// prefilling.
+	PrefillTPS, Utilization float64
+	// Service is a request's mean prefill time; Budget the wait the objective allows (0 without one).
+	Service, Budget time.Duration
+	// KVFill is the share of the KV cache the batch holds on average.
+	KVFill float64
+	// QueueLate and KVLate are the predicted shares of requests late for the prefill queue (waiting longer
+	// than the budget, or finding more than the queue target ahead) and for a full KV cache; Late their sum.
+	QueueLate, KVLate, Late float64
+	// Fits says whether all of the constraints hold; Limit names the first that does not.
+	Fits  bool
+	Limit string
+}
+
+// At is the model's picture of each pod when n pods share demand d; kvDispersion is the pods' measured
+// index of dispersion of KV load (in caches), 0 if unknown.
+func (c Capacity) At(n int32, d Demand, b Budget, kvDispersion float64) PodLoad {
+	pl := PodLoad{Pods: n}
+	if n < 1 {
+		pl.Limit = "no pod"
+		return pl
+	}
+	lam := d.Arrivals / float64(n)
+	base := c.StepBase.Seconds()
+	per := c.StepPerSeq.Seconds() + c.StepPerContextToken.Seconds()*d.ContextPerSeq
+	if !c.batch(lam, d, base, per, &pl) {
+		return pl
+	}
+	c.kv(d, kvDispersion, &pl)
+	c.queue(lam, d, b, &pl)
+	pl.Late = pl.QueueLate + pl.KVLate
+	switch {
+	case pl.Batch+2.33*math.Sqrt(pl.Batch) > c.MaxSeqs:
+		pl.Limit = "max-num-seqs"
+	case pl.Utilization >= 1:
+		pl.Limit = "prefill"
+	case pl.Late > 1-b.Attainment && pl.KVLate > pl.QueueLate:
+		pl.Limit = "KV cache"
+	case pl.Late > 1-b.Attainment:
+		pl.Limit = "prefill queue"
+	default:
+		pl.Fits = true
+	}
+	return pl
+}
+
+// batch solves Little's law for the batch and the prefill share together; false if no batch serves lam.
+func (c Capacity) batch(lam float64, d Demand, base, per float64, pl *PodLoad) bool {
+	prefillRate := func(b float64) float64 {
+		chunk := c.StepTokens - b
+		if chunk <= 0 {
+			return 0
+		}
+		return chunk / (base + per*b + chunk/c.PrefillTPS)
+	}
+	b := 0.0
+	for range 50 {
+		v := prefillRate(b)
+		if v <= 0 {
+			pl.Limit = "step token budget"
+			return false
+		}
+		u := lam * d.PromptPerRequest / v
+		den := 1 - lam*d.DecodePerRequest*per/(1-u)
+		if u >= 1 || den <= 0 {
+			pl.Limit, pl.Batch, pl.Utilization = "decode", math.Inf(1), u
+			return false
+		}
+		next := lam * (d.PromptPerRequest/v + d.DecodePerRequest*base/(1-u)) / den
+		done := math.Abs(next-b) < 1e-3*max(next, 1)
+		b = next
+		if done {
+			break
+		}
+	}
+	pl.Batch = b
+	pl.Step = seconds(base + per*b)
+	pl.PrefillTPS = prefillRate(b)
+	if pl.PrefillTPS <= 0 {
+		pl.Limit = "step token budget"
+		return false
+	}
+	pl.Utilization = lam * d.PromptPerRequest / pl.PrefillTPS
+	pl.Service = seconds(d.PromptPerRequest / pl.PrefillTPS)
+	return true
+}
+
+// kv sets the KV cache's mean fill and the chance that a request finds it full.
+func (c Capacity) kv(d Demand, dispersion float64, pl *PodLoad) {
+	if !(d.ContextPerSeq > 0) || !(c.KVTokens > 0) {
+		return
+	}
+	pl.KVFill = pl.Batch * d.ContextPerSeq / c.KVTokens
+	r := dispersion
+	if !(r > 0) {
+		r = 2 * d.ContextPerSeq / c.KVTokens
+	}
+	if pl.KVFill <= 0 {
+		return
+	}
+	z := (1 - pl.KVFill) / math.Sqrt(r*pl.KVFill)
+	pl.KVLate = 0.5 * math.Erfc(z/math.Sqrt2)
+}
+
+// queue sets the prefill queue's budget and the share of requests late for it.
+func (c Capacity) queue(lam float64, d Demand, b Budget, pl *PodLoad) {
+	u, service := pl.Utilization, pl.Service.Seconds()
+	cv2 := d.PromptCV2
+	if !(cv2 > 0) {
+		cv2 = 1
+	}
+	switch {
+	case u >= 1:
+		pl.QueueLate = 1
+	case u <= 0 || service <= 0:
+	case b.TTFT > 0:
+		budget := max(b.TTFT.Seconds()-service-pl.Step.Seconds(), 0)
+		pl.Budget = seconds(budget)
+		pl.QueueLate = u * math.Exp(-2*(1-u)*budget/(service*(1+cv2)))
+	default:
+		lq := u * u * (1 + cv2) / (2 * (1 - u))
+		pl.QueueLate = u * math.Pow(lq/(u+lq), b.QueueDepth)
+	}
+}
+
+// Fewest is the fewest pods, at most limit, that serve d within b, and the model's picture at that count.
+// If even limit pods do not, it returns limit's picture (Fits false).
+func (c Capacity) Fewest(d Demand, b Budget, kvDispersion float64, limit int32) PodLoad {
+	if !(d.Arrivals > 0) {
+		return PodLoad{Pods: 0, Fits: true}
+	}
+	// Load per pod falls with n, so the constraints, once met, stay met: bisect.
+	lo, hi := int32(1), max(limit, 1)
+	best := c.At(hi, d, b, kvDispersion)
+	if !best.Fits {
+		return best
+	}
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if pl := c.At(mid, d, b, kvDispersion); pl.Fits {
+			hi, best = mid, pl
+		} else {
+			lo = mid + 1
+		}
+	}
+	return best
+}
+
+func seconds(s float64) time.Duration {
+	if math.IsInf(s, 0) || math.IsNaN(s) || s > 1e9 {
+		return math.MaxInt64
+	}
+	return time.Duration(s * float64(time.Second))
+}

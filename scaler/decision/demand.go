@@ -1,0 +1,118 @@
+package decision
+
+import (
+	"math"
+	"time"
+)
+
+// Demand estimation.
+//
+//   - Arrivals are the ready pods' first tokens/s plus the growth of their waiting queues over the rate
+//     window (what arrived was either started or is still waiting). While a ready pod has no rates yet (it
+//     has just started, or its scrape failed) the sum misses its share, so the estimate is partial: it may
+//     raise the count, never lower it, and teaches the burst headroom nothing. (Giving it the others' share
+//     would be wrong the other way: right after a scale-up the old pods admit their backlog at full speed.)
+//   - Per-request sizes (uncached prompt tokens, output tokens) come from counters summed over a longer
+//     span, perRequestHalfLife, weighted by the requests they cover: one window holds few requests at low
+//     load, and output tokens lag the prompts that started them by a request's whole decode.
+//   - The context a running sequence holds is the KV-cache tokens in use over the requests running (usage ×
+//     cache size / running), averaged the same way; the pods' own cache size replaces the prior's.
+
+// perRequestHalfLife is how fast the per-request sizes forget.
+const perRequestHalfLife = 5 * time.Minute
+
+// sizes accumulates per-request sizes with exponential forgetting.
+type sizes struct {
+	at                               time.Time
+	requests, prompt, decode         float64
+	contextWeight, context, kvTokens float64
+	kvSamples                        float64
+}
+
+// decay forgets in proportion to the time since the last update.
+func (z *sizes) decay(now time.Time) {
+	if !z.at.IsZero() && now.After(z.at) {
+		f := math.Exp2(-now.Sub(z.at).Seconds() / perRequestHalfLife.Seconds())
+		z.requests, z.prompt, z.decode = z.requests*f, z.prompt*f, z.decode*f
+		z.contextWeight, z.context = z.contextWeight*f, z.context*f
+		z.kvTokens, z.kvSamples = z.kvTokens*f, z.kvSamples*f
+	}
+	z.at = now
+}
+
+// measured is one snapshot's demand as the pods report it.
+type measured struct {
+	Demand
+	// Window is the rate window's share of a second the rates cover, to turn rates into counts.
+	window time.Duration
+	// ok is false when the pods lack the counters the model needs (an old vLLM, or no pod with rates yet).
+	ok bool
+	// partial is true when some ready pods' rates are missing from the sums.
+	partial bool
+}
+
+// measure reads the snapshot's demand into the autoscaler's running sizes and returns the estimate. window
+// is the rate window the pods' rates span (signals.RateWindow in the scaler and the simulator).
+func (a *Autoscaler) measure(s Snapshot, prior Capacity) measured {
+	var arrivals, prompt, decode, first, running, kvUsed, kvCap float64
+	var withRates, withCap int
+	for _, p := range s.Pods {
+		if p.KVCacheTokens > 0 {
+			kvCap += p.KVCacheTokens
+			withCap++
+		}
+		if !p.HasTokenRates || !p.HasDecodeTPS {
+			continue
+		}
+		withRates++
+		arrivals += p.FirstTokensPS + p.WaitingGrowth
+		prompt += p.PromptTPS
+		decode += p.DecodeTPS
+		first += p.FirstTokensPS
+		running += p.Running
+		cache := prior.KVTokens
+		if p.KVCacheTokens > 0 {
+			cache = p.KVCacheTokens
+		}
+		kvUsed += kvUsage(p) * cache
+	}
+	if withRates == 0 {
+		return measured{}
+	}
+	z := &a.sizes
+	z.decay(s.Now)
+	dt := a.window.Seconds()
+	z.requests += first * dt
+	z.prompt += prompt * dt
+	z.decode += decode * dt
+	if running > 0 {
+		z.contextWeight += running
+		z.context += kvUsed
+	}
+	if withCap > 0 {
+		z.kvSamples++
+		z.kvTokens += kvCap / float64(withCap)
+	}
+	m := measured{window: a.window, ok: true, partial: withRates < max(s.Ready, len(s.Pods))}
+	m.Arrivals = max(arrivals, 0)
+	if z.requests > 0 {
+		m.PromptPerRequest = z.prompt / z.requests
+		m.DecodePerRequest = z.decode / z.requests
+	}
+	if z.contextWeight > 0 {
+		m.ContextPerSeq = z.context / z.contextWeight
+	} else {
+		// Nothing has run yet: a sequence holds its prompt and, on average, half its output.
+		m.ContextPerSeq = m.PromptPerRequest + m.DecodePerRequest/2
+	}
+	m.PromptCV2 = 1
+	return m
+}
+
+// capacity is the prior with the pods' own KV-cache size when they report it.
+func (a *Autoscaler) capacity(prior Capacity) Capacity {
+	if a.sizes.kvSamples > 0 {
+		prior.KVTokens = a.sizes.kvTokens / a.sizes.kvSamples
+	}
+	return prior
+}

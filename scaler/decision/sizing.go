@@ -1,0 +1,92 @@
+package decision
+
+import "fmt"
+
+// model applies the capacity model and the burst headroom to a decision the queue rules made: it raises a
+// scale-up or a hold to the count the model asks for, and replaces the throughput floor's count when the
+// queue is under its target. It does nothing without a capacity prior or without the pods' token counters,
+// and reports whether it ran.
+func (a *Autoscaler) model(p Policy, s Snapshot, d *Decision) bool {
+	if p.Capacity == (Capacity{}) || !a.on(MechanismCapacity) || s.Ready == 0 {
+		return false
+	}
+	m := a.measure(s, p.Capacity)
+	if !m.ok {
+		return false
+	}
+	c := a.capacity(p.Capacity)
+	base := a.growth.base
+	if !m.partial {
+		base = a.growth.observe(s.Now, m.Arrivals, a.window, horizon(s.StartupDelay))
+	}
+	g, event := 1.0, growthEvent{}
+	if a.on(MechanismHeadroom) {
+		g, event = a.growth.factor()
+	}
+	b := p.budget()
+	limit := p.MaxReplicas + 1 // a count above maxReplicas says demand exceeds it
+	_, r, _ := a.kvLoad()
+	if !a.on(MechanismKVHeadroom) {
+		r = 0
+	}
+	now := c.Fewest(m.Demand, b, r, limit)
+	grown := m.Demand
+	grown.Arrivals = max(m.Arrivals, base*g)
+	need := now
+	if grown.Arrivals > m.Arrivals {
+		need = c.Fewest(grown, b, r, limit)
+	}
+	why := explain(m, now, b)
+	nowPods, needPods := now.Pods, need.Pods
+	d.Capacity, d.Headroom = nowPods, g
+	if needPods > nowPods {
+		why += fmt.Sprintf("; headroom ×%.1f (%s) asks for %d", g, event.String(s.Now), needPods)
+	}
+	count := max(needPods, 1)
+	switch d.Rule {
+	case RuleScaleUpQueue, RuleScaleUpHotPod, RuleStartingPodsAbsorbDemand, RuleQueueAboveTarget, RuleMissingData:
+		// The queue rules decided (or the size holds on missing data): the model can only raise the count.
+		if count <= max(d.Recommendation, s.Current) {
+			return true
+		}
+	default:
+		if m.partial && count <= s.Current {
+			// Some pods' rates are missing: what was measured is a lower bound of demand.
+			return true
+		}
+	}
+	d.Recommendation = count
+	switch {
+	case count > s.Current && nowPods > s.Current:
+		d.Rule = RuleScaleUpCapacity
+	case count > s.Current:
+		d.Rule = RuleScaleUpHeadroom
+	case count == s.Current && needPods > nowPods:
+		d.Rule = RuleHeadroom
+	case count == s.Current:
+		d.Rule = RuleSteady
+	default:
+		d.Rule = RuleScaleDown
+	}
+	d.Reason = why
+	return true
+}
+
+// explain says what the capacity model saw and concluded, in numbers an SRE can check against the pods'
+// metrics.
+func explain(m measured, pl PodLoad, b Budget) string {
+	s := fmt.Sprintf("demand %.2f requests/s of %.0f uncached prompt and %.0f output tokens", m.Arrivals, m.PromptPerRequest, m.DecodePerRequest)
+	if pl.Pods == 0 {
+		return s + ": no pod needed"
+	}
+	goal := fmt.Sprintf("%.0f %% of requests find at most %g waiting ahead", 100*b.Attainment, b.QueueDepth)
+	if b.TTFT > 0 {
+		goal = fmt.Sprintf("%.0f %% of requests get a first token within %s", 100*b.Attainment, b.TTFT)
+	}
+	s += fmt.Sprintf(": %d pods (batch %.0f, prefill %.0f tokens/s, %.0f %% of the time prefilling, KV cache %.0f %% full; late: %.2g queue + %.2g KV)",
+		pl.Pods, pl.Batch, pl.PrefillTPS, 100*pl.Utilization, 100*pl.KVFill, pl.QueueLate, pl.KVLate)
+	if !pl.Fits {
+		return s + fmt.Sprintf(" do not keep %s: %s is the limit", goal, pl.Limit)
+	}
+	return s + " keep " + goal
+}
