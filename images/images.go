@@ -162,7 +162,7 @@ func Build(ctx context.Context, o Options) ([]Built, error) {
 	for i, im := range o.Images {
 		idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 		idx = mutate.AppendManifests(idx, perImage[i]...)
-		idx = mutate.Annotations(idx, labels(o, im)).(v1.ImageIndex)
+		idx = mutate.Annotations(idx, Labels(im, o.Version, o.Revision)).(v1.ImageIndex)
 		built[i] = Built{Image: im, Ref: o.Registry + "/" + im.Name + ":" + o.Version, Index: idx}
 	}
 	return built, nil
@@ -227,12 +227,12 @@ func (o Options) complete() (Options, []v1.Platform, error) {
 // HostPlatform is linux/<the architecture this program runs on>: what a node on this machine runs.
 func HostPlatform() string { return "linux/" + runtime.GOARCH }
 
-// labels are the OCI labels of an image's config, also set as annotations on its index.
-func labels(o Options, im Image) map[string]string {
+// Labels are the OCI labels of an image's config, also set as annotations on its index.
+func Labels(im Image, version, revision string) map[string]string {
 	return map[string]string{
 		LabelSource:      Source,
-		LabelVersion:     o.Version,
-		LabelRevision:    o.Revision,
+		LabelVersion:     version,
+		LabelRevision:    revision,
 		LabelTitle:       im.Name,
 		LabelDescription: im.Description,
 	}
@@ -258,7 +258,7 @@ func platformImage(o Options, im Image, p v1.Platform, dir string) (v1.Image, er
 			Entrypoint: im.Entrypoint(),
 			Env:        []string{"PATH=" + Path},
 			WorkingDir: WorkingDir,
-			Labels:     labels(o, im),
+			Labels:     Labels(im, o.Version, o.Revision),
 		},
 		RootFS: v1.RootFS{Type: "layers"},
 	}

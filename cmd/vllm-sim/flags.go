@@ -18,6 +18,7 @@ type options struct {
 	host            string
 	port            int
 	preset          string
+	printVersion    bool
 	shutdownTimeout time.Duration
 	server          server.Config
 	// aliases are the served model names after the first: vLLM answers to them too, vllm-sim only to the first.
@@ -43,6 +44,7 @@ func parseFlags(args []string) (options, *flag.FlagSet, error) {
 	fs.String("served-model-name", "", "vLLM's --served-model-name: the name requests and metrics use (vLLM's further names are not modelled)")
 	fs.StringVar(&o.preset, "preset", "a10g", "GPU and model to simulate: "+strings.Join(presetNames(), " or "))
 	fs.Float64Var(&o.server.Speed, "speed", 1, "simulated seconds per wall-clock second; >1 runs iterations and the startup delay faster for demos")
+	fs.BoolVar(&o.printVersion, "version", false, "print vllm-sim's version and exit")
 	fs.BoolVar(&o.server.LegacyMetrics, "legacy-metrics", false, "export vLLM's pre-0.12 names vllm:gpu_cache_usage_perc and vllm:time_per_output_token_seconds")
 	fs.IntVar(&o.server.DefaultMaxTokens, "default-max-tokens", o.server.DefaultMaxTokens, "output tokens of a request that sets no max_tokens")
 	fs.IntVar(&o.server.MaxTokensLimit, "max-tokens-limit", o.server.MaxTokensLimit, "cap on a request's max_tokens")

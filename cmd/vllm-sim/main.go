@@ -60,6 +60,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vllm-sim: %s (see vllm-sim -h)\n", oneLine(err))
 		return 2
 	}
+	if o.printVersion {
+		fmt.Fprintf(stderr, "vllm-sim %s (revision %s)\n", version.Version, version.Revision)
+		return 0
+	}
 	logCfg := zap.NewProductionConfig()
 	logCfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	logCfg.EncoderConfig.EncodeDuration = zapcore.StringDurationEncoder
