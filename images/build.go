@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -54,20 +55,46 @@ const ChartFile = "charts/llm-d/Chart.yaml"
 // AppVersion reads the chart's appVersion: the one version of a release, for the images' tags, the
 // binaries' stamp and the chart's default image tag.
 func AppVersion(root string) (string, error) {
-	b, err := os.ReadFile(root + "/" + ChartFile)
+	c, err := readChart(root)
+	return c.AppVersion, err
+}
+
+// CheckReleaseTag says whether a git tag may release the tree at root: the tag must be "v" and the chart's
+// appVersion, and the chart's version must equal its appVersion, so that the tag, the chart and the images
+// move together.
+func CheckReleaseTag(root, tag string) error {
+	c, err := readChart(root)
 	if err != nil {
-		return "", fmt.Errorf("images: reading the release version: %w", err)
+		return err
 	}
-	var chart struct {
-		AppVersion string `json:"appVersion"`
+	if c.Version != c.AppVersion {
+		return fmt.Errorf("%s has version %q and appVersion %q: a release sets both to the same version", ChartFile, c.Version, c.AppVersion)
 	}
-	if err := yaml.Unmarshal(b, &chart); err != nil {
-		return "", fmt.Errorf("images: %s: %w", ChartFile, err)
+	if tag != "v"+c.AppVersion {
+		return fmt.Errorf("tag %q does not release %s's appVersion %q: tag v%s, or set version and appVersion to the tag's version first",
+			tag, ChartFile, c.AppVersion, c.AppVersion)
 	}
-	if chart.AppVersion == "" {
-		return "", fmt.Errorf("images: %s has no appVersion", ChartFile)
+	return nil
+}
+
+type chartMeta struct {
+	Version    string `json:"version"`
+	AppVersion string `json:"appVersion"`
+}
+
+func readChart(root string) (chartMeta, error) {
+	var c chartMeta
+	b, err := os.ReadFile(filepath.Join(root, ChartFile))
+	if err != nil {
+		return c, fmt.Errorf("images: reading the release version: %w", err)
 	}
-	return chart.AppVersion, nil
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("images: %s: %w", ChartFile, err)
+	}
+	if c.AppVersion == "" {
+		return c, fmt.Errorf("images: %s has no appVersion", ChartFile)
+	}
+	return c, nil
 }
 
 // GitRevision is the commit checked out in root, or "unknown" without git or a repository.

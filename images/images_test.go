@@ -26,7 +26,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
-	"sigs.k8s.io/yaml"
 )
 
 // buildSim builds the vllm-sim image for the host's platform into dir: the smallest image, with a link,
@@ -267,19 +266,20 @@ func TestOptionsRefuseWhatCannotBeBuilt(t *testing.T) {
 }
 
 // TestVersionsMoveTogether: the chart's version and appVersion are one release version, the images' tag
-// and stamp (AppVersion) and the chart's default image tag ({{ .Chart.AppVersion }}).
+// and stamp (AppVersion) and the chart's default image tag ({{ .Chart.AppVersion }}); a release tag must
+// name it.
 func TestVersionsMoveTogether(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(root(t), ChartFile))
+	v, err := AppVersion(root(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var chart struct{ Version, AppVersion string }
-	if err := yaml.Unmarshal(b, &chart); err != nil {
+	if err := CheckReleaseTag(root(t), "v"+v); err != nil {
 		t.Fatal(err)
 	}
-	v, err := AppVersion(root(t))
-	if err != nil || chart.Version != v || chart.AppVersion != v {
-		t.Fatalf("chart version %q, appVersion %q, AppVersion %q (%v): a release moves them together", chart.Version, chart.AppVersion, v, err)
+	for _, tag := range []string{v, "v" + v + ".1", "v0.0.0-other"} {
+		if err := CheckReleaseTag(root(t), tag); err == nil || !strings.Contains(err.Error(), "appVersion") {
+			t.Errorf("tag %q: %v, want a refusal naming the appVersion", tag, err)
+		}
 	}
 	values, err := os.ReadFile(filepath.Join(root(t), "charts/llm-d/values.yaml"))
 	if err != nil {

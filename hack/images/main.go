@@ -4,6 +4,7 @@
 //	go run ./hack/images                          # make images: bin/images/oci, bin/images/<name>.tar
 //	go run ./hack/images --platforms linux/amd64  # the host's only
 //	go run ./hack/images --push                   # the release: to ghcr.io/llm-d (docker login first)
+//	go run ./hack/images --check-tag v0.1.0       # does this tag release the chart's version?
 //
 // Stdout gets one line per image, "<ref> <digest>" (the pushed reference with --push); progress goes to
 // stderr. SOURCE_DATE_EPOCH, when set, is the images' creation time (default: the Unix epoch).
@@ -43,6 +44,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	registry := fs.String("registry", images.DefaultRegistry, "reference prefix of the images")
 	version := fs.String("version", "", "version to stamp and tag (default: the chart's appVersion)")
 	push := fs.Bool("push", false, "push the images to their references after writing them")
+	checkTag := fs.String("check-tag", "", "only check that this git tag (e.g. v0.1.0) releases the chart's version, and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -52,6 +54,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	root, err := images.ModuleRoot()
 	if err != nil {
 		return err
+	}
+	if *checkTag != "" {
+		return images.CheckReleaseTag(root, *checkTag)
 	}
 	if !filepath.IsAbs(*out) {
 		*out = filepath.Join(root, *out)
