@@ -301,8 +301,8 @@ func root(t *testing.T) string {
 	return r
 }
 
-// layerFiles reads the headers of the image's only layer.
-func layerFiles(t *testing.T, img v1.Image) map[string]*tar.Header {
+// layerTar opens the uncompressed contents of the image's only layer.
+func layerTar(t *testing.T, img v1.Image) io.ReadCloser {
 	t.Helper()
 	layers, err := img.Layers()
 	if err != nil || len(layers) != 1 {
@@ -312,6 +312,13 @@ func layerFiles(t *testing.T, img v1.Image) map[string]*tar.Header {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rc
+}
+
+// layerFiles reads the headers of the image's only layer.
+func layerFiles(t *testing.T, img v1.Image) map[string]*tar.Header {
+	t.Helper()
+	rc := layerTar(t, img)
 	defer rc.Close()
 	files := map[string]*tar.Header{}
 	tr := tar.NewReader(rc)
@@ -338,11 +345,7 @@ func extract(t *testing.T, b Built, file string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	layers, _ := img.Layers()
-	rc, err := layers[0].Uncompressed()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rc := layerTar(t, img)
 	defer rc.Close()
 	tr := tar.NewReader(rc)
 	for {
