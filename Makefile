@@ -5,7 +5,7 @@ SHELL := /usr/bin/env bash -o pipefail
 GO    ?= go
 CONTROLLER_GEN := $(GO) tool controller-gen
 
-.PHONY: all build test demo fuzz soak manifests generate verify-generated tools clean
+.PHONY: all build test demo fuzz soak manifests generate verify-generated tools images lint-workflows clean
 
 all: build
 
@@ -36,12 +36,14 @@ tools: ## Build the real programs the tests run (kube-apiserver & co, etcd, helm
 	hack/tools.sh helm >/dev/null
 	hack/tools.sh keda >/dev/null
 	hack/tools.sh kwok >/dev/null
+	hack/tools.sh actionlint >/dev/null
 
 TOOL_DIRS = LLMD_ETCD_DIR=$$(hack/tools.sh etcd) LLMD_KUBERNETES_DIR=$$(hack/tools.sh kubernetes) \
 	LLMD_HELM_DIR=$$(hack/tools.sh helm) LLMD_KEDA_DIR=$$(hack/tools.sh keda) LLMD_KWOK_DIR=$$(hack/tools.sh kwok)
 
 test: verify-generated tools ## Everything CI runs: generated-file check, vet, unit, envtest, chart, end-to-end and fuzz.
 	$(GO) vet ./...
+	$(MAKE) --no-print-directory lint-workflows
 	$(TOOL_DIRS) $(GO) test -race -count=1 -timeout 30m ./...
 	@# A short fuzz run of every fuzz target; `make fuzz` runs them long.
 	$(MAKE) --no-print-directory fuzz FUZZTIME=short
@@ -75,6 +77,14 @@ SOAK ?= 6m
 soak: tools ## SOAK of steady load with pod churn on the local cluster; goroutines and live heap must return to baseline. Writes docs/soak-results.md.
 	$(TOOL_DIRS) LLMD_SOAK=$(SOAK) LLMD_SOAK_REPORT=$(CURDIR)/docs/soak-results.md \
 		$(GO) test -count=1 -timeout 0 -v -run '^TestSoak$$' ./test/e2e
+
+images: ## Images of the operator, scaler and vllm-sim for amd64 and arm64, without Docker: bin/images/ (OCI layout oci/, <name>.tar for `ctr images import` or `docker load`). IMAGES_ARGS=--help for more.
+	$(GO) run ./hack/images $(IMAGES_ARGS)
+
+lint-workflows: ## actionlint on .github/workflows (built by hack/tools.sh), with shellcheck on their scripts when it is installed.
+	@sc=shellcheck; if ! command -v shellcheck >/dev/null; then sc=; \
+		echo "lint-workflows: shellcheck is not installed, so the workflows' shell scripts are not checked (apt-get install shellcheck)"; fi; \
+	"$$(hack/tools.sh actionlint)/actionlint" -no-color -pyflakes= -shellcheck="$$sc"
 
 clean:
 	rm -rf bin

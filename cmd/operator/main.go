@@ -21,6 +21,7 @@ import (
 
 	"github.com/llm-d/llm-d/api/v1alpha1"
 	"github.com/llm-d/llm-d/controllers"
+	"github.com/llm-d/llm-d/version"
 )
 
 func main() {
@@ -91,7 +92,7 @@ func run() error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	log.Info("starting", "scalerAddress", cfg.ScalerAddress, "defaultStorageClass", cfg.DefaultStorageClass, "vllmImage", cfg.VLLMImage, "scalerTLSSecret", cfg.ScalerTLSSecret)
+	log.Info("starting", "version", version.Version, "revision", version.Revision, "scalerAddress", cfg.ScalerAddress, "defaultStorageClass", cfg.DefaultStorageClass, "vllmImage", cfg.VLLMImage, "scalerTLSSecret", cfg.ScalerTLSSecret)
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
 

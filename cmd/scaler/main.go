@@ -34,6 +34,7 @@ import (
 	"github.com/llm-d/llm-d/scaler/report"
 	"github.com/llm-d/llm-d/scaler/scrape"
 	"github.com/llm-d/llm-d/scaler/server"
+	"github.com/llm-d/llm-d/version"
 )
 
 func main() {
@@ -119,7 +120,8 @@ func run() error {
 	healthpb.RegisterHealthServer(gs, hs)
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		go func() { <-ctx.Done(); hs.Shutdown(); gs.GracefulStop() }()
-		log.Info("serving KEDA external scaler", "address", lis.Addr().String(), "mutualTLS", tlsFiles.Enabled())
+		log.Info("serving KEDA external scaler", "address", lis.Addr().String(), "mutualTLS", tlsFiles.Enabled(),
+			"version", version.Version, "revision", version.Revision)
 		return gs.Serve(lis)
 	})); err != nil {
 		return err

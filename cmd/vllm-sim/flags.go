@@ -18,8 +18,13 @@ type options struct {
 	host            string
 	port            int
 	preset          string
+	printVersion    bool
 	shutdownTimeout time.Duration
 	server          server.Config
+	// aliases are the served model names after the first: vLLM answers to them too, vllm-sim only to the first.
+	aliases []string
+	// ignored are the vLLM flags of the command line that vllm-sim does not model.
+	ignored []string
 }
 
 var presets = map[string]func() vllmsim.Params{
@@ -27,17 +32,19 @@ var presets = map[string]func() vllmsim.Params{
 	"h100": vllmsim.H100Llama8B,
 }
 
-// parseFlags reads the command line. The model flags default to the preset's values; only those given
-// override it.
+// parseFlags reads the command line, vLLM's included (see splitVLLMArgs). The model flags default to the
+// preset's values; only those given override it.
 func parseFlags(args []string) (options, *flag.FlagSet, error) {
 	o := options{server: server.DefaultConfig()}
 	fs := flag.NewFlagSet("vllm-sim", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported on one line by the caller
 	fs.StringVar(&o.host, "host", "127.0.0.1", "address to bind; 0.0.0.0 to serve other hosts (in a pod)")
 	fs.IntVar(&o.port, "port", 8000, "port to listen on, vLLM's default; 0 picks a free one")
-	fs.StringVar(&o.server.Model, "model", o.server.Model, "served model name, as vLLM's --model")
+	fs.StringVar(&o.server.Model, "model", o.server.Model, "vLLM's --model: the model, also its served name unless --served-model-name is given; or as vLLM's positional argument")
+	fs.String("served-model-name", "", "vLLM's --served-model-name: the name requests and metrics use (vLLM's further names are not modelled)")
 	fs.StringVar(&o.preset, "preset", "a10g", "GPU and model to simulate: "+strings.Join(presetNames(), " or "))
 	fs.Float64Var(&o.server.Speed, "speed", 1, "simulated seconds per wall-clock second; >1 runs iterations and the startup delay faster for demos")
+	fs.BoolVar(&o.printVersion, "version", false, "print vllm-sim's version and exit")
 	fs.BoolVar(&o.server.LegacyMetrics, "legacy-metrics", false, "export vLLM's pre-0.12 names vllm:gpu_cache_usage_perc and vllm:time_per_output_token_seconds")
 	fs.IntVar(&o.server.DefaultMaxTokens, "default-max-tokens", o.server.DefaultMaxTokens, "output tokens of a request that sets no max_tokens")
 	fs.IntVar(&o.server.MaxTokensLimit, "max-tokens-limit", o.server.MaxTokensLimit, "cap on a request's max_tokens")
@@ -57,12 +64,23 @@ func parseFlags(args []string) (options, *flag.FlagSet, error) {
 	fs.IntVar(&p.PrefillTokensPerSec, "prefill-tokens-per-sec", 0, "prompt processing rate"+fromPreset)
 	fs.DurationVar(&p.StartupDelay, "startup-delay", 0, "simulated time until /health is 200 and requests are served"+fromPreset)
 
-	if err := fs.Parse(args); err != nil {
+	cl, err := splitVLLMArgs(args, fs)
+	if err != nil {
 		return o, fs, err
 	}
-	if fs.NArg() > 0 {
-		return o, fs, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	if err := fs.Parse(cl.flags); err != nil {
+		return o, fs, err
 	}
+	switch {
+	case fs.NArg() > 1:
+		return o, fs, fmt.Errorf("unexpected argument %q: only one positional argument, the model, is allowed", fs.Arg(1))
+	case fs.NArg() == 1:
+		o.server.Model = fs.Arg(0) // vLLM's `serve MODEL`, which takes precedence over --model
+	}
+	if len(cl.servedNames) > 0 {
+		o.server.Model, o.aliases = cl.servedNames[0], cl.servedNames[1:]
+	}
+	o.ignored = cl.ignored
 	preset, ok := presets[o.preset]
 	if !ok {
 		return o, fs, fmt.Errorf("unknown --preset %q: want %s", o.preset, strings.Join(presetNames(), " or "))

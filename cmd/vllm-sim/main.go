@@ -5,6 +5,11 @@
 //
 //	vllm-sim --preset a10g --startup-delay 5s --speed 10
 //
+// It also takes vLLM's server command line unchanged (vllm-sim MODEL --served-model-name NAME --dtype ...),
+// modelling --model, --served-model-name, --host, --port, --max-num-seqs, --max-num-batched-tokens and
+// --block-size and ignoring the rest (logged once), so that the operator runs it in place of vLLM
+// (--vllm-image). Started as python3 (the image's link), it stands in for the operator's model download.
+//
 // Bad flags print one line on stderr and exit with status 2. SIGTERM or SIGINT stops accepting
 // connections and lets in-flight requests finish, for at most --shutdown-timeout.
 package main
@@ -19,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -26,10 +32,14 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/llm-d/llm-d/version"
 	"github.com/llm-d/llm-d/vllmsim/server"
 )
 
 func main() {
+	if filepath.Base(os.Args[0]) == downloaderName {
+		os.Exit(simulateDownload(os.Args[1:], os.Getenv, os.Stderr))
+	}
 	os.Exit(run(context.Background(), os.Args[1:], os.Stderr))
 }
 
@@ -49,6 +59,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "vllm-sim: %s (see vllm-sim -h)\n", oneLine(err))
 		return 2
+	}
+	if o.printVersion {
+		fmt.Fprintf(stderr, "vllm-sim %s (revision %s)\n", version.Version, version.Revision)
+		return 0
 	}
 	logCfg := zap.NewProductionConfig()
 	logCfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
@@ -99,7 +113,11 @@ func serve(ctx context.Context, o options, ln net.Listener, log *zap.Logger) err
 		zap.String("preset", o.preset), zap.Float64("speed", o.server.Speed),
 		zap.Duration("readyAfter", time.Duration(float64(p.StartupDelay)/o.server.Speed)),
 		zap.Int("maxNumSeqs", p.MaxNumSeqs), zap.Int("kvCacheTokens", p.KVCacheTokens),
-		zap.Bool("legacyMetrics", o.server.LegacyMetrics))
+		zap.Bool("legacyMetrics", o.server.LegacyMetrics), zap.String("version", version.Version))
+	if len(o.ignored) > 0 || len(o.aliases) > 0 {
+		log.Info("ignoring what vllm-sim does not model: these vLLM flags, and served model names after the first",
+			zap.Strings("flags", o.ignored), zap.Strings("servedModelNames", o.aliases))
+	}
 
 	select {
 	case err := <-served:

@@ -17,14 +17,16 @@ import (
 
 func TestBadFlagsExitTwoWithOneLine(t *testing.T) {
 	for _, args := range [][]string{
-		{"--bogus"},
+		{"-bogus"},              // neither vllm-sim's nor one of vLLM's short flags
+		{"--Bogus"},             // not shaped like a vLLM flag
+		{"--served-model-name"}, // no name
 		{"--port", "eighty"},
 		{"--port", "70000"},
 		{"--preset", "tpu"},
 		{"--speed", "0"},
 		{"--max-num-seqs", "0", "--kv-cache-tokens", "-1"}, // two problems, still one line
 		{"--max-num-batched-tokens", "8", "--max-num-seqs", "16"},
-		{"extra"},
+		{"model-a", "model-b"}, // one positional argument, the model
 	} {
 		var stderr bytes.Buffer
 		if code := run(context.Background(), args, &stderr); code != 2 {

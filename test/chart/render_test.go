@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/llm-d/llm-d/images"
 )
 
 func TestLint(t *testing.T) {
@@ -17,6 +19,21 @@ func TestLint(t *testing.T) {
 			}
 		})
 	}
+}
+
+// releaseImage is the reference a release publishes the image under: the registry, the name and the
+// chart's appVersion (images.Build's defaults, what the chart's values must default to).
+func releaseImage(t *testing.T, im images.Image) string {
+	t.Helper()
+	root, err := images.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := images.AppVersion(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return images.DefaultRegistry + "/" + im.Name + ":" + v
 }
 
 func setFlags(v valueSet) []string {
@@ -52,8 +69,8 @@ func TestDefaults(t *testing.T) {
 			t.Errorf("operator has %s by default", a)
 		}
 	}
-	if img, _, _ := unstructured.NestedString(container(t, op), "image"); img != "ghcr.io/llm-d/llm-d-operator:0.1.0" {
-		t.Errorf("operator image = %q, want the appVersion tag", img)
+	if img, _, _ := unstructured.NestedString(container(t, op), "image"); img != releaseImage(t, images.Operator) {
+		t.Errorf("operator image = %q, want %s, the release's image", img, releaseImage(t, images.Operator))
 	}
 	assertProbes(t, op)
 
@@ -65,8 +82,8 @@ func TestDefaults(t *testing.T) {
 			t.Errorf("scaler args %v lack %s", sargs, a)
 		}
 	}
-	if img, _, _ := unstructured.NestedString(container(t, sc), "image"); img != "ghcr.io/llm-d/llm-d-scaler:0.1.0" {
-		t.Errorf("scaler image = %q", img)
+	if img, _, _ := unstructured.NestedString(container(t, sc), "image"); img != releaseImage(t, images.Scaler) {
+		t.Errorf("scaler image = %q, want %s, the release's image", img, releaseImage(t, images.Scaler))
 	}
 	svc := find(t, objs, "Service", "llm-d-scaler")
 	ports, _, _ := unstructured.NestedSlice(svc.Object, "spec", "ports")
