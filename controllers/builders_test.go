@@ -253,3 +253,7 @@ func TestBuildScaledObjectWithMutualTLS(t *testing.T) {
 		t.Errorf("secret refs %v, want %v", got, want)
 	}
 }
+
+func ptrEqual[T comparable](a, b *T) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"strings"
 
 	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
@@ -14,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -58,10 +58,10 @@ type LLMInferenceServiceReconciler struct {
 
 // +kubebuilder:rbac:groups=inference.llm-d.ai,resources=llminferenceservices,verbs=get;list;watch
 // +kubebuilder:rbac:groups=inference.llm-d.ai,resources=llminferenceservices/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update
-// +kubebuilder:rbac:groups="",resources=services;persistentvolumeclaims,verbs=get;list;watch;create;update
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=services;persistentvolumeclaims,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=list;watch
-// +kubebuilder:rbac:groups=keda.sh,resources=scaledobjects,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups=keda.sh,resources=scaledobjects,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update
 
@@ -103,22 +103,10 @@ func (r *LLMInferenceServiceReconciler) Reconcile(ctx context.Context, req ctrl.
 // and Autoscaling conditions from what it finds.
 func (r *LLMInferenceServiceReconciler) reconcileObjects(ctx context.Context, svc *v1alpha1.LLMInferenceService) error {
 	desiredPVC := BuildModelCache(svc, r.Config)
-	wantSize := desiredPVC.Spec.Resources.Requests[corev1.ResourceStorage]
-	// Only the size can change after creation, and only upwards: the other fields are immutable.
-	_, res, err := apply(ctx, r.Client, svc, "PersistentVolumeClaim", desiredPVC, &corev1.PersistentVolumeClaim{},
-		func(live *corev1.PersistentVolumeClaim) bool {
-			return wantSize.Cmp(live.Spec.Resources.Requests[corev1.ResourceStorage]) <= 0
-		},
-		func(live *corev1.PersistentVolumeClaim) {
-			if live.Spec.Resources.Requests == nil {
-				live.Spec.Resources.Requests = corev1.ResourceList{}
-			}
-			live.Spec.Resources.Requests[corev1.ResourceStorage] = wantSize
-		})
-	if err != nil {
+	if _, err := apply(ctx, r.Client, svc, desiredPVC, &corev1.PersistentVolumeClaim{},
+		r.recorder(svc, "PersistentVolumeClaim", desiredPVC.Name), keepImmutableClaimFields(desiredPVC)); err != nil {
 		return err
 	}
-	r.recordApply(svc, "PersistentVolumeClaim", svc.Namespace, desiredPVC.Name, res)
 
 	if missing := r.missingSecrets(ctx, svc); missing != "" {
 		// No Deployment until the Secret exists: a pod would only sit in CreateContainerConfigError.
@@ -135,43 +123,21 @@ func (r *LLMInferenceServiceReconciler) reconcileObjects(ctx context.Context, sv
 	}
 
 	autoscaling := svc.Spec.Autoscaling != nil && svc.Spec.Autoscaling.Enabled
-	desired := BuildDeployment(svc, r.Config)
-	dep, res, err := apply(ctx, r.Client, svc, "Deployment", desired, &appsv1.Deployment{},
-		func(live *appsv1.Deployment) bool {
-			return equality.Semantic.DeepDerivative(desired.Spec.Template, live.Spec.Template) &&
-				(autoscaling || ptrEqual(desired.Spec.Replicas, live.Spec.Replicas))
-		},
-		func(live *appsv1.Deployment) {
-			annotations := maps.Clone(live.Spec.Template.Annotations) // e.g. kubectl rollout restart's
-			live.Spec.Template = *desired.Spec.Template.DeepCopy()
-			if len(annotations) > 0 {
-				live.Spec.Template.Annotations = annotations
+	dep, err := apply(ctx, r.Client, svc, BuildDeployment(svc, r.Config), &appsv1.Deployment{},
+		r.recorder(svc, "Deployment", svc.Name), func(live *appsv1.Deployment) ([][]string, error) {
+			if !autoscaling {
+				return nil, nil
 			}
-			if !autoscaling { // with autoscaling the HPA owns the count
-				live.Spec.Replicas = desired.Spec.Replicas
-			}
+			return [][]string{{"spec", "replicas"}}, r.handReplicasToHPA(ctx, svc, live)
 		})
 	if err != nil {
 		return err
 	}
-	r.recordApply(svc, "Deployment", svc.Namespace, dep.Name, res)
 
-	desiredSvc := BuildService(svc)
-	_, res, err = apply(ctx, r.Client, svc, "Service", desiredSvc, &corev1.Service{},
-		func(live *corev1.Service) bool {
-			return live.Spec.Type == desiredSvc.Spec.Type &&
-				equality.Semantic.DeepEqual(live.Spec.Selector, desiredSvc.Spec.Selector) &&
-				equality.Semantic.DeepDerivative(desiredSvc.Spec.Ports, live.Spec.Ports)
-		},
-		func(live *corev1.Service) {
-			live.Spec.Type = desiredSvc.Spec.Type
-			live.Spec.Selector = desiredSvc.Spec.Selector
-			live.Spec.Ports = desiredSvc.Spec.Ports
-		})
-	if err != nil {
+	if _, err := apply(ctx, r.Client, svc, BuildService(svc), &corev1.Service{},
+		r.recorder(svc, "Service", svc.Name), nil); err != nil {
 		return err
 	}
-	r.recordApply(svc, "Service", svc.Namespace, svc.Name, res)
 
 	svc.Status.Replicas = dep.Status.Replicas
 	svc.Status.ReadyReplicas = dep.Status.ReadyReplicas
@@ -248,16 +214,11 @@ func (r *LLMInferenceServiceReconciler) reconcileScaledObject(ctx context.Contex
 		}
 		r.recordApply(svc, "ClusterTriggerAuthentication", "", TriggerAuthenticationName, res) // cluster-scoped
 	}
-	desired := BuildScaledObject(svc, r.Config)
-	so, res, err := apply(ctx, r.Client, svc, "ScaledObject", desired, live,
-		func(live *kedav1alpha1.ScaledObject) bool {
-			return equality.Semantic.DeepDerivative(desired.Spec, live.Spec)
-		},
-		func(live *kedav1alpha1.ScaledObject) { live.Spec = desired.Spec })
+	so, err := apply(ctx, r.Client, svc, BuildScaledObject(svc, r.Config), &kedav1alpha1.ScaledObject{},
+		r.recorder(svc, "ScaledObject", svc.Name), nil)
 	if err != nil {
 		return err
 	}
-	r.recordApply(svc, "ScaledObject", svc.Namespace, so.Name, res)
 	svc.Status.ScaledObject = so.Name
 	r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionTrue, ReasonAutoscalingActive,
 		fmt.Sprintf("ScaledObject %s hands the replica count (%d to %d) to the llm-d scaler at %s",
@@ -358,7 +319,7 @@ func (r *LLMInferenceServiceReconciler) writeStatus(ctx context.Context, svc *v1
 	return err
 }
 
-// recordApply reports a managed object created or updated; namespace "" is a cluster-scoped object.
+// recordApply reports a managed object written; namespace "" is a cluster-scoped object.
 func (r *LLMInferenceServiceReconciler) recordApply(svc *v1alpha1.LLMInferenceService, kind, namespace, name string, res result) {
 	if res == unchanged {
 		return
@@ -367,8 +328,53 @@ func (r *LLMInferenceServiceReconciler) recordApply(svc *v1alpha1.LLMInferenceSe
 	if namespace != "" {
 		ref = namespace + "/" + name
 	}
-	r.event(svc, corev1.EventTypeNormal, string(res)+kind, fmt.Sprintf("%s %s %s", strings.ToLower(string(res)), kind, ref))
+	msg := fmt.Sprintf("%s %s %s", strings.ToLower(string(res)), kind, ref)
+	if res == migrated {
+		msg += ": the fields earlier operator versions wrote by update now belong to server-side apply manager " + FieldManager
+	}
+	r.event(svc, corev1.EventTypeNormal, string(res)+kind, msg)
 	log.Log.WithName("llminferenceservice").Info(string(res), "kind", kind, "namespace", namespace, "name", name)
+}
+
+// recorder reports the writes apply makes to one of the service's objects.
+func (r *LLMInferenceServiceReconciler) recorder(svc *v1alpha1.LLMInferenceService, kind, name string) func(result) {
+	return func(res result) { r.recordApply(svc, kind, svc.Namespace, name, res) }
+}
+
+// handReplicasToHPA parks Deployment.spec.replicas, at its live value, with handoverManager when the
+// operator still owns it while autoscaling is on, so that the operator's apply without replicas does not
+// remove it. The HPA takes the field over with its first scale; turning autoscaling off takes it back,
+// as the operator's apply forces its fields.
+func (r *LLMInferenceServiceReconciler) handReplicasToHPA(ctx context.Context, svc *v1alpha1.LLMInferenceService, live *appsv1.Deployment) error {
+	if live.Spec.Replicas == nil || !ownsField(live, FieldManager, "spec", "replicas") {
+		return nil
+	}
+	cfg := &unstructured.Unstructured{Object: map[string]any{
+		"metadata": map[string]any{"name": live.Name, "namespace": live.Namespace},
+		"spec":     map[string]any{"replicas": int64(*live.Spec.Replicas)},
+	}}
+	cfg.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("Deployment"))
+	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(cfg), client.FieldOwner(handoverManager)); err != nil {
+		return err
+	}
+	r.event(svc, corev1.EventTypeNormal, "ReplicasHandedOver", fmt.Sprintf(
+		"autoscaling is on: Deployment %s/%s keeps %d replicas until the HPA scales it; the operator no longer sets spec.replicas",
+		live.Namespace, live.Name, *live.Spec.Replicas))
+	return nil
+}
+
+// keepImmutableClaimFields adjusts the desired model cache to an existing claim: its access modes and
+// storage class cannot change after creation, and its size only grows.
+func keepImmutableClaimFields(desired *corev1.PersistentVolumeClaim) func(*corev1.PersistentVolumeClaim) ([][]string, error) {
+	return func(live *corev1.PersistentVolumeClaim) ([][]string, error) {
+		desired.Spec.AccessModes = live.Spec.AccessModes
+		desired.Spec.StorageClassName = live.Spec.StorageClassName
+		want := desired.Spec.Resources.Requests[corev1.ResourceStorage]
+		if have, ok := live.Spec.Resources.Requests[corev1.ResourceStorage]; ok && have.Cmp(want) > 0 {
+			desired.Spec.Resources.Requests[corev1.ResourceStorage] = have
+		}
+		return nil, nil
+	}
 }
 
 func (r *LLMInferenceServiceReconciler) event(svc *v1alpha1.LLMInferenceService, typ, reason, msg string) {
@@ -430,8 +436,4 @@ func (r *LLMInferenceServiceReconciler) allServices(ctx context.Context, _ clien
 		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
 	}
 	return reqs
-}
-
-func ptrEqual[T comparable](a, b *T) bool {
-	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
 }
