@@ -320,4 +320,3 @@ func ownsReplicas(d *appsv1.Deployment) bool {
 	}
 	return false
 }
-

@@ -189,10 +189,15 @@ func gpuNodes(ctx context.Context, c client.Reader) ([]gpuNode, error) {
 	return out, nil
 }
 
-// fitsSomeGPU checks a need against the largest GPU of the cluster.
+// largestGPUMiB is the memory of the largest GPU made (NVIDIA's B300 and Rubin hold 288 GB, below
+// 288 GiB): what a replica needs per GPU beyond it fits no GPU at all, whatever the nodes are.
+const largestGPUMiB = 288 << 10
+
+// fitsSomeGPU checks a need against the largest GPU of the cluster, as GPU feature discovery labels the
+// nodes, or against the largest GPU made when no node carries the label.
 func fitsSomeGPU(v VRAM, nodes []gpuNode) (bool, string) {
 	if len(nodes) == 0 {
-		return true, ""
+		return v.Fits(largestGPUMiB, fmt.Sprintf("the largest GPU made (no node carries %s)", LabelGPUMemory))
 	}
 	return v.Fits(nodes[0].memMiB, fmt.Sprintf("the largest GPU (node %s, %s=%d)", nodes[0].name, LabelGPUMemory, nodes[0].memMiB))
 }

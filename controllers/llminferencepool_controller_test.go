@@ -130,6 +130,14 @@ func TestPoolRejectsBadBudgets(t *testing.T) {
 	if err := k8s.Create(context.Background(), p); err == nil || !strings.Contains(err.Error(), `Unsupported value: "urgent"`) {
 		t.Errorf("priority: %v", err)
 	}
+	// A member no service can be named like.
+	p = &v1alpha1.LLMInferencePool{}
+	p.Namespace, p.Name = ns, "bad-member"
+	p.Spec.Services = []v1alpha1.PoolMember{{Name: "llama-3.1-8b"}}
+	p.Spec.ResourcePolicy.GPUBudget = resource.MustParse("1")
+	if err := k8s.Create(context.Background(), p); err == nil || !strings.Contains(err.Error(), "a member names an LLMInferenceService") {
+		t.Errorf("member name with a dot: %v", err)
+	}
 }
 
 // A model that fits no GPU of the cluster is refused with the numbers before any pod exists, on the

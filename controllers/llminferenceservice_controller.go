@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
@@ -16,9 +17,11 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -32,7 +35,6 @@ const (
 	ReasonAvailable            = "Available"
 	ReasonProgressing          = "WaitingForReadyReplica"
 	ReasonScaledToZero         = "ScaledToZero"
-	ReasonSecretNotFound       = "SecretNotFound"
 	ReasonNameConflict         = "NameConflict"
 	ReasonReconcileError       = "ReconcileError"
 	ReasonAutoscalingDisabled  = "Disabled"
@@ -44,9 +46,6 @@ const (
 	ReasonConfigurationWarning = "SpecWarnings"
 	ReasonVRAMMisfit           = "VRAMMisfit"
 )
-
-// secretIndex indexes services by the Secrets they reference, so a Secret event reaches its services.
-const secretIndex = ".spec.model.source.secrets"
 
 // LLMInferenceServiceReconciler turns each LLMInferenceService into a Deployment, a Service, a model-cache
 // PersistentVolumeClaim and, with autoscaling, a KEDA ScaledObject.
@@ -60,7 +59,7 @@ type LLMInferenceServiceReconciler struct {
 // +kubebuilder:rbac:groups=inference.llm-d.ai,resources=llminferenceservices/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=services;persistentvolumeclaims,verbs=get;list;watch;create;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=keda.sh,resources=scaledobjects,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update
@@ -79,9 +78,10 @@ func (r *LLMInferenceServiceReconciler) Reconcile(ctx context.Context, req ctrl.
 	st.ObservedGeneration = svc.Generation
 	st.Endpoint = Endpoint(svc, r.Config.ClusterDomain)
 	st.Selector = Selector(svc)
-	r.setWarnings(svc)
 
-	err := r.reconcileObjects(ctx, svc)
+	var claimWarnings []string
+	err := r.reconcileObjects(ctx, svc, &claimWarnings)
+	r.setWarnings(svc, claimWarnings)
 	var conflict errNotOwned
 	switch {
 	case errors.As(err, &conflict):
@@ -101,17 +101,11 @@ func (r *LLMInferenceServiceReconciler) Reconcile(ctx context.Context, req ctrl.
 
 // reconcileObjects applies the PVC, the Deployment, the Service and the ScaledObject, and sets the Ready
 // and Autoscaling conditions from what it finds.
-func (r *LLMInferenceServiceReconciler) reconcileObjects(ctx context.Context, svc *v1alpha1.LLMInferenceService) error {
+func (r *LLMInferenceServiceReconciler) reconcileObjects(ctx context.Context, svc *v1alpha1.LLMInferenceService, warnings *[]string) error {
 	desiredPVC := BuildModelCache(svc, r.Config)
 	if _, err := apply(ctx, r.Client, svc, desiredPVC, &corev1.PersistentVolumeClaim{},
-		r.recorder(svc, "PersistentVolumeClaim", desiredPVC.Name), keepImmutableClaimFields(desiredPVC)); err != nil {
+		r.recorder(svc, "PersistentVolumeClaim", desiredPVC.Name), keepImmutableClaimFields(desiredPVC, warnings)); err != nil {
 		return err
-	}
-
-	if missing := r.missingSecrets(ctx, svc); missing != "" {
-		// No Deployment until the Secret exists: a pod would only sit in CreateContainerConfigError.
-		r.setReady(svc, metav1.ConditionFalse, ReasonSecretNotFound, missing)
-		return nil
 	}
 
 	if msg, err := r.vramMisfit(ctx, svc); err != nil {
@@ -148,6 +142,18 @@ func (r *LLMInferenceServiceReconciler) reconcileObjects(ctx context.Context, sv
 	case dep.Spec.Replicas != nil && *dep.Spec.Replicas == 0:
 		r.setReady(svc, metav1.ConditionFalse, ReasonScaledToZero, "replicas is 0: no pod serves requests")
 	default:
+		pods := &corev1.PodList{}
+		if err := r.Client.List(ctx, pods, client.InNamespace(svc.Namespace), client.MatchingLabels(SelectorLabels(svc))); err != nil {
+			return err
+		}
+		if problems := podProblems(svc, pods.Items); len(problems) > 0 {
+			msgs := make([]string, len(problems))
+			for i, p := range problems {
+				msgs[i] = p.message
+			}
+			r.setReady(svc, metav1.ConditionFalse, problems[0].reason, strings.Join(msgs, "; "))
+			break
+		}
 		r.setReady(svc, metav1.ConditionFalse, ReasonProgressing,
 			"no replica is ready yet: a first start downloads the weights (minutes), later starts load them from the cache")
 	}
@@ -256,29 +262,10 @@ func (r *LLMInferenceServiceReconciler) vramMisfit(ctx context.Context, svc *v1a
 	return "", nil
 }
 
-// missingSecrets names the referenced Secrets that do not exist, with the command that creates them. Only
-// metadata is read: the operator never holds a secret's value.
-func (r *LLMInferenceServiceReconciler) missingSecrets(ctx context.Context, svc *v1alpha1.LLMInferenceService) string {
-	src := svc.Spec.Model.Source
-	var msgs []string
-	check := func(name, field, how string) {
-		if name == "" {
-			return
-		}
-		m := &metav1.PartialObjectMetadata{}
-		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: svc.Namespace, Name: name}, m); apierrors.IsNotFound(err) {
-			msgs = append(msgs, fmt.Sprintf("Secret %s/%s (%s) not found: create it with `kubectl create secret generic %s -n %s %s`",
-				svc.Namespace, name, field, name, svc.Namespace, how))
-		}
-	}
-	check(src.HuggingFaceTokenSecret, "model.source.huggingFaceTokenSecret", "--from-literal="+hfTokenKey(svc)+"=<token>")
-	check(src.CredentialsSecret, "model.source.credentialsSecret", "--from-literal=...")
-	return strings.Join(msgs, "; ")
-}
-
-func (r *LLMInferenceServiceReconciler) setWarnings(svc *v1alpha1.LLMInferenceService) {
-	w := ConfigurationWarnings(svc)
+// setWarnings sets the ConfigurationWarning condition from the spec and from what the live objects
+// cannot take (extra).
+func (r *LLMInferenceServiceReconciler) setWarnings(svc *v1alpha1.LLMInferenceService, extra []string) {
+	w := append(ConfigurationWarnings(svc), extra...)
 	if len(w) == 0 {
 		r.setCondition(svc, v1alpha1.ConditionConfigurationWarning, metav1.ConditionFalse, ReasonNoWarnings, "the spec raises no warning")
 		return
@@ -295,7 +282,8 @@ func (r *LLMInferenceServiceReconciler) setWarnings(svc *v1alpha1.LLMInferenceSe
 func (r *LLMInferenceServiceReconciler) setReady(svc *v1alpha1.LLMInferenceService, s metav1.ConditionStatus, reason, msg string) {
 	old := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionReady)
 	fresh := old == nil || old.Reason != reason || old.Message != msg
-	if fresh && (reason == ReasonSecretNotFound || reason == ReasonNameConflict || reason == ReasonReconcileError || reason == ReasonVRAMMisfit) {
+	if fresh && slices.Contains([]string{ReasonSecretNotFound, ReasonSecretKeyNotFound, ReasonImagePullFailed, ReasonCrashLoopBackOff,
+		ReasonNameConflict, ReasonReconcileError, ReasonVRAMMisfit}, reason) {
 		r.event(svc, corev1.EventTypeWarning, reason, msg)
 	}
 	r.setCondition(svc, v1alpha1.ConditionReady, s, reason, msg)
@@ -364,9 +352,20 @@ func (r *LLMInferenceServiceReconciler) handReplicasToHPA(ctx context.Context, s
 }
 
 // keepImmutableClaimFields adjusts the desired model cache to an existing claim: its access modes and
-// storage class cannot change after creation, and its size only grows.
-func keepImmutableClaimFields(desired *corev1.PersistentVolumeClaim) func(*corev1.PersistentVolumeClaim) ([][]string, error) {
+// storage class cannot change after creation, and its size only grows. A spec that asks for another
+// access mode or class gets a warning that says how to apply it.
+func keepImmutableClaimFields(desired *corev1.PersistentVolumeClaim, warnings *[]string) func(*corev1.PersistentVolumeClaim) ([][]string, error) {
 	return func(live *corev1.PersistentVolumeClaim) ([][]string, error) {
+		recreate := fmt.Sprintf("a claim's access modes and storage class cannot change: to apply it, delete the claim "+
+			"(kubectl delete pvc %s -n %s; the weights are downloaded again) and the operator recreates it", live.Name, live.Namespace)
+		if !slices.Equal(desired.Spec.AccessModes, live.Spec.AccessModes) {
+			*warnings = append(*warnings, fmt.Sprintf("modelCache.accessMode is %s but PersistentVolumeClaim %s has %s: %s",
+				desired.Spec.AccessModes[0], live.Name, live.Spec.AccessModes, recreate))
+		}
+		if desired.Spec.StorageClassName != nil && ptr.Deref(live.Spec.StorageClassName, "") != *desired.Spec.StorageClassName {
+			*warnings = append(*warnings, fmt.Sprintf("the model cache's storage class is %s but PersistentVolumeClaim %s has %q: %s",
+				*desired.Spec.StorageClassName, live.Name, ptr.Deref(live.Spec.StorageClassName, ""), recreate))
+		}
 		desired.Spec.AccessModes = live.Spec.AccessModes
 		desired.Spec.StorageClassName = live.Spec.StorageClassName
 		want := desired.Spec.Resources.Requests[corev1.ResourceStorage]
@@ -383,28 +382,21 @@ func (r *LLMInferenceServiceReconciler) event(svc *v1alpha1.LLMInferenceService,
 	}
 }
 
-// SetupWithManager registers the controller: it watches services, the objects they own and, by metadata
-// only, the Secrets they reference.
+// SetupWithManager registers the controller: it watches services, the objects they own, their model
+// server pods (whose status tells a missing Secret or image) and node labels.
 func (r *LLMInferenceServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.LLMInferenceService{}, secretIndex,
-		func(o client.Object) []string {
-			src := o.(*v1alpha1.LLMInferenceService).Spec.Model.Source
-			var names []string
-			for _, n := range []string{src.HuggingFaceTokenSecret, src.CredentialsSecret} {
-				if n != "" {
-					names = append(names, n)
-				}
-			}
-			return names
-		}); err != nil {
-		return err
-	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.LLMInferenceService{}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.PersistentVolumeClaim{}).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.servicesForSecret), builder.OnlyMetadata).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(serviceOfPod), builder.WithPredicates(predicate.Funcs{
+			UpdateFunc: func(e event.UpdateEvent) bool {
+				old, okOld := e.ObjectOld.(*corev1.Pod)
+				cur, okNew := e.ObjectNew.(*corev1.Pod)
+				return okOld && okNew && podProblemsChanged(old, cur)
+			},
+		})).
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.allServices), builder.OnlyMetadata,
 			builder.WithPredicates(predicate.LabelChangedPredicate{}))
 	if r.Config.KEDA {
@@ -413,16 +405,13 @@ func (r *LLMInferenceServiceReconciler) SetupWithManager(mgr ctrl.Manager) error
 	return b.Complete(r)
 }
 
-func (r *LLMInferenceServiceReconciler) servicesForSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	list := &v1alpha1.LLMInferenceServiceList{}
-	if err := r.Client.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{secretIndex: o.GetName()}); err != nil {
+// serviceOfPod maps a model server pod to its service, by the labels the operator gives its pods.
+func serviceOfPod(_ context.Context, o client.Object) []reconcile.Request {
+	l := o.GetLabels()
+	if l[LabelManagedBy] != ManagedByValue || l[LabelComponent] != ComponentServer || l[LabelInstance] == "" {
 		return nil
 	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, s := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
-	}
-	return reqs
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: l[LabelInstance]}}}
 }
 
 // allServices re-checks every service when node labels change: GPU memory may now fit, or no longer.

@@ -130,14 +130,31 @@ func EstimateVRAM(svc *v1alpha1.LLMInferenceService) (v VRAM, ok bool) {
 
 // Fits says whether the need fits a GPU of memMiB, and if not, a message with the numbers and what to do.
 func (v VRAM) Fits(memMiB int64, where string) (bool, string) {
-	usable := int64(float64(memMiB<<20) * v.Utilization)
-	if v.PerGPUBytes <= usable {
+	if v.fitsBytes(memMiB) {
 		return true, ""
 	}
+	usable := int64(float64(memMiB<<20) * v.Utilization)
 	return false, fmt.Sprintf("needs %s per GPU (weights %s / tensor parallel %d + KV cache %s for %d tokens + %s runtime) "+
 		"but %s offers %s (%d MiB x --gpu-memory-utilization %g): use a larger GPU, quantize, lower --max-model-len "+
 		"or raise --tensor-parallel-size", GiB(v.PerGPUBytes), GiB(v.WeightsBytes), v.TensorParallel,
 		GiB(v.KVBytesPerToken*v.ContextTokens/v.TensorParallel), v.ContextTokens, GiB(runtimeOverhead), where, GiB(usable), memMiB, v.Utilization)
+}
+
+// MinGPUMiB is the smallest nvidia.com/gpu.memory (MiB per GPU) that holds the need: Fits is true from
+// there up.
+func (v VRAM) MinGPUMiB() int64 {
+	n := int64(float64(v.PerGPUBytes)/v.Utilization) >> 20
+	for n > 0 && v.fitsBytes(n-1) {
+		n--
+	}
+	for !v.fitsBytes(n) {
+		n++
+	}
+	return n
+}
+
+func (v VRAM) fitsBytes(memMiB int64) bool {
+	return v.PerGPUBytes <= int64(float64(memMiB<<20)*v.Utilization)
 }
 
 // GiB formats bytes as GiB with one decimal, as status shows them.

@@ -48,3 +48,21 @@ func TestEstimateVRAM(t *testing.T) {
 		t.Error("estimated a model of unknown size")
 	}
 }
+
+// The node affinity's threshold agrees with Fits: the smallest GPU it lets a pod onto holds the model,
+// and one MiB less does not.
+func TestMinGPUMiBMatchesFits(t *testing.T) {
+	for _, args := range [][]string{{"--max-model-len=8192"}, {"--max-model-len=32768", "--gpu-memory-utilization=0.95"}, {"--tensor-parallel-size=4"}} {
+		v, ok := EstimateVRAM(svcWith(func(s *v1alpha1.LLMInferenceService) { s.Spec.Engine.Args = args }))
+		if !ok {
+			t.Fatal("no estimate")
+		}
+		m := v.MinGPUMiB()
+		if fits, _ := v.Fits(m, "x"); !fits {
+			t.Errorf("%v: %d MiB does not fit", args, m)
+		}
+		if fits, _ := v.Fits(m-1, "x"); fits {
+			t.Errorf("%v: %d MiB fits too", args, m-1)
+		}
+	}
+}
