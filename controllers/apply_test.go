@@ -93,8 +93,7 @@ func TestScalerTLSTurnedOff(t *testing.T) {
 	hfSecret(t, ns, "hf-token-secret")
 	s := sample(t, "llama-3-8b-autoscaling.yaml")
 	s.Namespace = ns
-	s.Labels = map[string]string{unmanagedLabel: "true"}
-	must(t, k8s.Create(context.Background(), s))
+	createUnmanaged(t, s)
 	withTLS := cfg
 	withTLS.ScalerTLSSecret = "keda-scaler-client"
 	t.Cleanup(func() { // cluster-scoped: other tests create it
@@ -167,7 +166,7 @@ func TestFieldsOfOtherManagersSurvive(t *testing.T) {
 		return *d.Spec.Replicas == 3 && !ownsReplicas(d)
 	})
 	markOnePodReady(t, ns, name)
-	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingActive)
+	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonScaledObjectReady)
 	scaleTo(t, ns, name, 6) // as the HPA does
 	edit(t, ns, name, func(s *v1alpha1.LLMInferenceService) {
 		s.Spec.Engine.Args = s.Spec.Engine.Args[:len(s.Spec.Engine.Args)-1]
@@ -185,7 +184,7 @@ func TestFieldsOfOtherManagersSurvive(t *testing.T) {
 	waitDeployment(t, ns, name, "3 replicas, handed to the HPA again", func(d *appsv1.Deployment) bool {
 		return *d.Spec.Replicas == 3 && !ownsReplicas(d)
 	})
-	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingActive)
+	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonScaledObjectReady)
 	noWrites(t, cfg, ns, name)
 	d := deployment(t, ns, name)
 	if d.Labels["team"] != "search" || d.Annotations["example.com/oncall"] != "team-a" {
@@ -201,8 +200,7 @@ func TestObjectsWrittenByUpdateAreMigrated(t *testing.T) {
 	hfSecret(t, ns, "hf-token-secret")
 	s := sample(t, "llama-3-8b.yaml")
 	s.Namespace = ns
-	s.Labels = map[string]string{unmanagedLabel: "true"}
-	must(t, k8s.Create(context.Background(), s))
+	createUnmanaged(t, s)
 	must(t, get(s, ns, s.Name))
 
 	// The earlier operator: its builders' objects, created by a client whose manager is its binary's name.
@@ -258,6 +256,13 @@ func TestObjectsWrittenByUpdateAreMigrated(t *testing.T) {
 // unmanagedLabel keeps a service away from the suite's operator, for tests that drive a reconciler of
 // their own (another configuration, or an earlier operator's writes).
 const unmanagedLabel = "test.llm-d.ai/unmanaged"
+
+// createUnmanaged creates a service that the suite's operator leaves alone.
+func createUnmanaged(t *testing.T, s *v1alpha1.LLMInferenceService) {
+	t.Helper()
+	s.Labels = map[string]string{unmanagedLabel: "true"}
+	must(t, k8s.Create(context.Background(), s))
+}
 
 // noWrites runs one reconcile of the service with a reconciler of configuration c whose client counts
 // writes, and fails the test if it writes anything.

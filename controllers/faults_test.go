@@ -220,8 +220,7 @@ func TestFaultRestartInTheMiddleOfAReconcile(t *testing.T) {
 	ns := namespace(t, "")
 	svc := faultService(ns, "llama", false)
 	svc.UID, svc.Generation = "", 0
-	svc.Labels = map[string]string{unmanagedLabel: "true"}
-	must(t, k8s.Create(context.Background(), svc))
+	createUnmanaged(t, svc)
 	w := &writes{fail: func(verb, kind string) error {
 		if kind == "Service" && verb == "apply" {
 			return errors.New("connection reset: the operator's process was killed")
@@ -258,8 +257,7 @@ func TestFaultWriteConflictIsRetriedQuietly(t *testing.T) {
 	ns := namespace(t, "")
 	svc := faultService(ns, "llama", false)
 	svc.UID, svc.Generation = "", 0
-	svc.Labels = map[string]string{unmanagedLabel: "true"}
-	must(t, k8s.Create(context.Background(), svc))
+	createUnmanaged(t, svc)
 	w := &writes{}
 	c := realWorld(t, w)
 	rec := events.NewFakeRecorder(100)
@@ -329,7 +327,7 @@ func drain(rec *events.FakeRecorder) []string {
 	}
 }
 
-// An LLMInferenceService that the API server's validation would refuse today but that exists anyway
+// An LLMInferenceService that the API server's validation would refuse but that exists anyway
 // (stored before a rule was added, or written with validation off): the reconcile must not fail in a loop,
 // and the problem must reach the status and an event. Expected: Ready=False with the message and one Warning
 // event; no ScaledObject that KEDA would refuse.
@@ -428,7 +426,7 @@ func TestFaultSecretValueNeverLeaks(t *testing.T) {
 	real.Spec.Model.Source.HuggingFaceTokenSecret = "hf-token"
 	must(t, k8s.Create(context.Background(), real))
 	deployment(t, ns, "llama")
-	condition(t, ns, "llama", v1alpha1.ConditionReady, controllers.ReasonProgressing)
+	condition(t, ns, "llama", v1alpha1.ConditionReady, controllers.ReasonWaitingForReadyReplica)
 	var dump bytes.Buffer
 	for _, list := range []client.ObjectList{&v1alpha1.LLMInferenceServiceList{}, &appsv1.DeploymentList{}, &corev1.ServiceList{},
 		&corev1.PersistentVolumeClaimList{}, &eventsv1.EventList{}, &corev1.EventList{}} {

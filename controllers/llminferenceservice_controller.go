@@ -32,19 +32,19 @@ import (
 
 // Reasons of the conditions an LLMInferenceService carries.
 const (
-	ReasonAvailable            = "Available"
-	ReasonProgressing          = "WaitingForReadyReplica"
-	ReasonScaledToZero         = "ScaledToZero"
-	ReasonNameConflict         = "NameConflict"
-	ReasonReconcileError       = "ReconcileError"
-	ReasonAutoscalingDisabled  = "Disabled"
-	ReasonAutoscalingWaiting   = "WaitingForFirstReadyReplica"
-	ReasonAutoscalingActive    = "ScaledObjectReady"
-	ReasonKEDANotInstalled     = "KEDANotInstalled"
-	ReasonInvalidAutoscaling   = "InvalidAutoscaling"
-	ReasonNoWarnings           = "None"
-	ReasonConfigurationWarning = "SpecWarnings"
-	ReasonVRAMMisfit           = "VRAMMisfit"
+	ReasonAvailable                   = "Available"
+	ReasonWaitingForReadyReplica      = "WaitingForReadyReplica"
+	ReasonScaledToZero                = "ScaledToZero"
+	ReasonNameConflict                = "NameConflict"
+	ReasonReconcileError              = "ReconcileError"
+	ReasonDisabled                    = "Disabled"
+	ReasonWaitingForFirstReadyReplica = "WaitingForFirstReadyReplica"
+	ReasonScaledObjectReady           = "ScaledObjectReady"
+	ReasonKEDANotInstalled            = "KEDANotInstalled"
+	ReasonInvalidAutoscaling          = "InvalidAutoscaling"
+	ReasonNone                        = "None"
+	ReasonSpecWarnings                = "SpecWarnings"
+	ReasonVRAMMisfit                  = "VRAMMisfit"
 )
 
 // LLMInferenceServiceReconciler turns each LLMInferenceService into a Deployment, a Service, a model-cache
@@ -154,14 +154,14 @@ func (r *LLMInferenceServiceReconciler) reconcileObjects(ctx context.Context, sv
 			r.setReady(svc, metav1.ConditionFalse, problems[0].reason, strings.Join(msgs, "; "))
 			break
 		}
-		r.setReady(svc, metav1.ConditionFalse, ReasonProgressing,
+		r.setReady(svc, metav1.ConditionFalse, ReasonWaitingForReadyReplica,
 			"no replica is ready yet: a first start downloads the weights (minutes), later starts load them from the cache")
 	}
 	return r.reconcileScaledObject(ctx, svc, dep, autoscaling)
 }
 
 // reconcileScaledObject creates the ScaledObject once the first replica is ready (so the scaler has a pod to
-// measure, as the article's checklist asks), keeps it in sync, and removes it when autoscaling is turned off.
+// measure: a decision needs one pod's metrics), keeps it in sync, and removes it when autoscaling is turned off.
 func (r *LLMInferenceServiceReconciler) reconcileScaledObject(ctx context.Context, svc *v1alpha1.LLMInferenceService,
 	dep *appsv1.Deployment, autoscaling bool) error {
 	if !r.Config.KEDA {
@@ -169,7 +169,7 @@ func (r *LLMInferenceServiceReconciler) reconcileScaledObject(ctx context.Contex
 			r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionFalse, ReasonKEDANotInstalled,
 				"the keda.sh/v1alpha1 ScaledObject API is not served: install KEDA, then restart the llm-d operator")
 		} else {
-			r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionFalse, ReasonAutoscalingDisabled, "autoscaling.enabled is false")
+			r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionFalse, ReasonDisabled, "autoscaling.enabled is false")
 		}
 		svc.Status.ScaledObject = ""
 		return nil
@@ -193,12 +193,12 @@ func (r *LLMInferenceServiceReconciler) reconcileScaledObject(ctx context.Contex
 				fmt.Sprintf("autoscaling disabled: deleted ScaledObject %s; the Deployment runs spec.replicas", live.Name))
 		}
 		svc.Status.ScaledObject = ""
-		r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionFalse, ReasonAutoscalingDisabled,
+		r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionFalse, ReasonDisabled,
 			"autoscaling.enabled is false: the Deployment runs spec.replicas")
 		return nil
 	}
 	if msg := invalidAutoscaling(svc.Spec.Autoscaling); msg != "" {
-		// Only a spec stored before today's validation (or with it off) gets here. KEDA would refuse such a
+		// Only a spec stored before a validation rule existed (or with validation off) gets here. KEDA would refuse such a
 		// ScaledObject; an existing one keeps the last valid bounds.
 		old := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionAutoscaling)
 		if old == nil || old.Reason != ReasonInvalidAutoscaling || old.Message != msg {
@@ -209,7 +209,7 @@ func (r *LLMInferenceServiceReconciler) reconcileScaledObject(ctx context.Contex
 	}
 	if !exists && dep.Status.ReadyReplicas == 0 {
 		svc.Status.ScaledObject = ""
-		r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionFalse, ReasonAutoscalingWaiting,
+		r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionFalse, ReasonWaitingForFirstReadyReplica,
 			"autoscaling starts once the first replica is ready, so that the scaler has a pod to measure")
 		return nil
 	}
@@ -226,7 +226,7 @@ func (r *LLMInferenceServiceReconciler) reconcileScaledObject(ctx context.Contex
 		return err
 	}
 	svc.Status.ScaledObject = so.Name
-	r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionTrue, ReasonAutoscalingActive,
+	r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionTrue, ReasonScaledObjectReady,
 		fmt.Sprintf("ScaledObject %s hands the replica count (%d to %d) to the llm-d scaler at %s",
 			so.Name, svc.Spec.Autoscaling.MinReplicas, svc.Spec.Autoscaling.MaxReplicas, r.Config.ScalerAddress))
 	return nil
@@ -267,15 +267,15 @@ func (r *LLMInferenceServiceReconciler) vramMisfit(ctx context.Context, svc *v1a
 func (r *LLMInferenceServiceReconciler) setWarnings(svc *v1alpha1.LLMInferenceService, extra []string) {
 	w := append(ConfigurationWarnings(svc), extra...)
 	if len(w) == 0 {
-		r.setCondition(svc, v1alpha1.ConditionConfigurationWarning, metav1.ConditionFalse, ReasonNoWarnings, "the spec raises no warning")
+		r.setCondition(svc, v1alpha1.ConditionConfigurationWarning, metav1.ConditionFalse, ReasonNone, "the spec raises no warning")
 		return
 	}
 	msg := strings.Join(w, "; ")
 	old := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionConfigurationWarning)
 	if old == nil || old.Status != metav1.ConditionTrue || old.Message != msg {
-		r.event(svc, corev1.EventTypeWarning, ReasonConfigurationWarning, msg)
+		r.event(svc, corev1.EventTypeWarning, ReasonSpecWarnings, msg)
 	}
-	r.setCondition(svc, v1alpha1.ConditionConfigurationWarning, metav1.ConditionTrue, ReasonConfigurationWarning, msg)
+	r.setCondition(svc, v1alpha1.ConditionConfigurationWarning, metav1.ConditionTrue, ReasonSpecWarnings, msg)
 }
 
 // setReady sets the Ready condition; a problem a person must fix also becomes a Warning event, once per change.

@@ -19,8 +19,8 @@ import (
 	"github.com/llm-d/llm-d/controllers"
 )
 
-// The article's manifest with its autoscaling block, applied verbatim into the article's namespace.
-func TestArticleManifest(t *testing.T) {
+// The autoscaled sample (config/samples/llama-3-8b-autoscaling.yaml), applied verbatim into its namespace.
+func TestAutoscaledSampleManifest(t *testing.T) {
 	ns := namespace(t, "inference")
 	hfSecret(t, ns, "hf-token-secret")
 	applyManifest(t, "llama-3-8b-autoscaling.yaml")
@@ -78,16 +78,16 @@ func TestArticleManifest(t *testing.T) {
 		t.Errorf("pvc storage class = %v, want the operator default fast-ssd", pvc.Spec.StorageClassName)
 	}
 
-	// Autoscaling waits for the first ready replica (the article's checklist) ...
-	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingWaiting)
-	condition(t, ns, name, v1alpha1.ConditionReady, controllers.ReasonProgressing)
+	// Autoscaling waits for the first ready replica, so that the scaler has a pod to measure ...
+	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonWaitingForFirstReadyReplica)
+	condition(t, ns, name, v1alpha1.ConditionReady, controllers.ReasonWaitingForReadyReplica)
 	if err := get(&kedav1alpha1.ScaledObject{}, ns, name); isNotFound(err) != nil {
 		t.Fatalf("ScaledObject before any ready replica: %v", err)
 	}
 	// ... and starts once a pod is Ready.
 	markOnePodReady(t, ns, name)
 	condition(t, ns, name, v1alpha1.ConditionReady, controllers.ReasonAvailable)
-	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingActive)
+	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonScaledObjectReady)
 	so := &kedav1alpha1.ScaledObject{}
 	must(t, get(so, ns, name))
 	if so.Spec.ScaleTargetRef.Name != name || *so.Spec.MinReplicaCount != 1 || *so.Spec.MaxReplicaCount != 8 {
@@ -113,15 +113,15 @@ func TestArticleManifest(t *testing.T) {
 	if s.Status.ScaledObject != name {
 		t.Errorf("status.scaledObject = %q", s.Status.ScaledObject)
 	}
-	// The article's manifest is valid; the one thing worth saying is that ReadWriteOnce holds 8 replicas on one node.
-	w := condition(t, ns, name, v1alpha1.ConditionConfigurationWarning, controllers.ReasonConfigurationWarning)
+	// The sample is valid; the one thing worth saying is that ReadWriteOnce holds 8 replicas on one node.
+	w := condition(t, ns, name, v1alpha1.ConditionConfigurationWarning, controllers.ReasonSpecWarnings)
 	if !strings.HasPrefix(w.Message, "modelCache.accessMode is ReadWriteOnce and the service may run 8 replicas") || strings.Contains(w.Message, "max-model-len") || strings.Contains(w.Message, "ignored") {
 		t.Errorf("warnings = %q, want only the access-mode one", w.Message)
 	}
 }
 
-// The article's section 3 manifest alone: a fixed single replica, no ScaledObject.
-func TestArticleManifestWithoutAutoscaling(t *testing.T) {
+// The sample without autoscaling (config/samples/llama-3-8b.yaml): a fixed single replica, no ScaledObject.
+func TestSampleManifestWithoutAutoscaling(t *testing.T) {
 	ns := namespace(t, "")
 	hfSecret(t, ns, "hf-token-secret")
 	s := sample(t, "llama-3-8b.yaml")
@@ -130,7 +130,7 @@ func TestArticleManifestWithoutAutoscaling(t *testing.T) {
 	deployment(t, ns, s.Name)
 	markOnePodReady(t, ns, s.Name)
 	condition(t, ns, s.Name, v1alpha1.ConditionReady, controllers.ReasonAvailable)
-	condition(t, ns, s.Name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingDisabled)
+	condition(t, ns, s.Name, v1alpha1.ConditionAutoscaling, controllers.ReasonDisabled)
 	if err := get(&kedav1alpha1.ScaledObject{}, ns, s.Name); isNotFound(err) != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func TestLongestNameAndLowercaseParameters(t *testing.T) {
 	eventually(t, "the Service", func() error { return get(&corev1.Service{}, ns, s.Name) })
 	eventually(t, "the model cache", func() error { return get(&corev1.PersistentVolumeClaim{}, ns, s.Name+"-model-cache") })
 	markOnePodReady(t, ns, s.Name)
-	condition(t, ns, s.Name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingActive)
+	condition(t, ns, s.Name, v1alpha1.ConditionAutoscaling, controllers.ReasonScaledObjectReady)
 	must(t, get(&kedav1alpha1.ScaledObject{}, ns, s.Name))
 }
 
@@ -254,20 +254,20 @@ func TestAutoscalingToggleAndHPAOwnedReplicas(t *testing.T) {
 	name := s.Name
 	deployment(t, ns, name)
 	markOnePodReady(t, ns, name)
-	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingActive)
+	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonScaledObjectReady)
 
 	// The HPA scales through the scale subresource; the operator must not undo it.
 	scaleTo(t, ns, name, 5)
 	// A reconcile for an unrelated reason: a new generation, which the condition below waits to see observed.
 	edit(t, ns, name, func(s *v1alpha1.LLMInferenceService) { s.Spec.Autoscaling.MaxReplicas = 7 })
-	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingActive)
+	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonScaledObjectReady)
 	if d := deployment(t, ns, name); *d.Spec.Replicas != 5 {
 		t.Fatalf("operator overwrote the HPA's replicas: %d", *d.Spec.Replicas)
 	}
 
 	for round := 0; round < 2; round++ {
 		setAutoscaling(t, ns, name, false)
-		condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingDisabled)
+		condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonDisabled)
 		eventually(t, "scaledobject deleted", func() error { return isNotFound(get(&kedav1alpha1.ScaledObject{}, ns, name)) })
 		eventually(t, "spec.replicas rules again", func() error {
 			if d := deployment(t, ns, name); *d.Spec.Replicas != 2 {
@@ -276,7 +276,7 @@ func TestAutoscalingToggleAndHPAOwnedReplicas(t *testing.T) {
 			return nil
 		})
 		setAutoscaling(t, ns, name, true)
-		condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingActive)
+		condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonScaledObjectReady)
 		eventually(t, "scaledobject back", func() error { return get(&kedav1alpha1.ScaledObject{}, ns, name) })
 	}
 	// An edit to a target reaches the ScaledObject without recreating it.
@@ -403,23 +403,14 @@ func TestMissingSecretIsReported(t *testing.T) {
 	condition(t, ns, s.Name, v1alpha1.ConditionReady, controllers.ReasonAvailable)
 }
 
-// setInitWaiting sets the download container of the service's pod waiting with reason and message,
-// through the status subresource, as the kubelet does.
+// setInitWaiting sets the download container of the service's pod waiting with reason and message, as
+// the kubelet does.
 func setInitWaiting(t *testing.T, ns, name, reason, msg string) {
 	t.Helper()
-	eventually(t, "the pod's download container waiting in "+reason, func() error {
-		pods := &corev1.PodList{}
-		if err := k8s.List(context.Background(), pods, client.InNamespace(ns), client.MatchingLabels{controllers.LabelInstance: name}); err != nil {
-			return err
-		}
-		if len(pods.Items) == 0 {
-			return fmt.Errorf("no pod yet")
-		}
-		p := pods.Items[0]
-		p.Status.Phase = corev1.PodPending
-		p.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: controllers.DownloadContainerName, Image: cfg.VLLMImage,
+	setPodStatus(t, ns, name, "the pod's download container waiting in "+reason, func(st *corev1.PodStatus) {
+		st.Phase = corev1.PodPending
+		st.InitContainerStatuses = []corev1.ContainerStatus{{Name: controllers.DownloadContainerName, Image: cfg.VLLMImage,
 			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: msg}}}}
-		return k8s.Status().Update(context.Background(), &p)
 	})
 }
 
@@ -431,13 +422,13 @@ func TestConfigurationWarnings(t *testing.T) {
 	s.Namespace = ns
 	s.Spec.Engine.Args = []string{"--dtype=bfloat16", "--port", "9000"}
 	must(t, k8s.Create(context.Background(), s))
-	c := condition(t, ns, s.Name, v1alpha1.ConditionConfigurationWarning, controllers.ReasonConfigurationWarning)
+	c := condition(t, ns, s.Name, v1alpha1.ConditionConfigurationWarning, controllers.ReasonSpecWarnings)
 	for _, want := range []string{"no --max-model-len", "ignored --port 9000"} {
 		if !strings.Contains(c.Message, want) {
 			t.Errorf("warning %q lacks %q", c.Message, want)
 		}
 	}
-	warningEvent(t, ns, s.Name, controllers.ReasonConfigurationWarning, "--max-model-len")
+	warningEvent(t, ns, s.Name, controllers.ReasonSpecWarnings, "--max-model-len")
 	args := deployment(t, ns, s.Name).Spec.Template.Spec.Containers[0].Args
 	if strings.Join(args, " ") != "--model=meta-llama/Meta-Llama-3.1-8B-Instruct --port=8000 --dtype=bfloat16" {
 		t.Errorf("args = %q", args)
@@ -527,12 +518,12 @@ func TestImmutableCacheChangeIsExplained(t *testing.T) {
 	must(t, k8s.Create(context.Background(), s))
 	eventually(t, "the model cache", func() error { return get(&corev1.PersistentVolumeClaim{}, ns, s.Name+"-model-cache") })
 	edit(t, ns, s.Name, func(s *v1alpha1.LLMInferenceService) { s.Spec.ModelCache.AccessMode = corev1.ReadWriteMany })
-	c := condition(t, ns, s.Name, v1alpha1.ConditionConfigurationWarning, controllers.ReasonConfigurationWarning)
+	c := condition(t, ns, s.Name, v1alpha1.ConditionConfigurationWarning, controllers.ReasonSpecWarnings)
 	if !strings.Contains(c.Message, "modelCache.accessMode is ReadWriteMany but PersistentVolumeClaim llama-3-8b-model-cache has [ReadWriteOnce]") ||
 		!strings.Contains(c.Message, "kubectl delete pvc llama-3-8b-model-cache -n "+ns) {
 		t.Errorf("warning %q", c.Message)
 	}
-	if r := condition(t, ns, s.Name, v1alpha1.ConditionReady, controllers.ReasonProgressing); r.Status != metav1.ConditionFalse {
+	if r := condition(t, ns, s.Name, v1alpha1.ConditionReady, controllers.ReasonWaitingForReadyReplica); r.Status != metav1.ConditionFalse {
 		t.Errorf("Ready %+v", r)
 	}
 }
@@ -540,18 +531,9 @@ func TestImmutableCacheChangeIsExplained(t *testing.T) {
 // setContainerStatus sets the vLLM container's status on the service's pod, as the kubelet does.
 func setContainerStatus(t *testing.T, ns, name string, cs corev1.ContainerStatus) {
 	t.Helper()
-	eventually(t, "the pod's container status", func() error {
-		pods := &corev1.PodList{}
-		if err := k8s.List(context.Background(), pods, client.InNamespace(ns), client.MatchingLabels{controllers.LabelInstance: name}); err != nil {
-			return err
-		}
-		if len(pods.Items) == 0 {
-			return fmt.Errorf("no pod yet")
-		}
-		p := pods.Items[0]
-		p.Status.Phase = corev1.PodPending
-		p.Status.ContainerStatuses = []corev1.ContainerStatus{cs}
-		return k8s.Status().Update(context.Background(), &p)
+	setPodStatus(t, ns, name, "the pod's container status", func(st *corev1.PodStatus) {
+		st.Phase = corev1.PodPending
+		st.ContainerStatuses = []corev1.ContainerStatus{cs}
 	})
 }
 

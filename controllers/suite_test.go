@@ -198,7 +198,21 @@ func condition(t *testing.T, ns, name, typ, reason string) metav1.Condition {
 // a kubelet would; the real ReplicaSet and Deployment controllers carry it to the Deployment's status.
 func markOnePodReady(t *testing.T, ns, name string) {
 	t.Helper()
-	eventually(t, "a pod to mark ready", func() error {
+	setPodStatus(t, ns, name, "a pod marked ready", func(st *corev1.PodStatus) {
+		now := metav1.Now()
+		st.Phase = corev1.PodRunning
+		st.Conditions = []corev1.PodCondition{
+			{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		}
+	})
+}
+
+// setPodStatus changes the status of one of the service's pods through the status subresource, as the
+// kubelet does.
+func setPodStatus(t *testing.T, ns, name, what string, change func(*corev1.PodStatus)) {
+	t.Helper()
+	eventually(t, what, func() error {
 		pods := &corev1.PodList{}
 		if err := k8s.List(context.Background(), pods, client.InNamespace(ns),
 			client.MatchingLabels{controllers.LabelInstance: name}); err != nil {
@@ -208,12 +222,7 @@ func markOnePodReady(t *testing.T, ns, name string) {
 			return fmt.Errorf("no pod yet")
 		}
 		p := pods.Items[0]
-		now := metav1.Now()
-		p.Status.Phase = corev1.PodRunning
-		p.Status.Conditions = []corev1.PodCondition{
-			{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
-			{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
-		}
+		change(&p.Status)
 		return k8s.Status().Update(context.Background(), &p)
 	})
 }

@@ -20,7 +20,7 @@ const (
 	kib = 1 << 10
 	// runtimeOverhead is what vLLM holds per GPU besides weights and KV cache: the peak activation of its
 	// profiling run and CUDA graphs, ~1 GiB for an 8B model (vllmsim's A10G preset derives the same figure:
-	// Llama 3.1 8B with --max-model-len=32768 just fits a 24 GB A10G, as the article runs it).
+	// Llama 3.1 8B with --max-model-len=32768, as config/samples/llama-3-8b.yaml runs it, just fits a 24 GB A10G).
 	runtimeOverhead = 1 * gib
 	// defaultContext is assumed when --max-model-len is unset; the model's real window is usually larger,
 	// which is why ConfigurationWarning asks for the flag.

@@ -16,7 +16,7 @@ func TestEstimateVRAM(t *testing.T) {
 		fitsA10G   bool    // 23028 MiB
 		fitsA100   bool    // 81920 MiB
 	}{
-		// The article's example, 8B bf16 with a 32k context on one A10G (22.5 GiB): 14.9 weights + 4.0 KV + 1.0
+		// The sample llama-3-8b, 8B bf16 with a 32k context on one A10G (22.5 GiB): 14.9 weights + 4.0 KV + 1.0
 		// runtime = 19.9 GiB of the 20.2 GiB that --gpu-memory-utilization 0.9 allows. Tight, as in reality.
 		{"meta-llama/Meta-Llama-3.1-8B-Instruct", "", []string{"--dtype=bfloat16", "--max-model-len=32768"}, 8e9, 19.9, true, true},
 		{"meta-llama/Meta-Llama-3.1-8B-Instruct", "", []string{"--max-model-len=8192"}, 8e9, 16.9, true, true},

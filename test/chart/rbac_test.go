@@ -122,7 +122,7 @@ func TestLeastPrivilege(t *testing.T) {
 		if err := admin.Get(ctx, client.ObjectKey{Namespace: "inference", Name: "llama-3-8b"}, svc); err != nil {
 			return err
 		}
-		if c := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionAutoscaling); c == nil || c.Reason != controllers.ReasonAutoscalingActive {
+		if c := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionAutoscaling); c == nil || c.Reason != controllers.ReasonScaledObjectReady {
 			return fmt.Errorf("Autoscaling condition %+v", c)
 		}
 		if svc.Status.Autoscaler == nil || svc.Status.Autoscaler.DesiredReplicas < 1 {
