@@ -171,7 +171,7 @@ func prune(v any) any {
 	return v
 }
 
-// typeConverters read objects with their schema: Kubernetes' own kinds with client-go's copy of the
+// builtinTypes and deducedTypes read objects with their schema: Kubernetes' own kinds with client-go's copy of the
 // API server's, others (KEDA's ScaledObject) by deduction, where maps merge by key and lists are atomic.
 // That matches how the API server treats KEDA's CRD, whose lists are all atomic.
 var (
