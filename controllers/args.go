@@ -74,6 +74,12 @@ func ConfigurationWarnings(svc *v1alpha1.LLMInferenceService) []string {
 		w = append(w, "engine.args has no --max-model-len: vLLM then reserves KV cache for the model's whole "+
 			"context window, which may not fit or leaves room for few requests; set it, e.g. --max-model-len=32768")
 	}
+	if v, ok := EstimateVRAM(svc); ok {
+		if size := cacheSize(svc); size.Value() < v.WeightsBytes {
+			w = append(w, fmt.Sprintf("modelCache.size is %s but the weights alone take about %s: the download "+
+				"would fill the claim and fail; raise modelCache.size", size.String(), GiB(v.WeightsBytes)))
+		}
+	}
 	if accessMode(svc) != corev1.ReadWriteMany && maxReplicas(svc) > 1 {
 		w = append(w, fmt.Sprintf("modelCache.accessMode is %s and the service may run %d replicas: they can "+
 			"only share the cache on one node; use ReadWriteMany to spread them over nodes",

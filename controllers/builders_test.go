@@ -197,6 +197,11 @@ func TestConfigurationWarningsTable(t *testing.T) {
 			s.Spec.Replicas = ptr.To[int32](3)
 			s.Spec.ModelCache.AccessMode = corev1.ReadWriteMany
 		}, nil},
+		{"cache smaller than the weights", func(s *v1alpha1.LLMInferenceService) {
+			s.Spec.Engine.Args = []string{"--max-model-len=8192"}
+			s.Spec.Model.ID = "meta-llama/Meta-Llama-3.1-70B-Instruct"
+			s.Spec.ModelCache.Size = resource.MustParse("100Gi")
+		}, []string{"modelCache.size is 100Gi but the weights alone take about 130.4Gi"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -251,5 +256,34 @@ func TestBuildScaledObjectWithMutualTLS(t *testing.T) {
 	want := map[string]string{"caCert": "ca.crt", "tlsClientCert": "tls.crt", "tlsClientKey": "tls.key"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("secret refs %v, want %v", got, want)
+	}
+}
+
+func ptrEqual[T comparable](a, b *T) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
+}
+
+// GPU pods require a node whose GPUs are large enough, or a node that does not say; pods without a GPU or
+// of a model of unknown size get no affinity.
+func TestGPUMemoryAffinity(t *testing.T) {
+	gpu := func(s *v1alpha1.LLMInferenceService) {
+		s.Spec.Engine.Args = []string{"--max-model-len=8192"}
+		s.Spec.Resources.Limits = corev1.ResourceList{GPUResource: resource.MustParse("1")}
+	}
+	a := gpuMemoryAffinity(svcWith(gpu))
+	v, _ := EstimateVRAM(svcWith(gpu))
+	if a == nil {
+		t.Fatal("no affinity for a GPU pod of known size")
+	}
+	terms := a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+	if len(terms) != 2 || terms[0].MatchExpressions[0].Operator != corev1.NodeSelectorOpGt ||
+		terms[0].MatchExpressions[0].Values[0] != fmt.Sprint(v.MinGPUMiB()-1) || terms[1].MatchExpressions[0].Operator != corev1.NodeSelectorOpDoesNotExist {
+		t.Errorf("terms %+v", terms)
+	}
+	if gpuMemoryAffinity(svcWith(nil)) != nil {
+		t.Error("affinity for a pod without a GPU")
+	}
+	if gpuMemoryAffinity(svcWith(func(s *v1alpha1.LLMInferenceService) { gpu(s); s.Spec.Model.ID = "org/mystery" })) != nil {
+		t.Error("affinity for a model of unknown size")
 	}
 }

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +21,8 @@ const (
 	// objectStoreDir is where S3 and GCS weights are copied to; vLLM loads them from there.
 	objectStoreDir = cacheMount + "/models"
 	gcsKeyDir      = "/var/run/secrets/llm-d/gcs"
+	// gcsKeyFile is the key of the GCS credentials Secret that holds a service-account key.
+	gcsKeyFile = "key.json"
 
 	// The probes: a first start may load weights for many minutes (downloads happen before, in the init
 	// container), so the startup probe allows 30 minutes; after that, readiness takes a pod out of the Service
@@ -38,6 +41,13 @@ const (
 	// GPUResource is the extended resource NVIDIA's device plugin advertises.
 	GPUResource corev1.ResourceName = "nvidia.com/gpu"
 )
+
+// gcsKeyCheck stops the GCS download, in the kubelet's own words, when the credentials Secret or its key
+// file is missing. The Secret's volume is optional so that the pod starts and its status says what is
+// missing (a required volume would keep the pod waiting with the reason in events only): the operator
+// reads it there, as it reads the kubelet's "secret ... not found" for the other sources.
+const gcsKeyCheck = `[ -s "$GOOGLE_APPLICATION_CREDENTIALS" ] || ` +
+	`{ echo "secret \"$CREDENTIALS_SECRET\" not found or has no ` + gcsKeyFile + `" | tee /dev/termination-log >&2; exit 1; }; `
 
 // hfDownload fetches model.id into HF_HOME with the huggingface_hub library that the vLLM image ships. The id
 // comes from the environment, never from the script text, so no model id can inject code. Consolidated
@@ -91,6 +101,9 @@ func BuildDeployment(svc *v1alpha1.LLMInferenceService, cfg Config) *appsv1.Depl
 						StartupProbe:   healthProbe(startupPeriodSeconds, startupFailures),
 						ReadinessProbe: healthProbe(readinessPeriodSeconds, 3),
 						LivenessProbe:  healthProbe(livenessPeriodSeconds, livenessFailures),
+						// A crash's last output (vLLM's argument errors) reaches the pod's status, where the
+						// operator reads it for the Ready condition.
+						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 						Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
 							Sleep: &corev1.SleepAction{Seconds: preStopSeconds},
 						}},
@@ -101,6 +114,7 @@ func BuildDeployment(svc *v1alpha1.LLMInferenceService, cfg Config) *appsv1.Depl
 					}},
 					Volumes:                       volumes(svc),
 					Tolerations:                   gpuTolerations(svc),
+					Affinity:                      gpuMemoryAffinity(svc),
 					TerminationGracePeriodSeconds: ptr.To[int64](terminationGracePeriodSeconds),
 					EnableServiceLinks:            ptr.To(false),
 				},
@@ -127,8 +141,9 @@ func initialReplicas(svc *v1alpha1.LLMInferenceService) int32 {
 func downloadContainer(svc *v1alpha1.LLMInferenceService, cfg Config, vllmImage string) (corev1.Container, []string) {
 	src := svc.Spec.Model.Source
 	c := corev1.Container{
-		Name:         DownloadContainerName,
-		VolumeMounts: []corev1.VolumeMount{{Name: cacheVolume, MountPath: cacheMount}},
+		Name:                     DownloadContainerName,
+		VolumeMounts:             []corev1.VolumeMount{{Name: cacheVolume, MountPath: cacheMount}},
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		Env: []corev1.EnvVar{
 			{Name: "MODEL_ID", Value: svc.Spec.Model.ID},
 			{Name: "MODEL_URI", Value: src.URI},
@@ -148,14 +163,17 @@ func downloadContainer(svc *v1alpha1.LLMInferenceService, cfg Config, vllmImage 
 		return c, servedAs
 	case v1alpha1.ModelSourceGCS:
 		c.Image = cfg.GCSImage
-		c.Command = []string{"sh", "-c", `gcloud storage rsync --recursive "$MODEL_URI" "$MODEL_DIR"`}
+		script := `gcloud storage rsync --recursive "$MODEL_URI" "$MODEL_DIR"`
 		if src.CredentialsSecret != "" {
-			key := gcsKeyDir + "/key.json"
+			key := gcsKeyDir + "/" + gcsKeyFile
 			c.Env = append(c.Env,
 				corev1.EnvVar{Name: "GOOGLE_APPLICATION_CREDENTIALS", Value: key},
-				corev1.EnvVar{Name: "CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE", Value: key})
+				corev1.EnvVar{Name: "CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE", Value: key},
+				corev1.EnvVar{Name: "CREDENTIALS_SECRET", Value: src.CredentialsSecret})
 			c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "gcs-credentials", MountPath: gcsKeyDir, ReadOnly: true})
+			script = gcsKeyCheck + script
 		}
+		c.Command = []string{"sh", "-c", script}
 		return c, servedAs
 	default:
 		c.Image = vllmImage
@@ -209,7 +227,7 @@ func volumes(svc *v1alpha1.LLMInferenceService) []corev1.Volume {
 	src := svc.Spec.Model.Source
 	if src.Type == v1alpha1.ModelSourceGCS && src.CredentialsSecret != "" {
 		v = append(v, corev1.Volume{Name: "gcs-credentials", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName: src.CredentialsSecret,
+			SecretName: src.CredentialsSecret, Optional: ptr.To(true), // gcsKeyCheck says when it is missing
 		}}})
 	}
 	return v
@@ -221,6 +239,26 @@ func gpuTolerations(svc *v1alpha1.LLMInferenceService) []corev1.Toleration {
 		return nil
 	}
 	return []corev1.Toleration{{Key: string(GPUResource), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
+}
+
+// gpuMemoryAffinity keeps a GPU pod off nodes whose GPUs GPU feature discovery labels as too small for the
+// model (nvidia.com/gpu.memory, MiB per GPU, below what one GPU of a replica needs): such a pod would be
+// scheduled and crash while loading the weights. Nodes without the label stay eligible (the terms are
+// ORed), so a cluster without feature discovery schedules as before. No affinity when the model's size is
+// unknown or it asks for no GPU.
+func gpuMemoryAffinity(svc *v1alpha1.LLMInferenceService) *corev1.Affinity {
+	v, ok := EstimateVRAM(svc)
+	if !ok || GPUsPerReplica(svc) == 0 {
+		return nil
+	}
+	return &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+		RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{
+			{MatchExpressions: []corev1.NodeSelectorRequirement{{
+				Key: LabelGPUMemory, Operator: corev1.NodeSelectorOpGt, Values: []string{strconv.FormatInt(v.MinGPUMiB()-1, 10)},
+			}}},
+			{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: LabelGPUMemory, Operator: corev1.NodeSelectorOpDoesNotExist}}},
+		}},
+	}}
 }
 
 // GPUsPerReplica is the number of GPUs one replica requests (the limit when only a limit is set, as the

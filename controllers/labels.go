@@ -9,7 +9,7 @@ import (
 )
 
 const (
-	// LabelManagedBy is the label the article's ServiceMonitor selects on.
+	// LabelManagedBy is the label the chart's ServiceMonitor selects model server Services on.
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	// ManagedByValue is LabelManagedBy's value on everything the operator creates.
 	ManagedByValue = "llm-d"
@@ -30,9 +30,10 @@ const (
 	ComponentServer = "inference-server"
 	// HTTPPort is the port vLLM listens on, for the OpenAI API and /metrics alike.
 	HTTPPort = 8000
-	// ServicePort is the Service's HTTP port, so that the article's base URL (no port) works.
+	// ServicePort is the Service's HTTP port, so that the base URL http://<name>.<namespace>.svc.cluster.local/v1
+	// (no port) works.
 	ServicePort = 80
-	// MetricsPortName is the Service port the article's ServiceMonitor scrapes.
+	// MetricsPortName is the Service port the chart's ServiceMonitor scrapes.
 	MetricsPortName = "metrics"
 )
 

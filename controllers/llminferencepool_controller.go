@@ -27,10 +27,10 @@ import (
 
 // Reasons of a pool's Ready condition.
 const (
-	ReasonPoolReady           = "MembersFit"
-	ReasonMemberNotFound      = "MemberNotFound"
-	ReasonMemberInManyPools   = "MemberInMultiplePools"
-	ReasonBudgetBelowMinimums = "BudgetBelowMinimums"
+	ReasonMembersFit            = "MembersFit"
+	ReasonMemberNotFound        = "MemberNotFound"
+	ReasonMemberInMultiplePools = "MemberInMultiplePools"
+	ReasonBudgetBelowMinimums   = "BudgetBelowMinimums"
 )
 
 // LLMInferencePoolReconciler checks a pool's members (they exist, belong to this pool only, fit the
@@ -44,6 +44,9 @@ type LLMInferencePoolReconciler struct {
 // +kubebuilder:rbac:groups=inference.llm-d.ai,resources=llminferencepools/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
 
+// problemOrder is the order in which a pool's problems are listed; the first present is the reason.
+var problemOrder = []string{ReasonMemberNotFound, ReasonMemberInMultiplePools, ReasonBudgetBelowMinimums, ReasonVRAMMisfit}
+
 // Reconcile checks one pool and writes its status.
 func (r *LLMInferencePoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	pool := &v1alpha1.LLMInferencePool{}
@@ -51,87 +54,14 @@ func (r *LLMInferencePoolReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := pool.Status.DeepCopy()
-	budget := pool.Spec.ResourcePolicy.GPUBudget.Value()
-	var totalWeight int64
-	for _, m := range pool.Spec.Services {
-		totalWeight += int64(max(m.Weight, 1))
-	}
-	others := &v1alpha1.LLMInferencePoolList{}
-	if err := r.Client.List(ctx, others, client.InNamespace(pool.Namespace)); err != nil {
-		return ctrl.Result{}, err
-	}
-	gpus, err := gpuNodes(ctx, r.Client)
+	check, err := r.checkMembers(ctx, pool)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-
-	problems := map[string][]string{}
-	var minGPUs, inUse int64
-	var members []v1alpha1.PoolMemberStatus
-	var needs []memberNeed
-	for _, m := range pool.Spec.Services {
-		st := v1alpha1.PoolMemberStatus{Name: m.Name, ShareGPUs: budget * int64(max(m.Weight, 1)) / max(totalWeight, 1)}
-		for _, o := range others.Items {
-			if o.Name != pool.Name && slices.ContainsFunc(o.Spec.Services, func(x v1alpha1.PoolMember) bool { return x.Name == m.Name }) {
-				problems[ReasonMemberInManyPools] = append(problems[ReasonMemberInManyPools],
-					fmt.Sprintf("%s is also a member of pool %s: a service belongs to one pool; remove it from one of them", m.Name, o.Name))
-			}
-		}
-		svc := &v1alpha1.LLMInferenceService{}
-		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: pool.Namespace, Name: m.Name}, svc); err != nil {
-			if !apierrors.IsNotFound(err) {
-				return ctrl.Result{}, err
-			}
-			problems[ReasonMemberNotFound] = append(problems[ReasonMemberNotFound],
-				fmt.Sprintf("LLMInferenceService %s/%s not found: create it or remove it from spec.services", pool.Namespace, m.Name))
-			members = append(members, st)
-			continue
-		}
-		g := GPUsPerReplica(svc)
-		st.GPUsPerReplica = g
-		if a := svc.Status.Autoscaler; a != nil && a.Pool == pool.Name {
-			// The scaler's allocation, as it wrote it on the member.
-			st.DemandReplicas, st.AllocatedReplicas = a.DemandReplicas, a.DesiredReplicas
-			if a.DesiredReplicas != a.DemandReplicas {
-				st.Reason = a.Reason
-			}
-		}
-		minGPUs += int64(minReplicas(svc)) * g
-		inUse += int64(svc.Status.Replicas) * g
-		if v, ok := EstimateVRAM(svc); ok && g > 0 {
-			st.VRAMPerGPU = GiB(v.PerGPUBytes)
-			needs = append(needs, memberNeed{m.Name, v})
-			if fits, msg := fitsSomeGPU(v, gpus); !fits {
-				problems[ReasonVRAMMisfit] = append(problems[ReasonVRAMMisfit], m.Name+" "+msg)
-			}
-		}
-		members = append(members, st)
-	}
-	if minGPUs > budget {
-		problems[ReasonBudgetBelowMinimums] = append(problems[ReasonBudgetBelowMinimums],
-			fmt.Sprintf("the members' minimum replicas need %d GPUs and gpuBudget is %d: raise gpuBudget by %d or lower their minReplicas",
-				minGPUs, budget, minGPUs-budget))
-	}
-	if msg := sharedGPUMisfit(needs, gpus); msg != "" {
-		problems[ReasonVRAMMisfit] = append(problems[ReasonVRAMMisfit], msg)
-	}
-
 	pool.Status.ObservedGeneration = pool.Generation
-	pool.Status.Members = members
-	pool.Status.GPUsInUse = inUse
-	cond := metav1.Condition{Type: v1alpha1.PoolConditionReady, Status: metav1.ConditionTrue, Reason: ReasonPoolReady,
-		Message:            fmt.Sprintf("%d members fit the budget of %d GPUs at their minimums (%d GPUs)", len(pool.Spec.Services), budget, minGPUs),
-		ObservedGeneration: pool.Generation}
-	for _, reason := range []string{ReasonMemberNotFound, ReasonMemberInManyPools, ReasonBudgetBelowMinimums, ReasonVRAMMisfit} {
-		if len(problems[reason]) > 0 {
-			var all []string
-			for _, rs := range []string{ReasonMemberNotFound, ReasonMemberInManyPools, ReasonBudgetBelowMinimums, ReasonVRAMMisfit} {
-				all = append(all, problems[rs]...)
-			}
-			cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, reason, strings.Join(all, "; ")
-			break
-		}
-	}
+	pool.Status.Members = check.members
+	pool.Status.GPUsInUse = check.inUse
+	cond := check.readyCondition(pool)
 	old := meta.FindStatusCondition(pool.Status.Conditions, v1alpha1.PoolConditionReady)
 	if cond.Status == metav1.ConditionFalse && (old == nil || old.Message != cond.Message) && r.Recorder != nil {
 		r.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, cond.Reason, "Validate", "%s", cond.Message)
@@ -144,6 +74,112 @@ func (r *LLMInferencePoolReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{}, nil
+}
+
+// poolCheck is what checking a pool's members found: each member's status, the problems by reason, and
+// the GPUs the members hold at their minimums and now.
+type poolCheck struct {
+	members        []v1alpha1.PoolMemberStatus
+	problems       map[string][]string
+	minGPUs, inUse int64
+}
+
+// checkMembers checks that each member exists, belongs to this pool only and fits the GPUs it may land on
+// (alone, and with the others on a time-sliced GPU), and that the members' minimums fit the budget.
+func (r *LLMInferencePoolReconciler) checkMembers(ctx context.Context, pool *v1alpha1.LLMInferencePool) (*poolCheck, error) {
+	others := &v1alpha1.LLMInferencePoolList{}
+	if err := r.Client.List(ctx, others, client.InNamespace(pool.Namespace)); err != nil {
+		return nil, err
+	}
+	gpus, err := gpuNodes(ctx, r.Client)
+	if err != nil {
+		return nil, err
+	}
+	budget := pool.Spec.ResourcePolicy.GPUBudget.Value()
+	var totalWeight int64
+	for _, m := range pool.Spec.Services {
+		totalWeight += int64(max(m.Weight, 1))
+	}
+	c := &poolCheck{problems: map[string][]string{}}
+	var needs []memberNeed
+	for _, m := range pool.Spec.Services {
+		st := v1alpha1.PoolMemberStatus{Name: m.Name, ShareGPUs: budget * int64(max(m.Weight, 1)) / max(totalWeight, 1)}
+		for _, o := range others.Items {
+			if o.Name != pool.Name && slices.ContainsFunc(o.Spec.Services, func(x v1alpha1.PoolMember) bool { return x.Name == m.Name }) {
+				c.problems[ReasonMemberInMultiplePools] = append(c.problems[ReasonMemberInMultiplePools],
+					fmt.Sprintf("%s is also a member of pool %s: a service belongs to one pool; remove it from one of them", m.Name, o.Name))
+			}
+		}
+		svc := &v1alpha1.LLMInferenceService{}
+		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: pool.Namespace, Name: m.Name}, svc); err != nil {
+			if !apierrors.IsNotFound(err) {
+				return nil, err
+			}
+			c.problems[ReasonMemberNotFound] = append(c.problems[ReasonMemberNotFound],
+				fmt.Sprintf("LLMInferenceService %s/%s not found: create it or remove it from spec.services", pool.Namespace, m.Name))
+			c.members = append(c.members, st)
+			continue
+		}
+		if need, ok := c.addMember(pool, svc, &st, gpus); ok {
+			needs = append(needs, need)
+		}
+		c.members = append(c.members, st)
+	}
+	if c.minGPUs > budget {
+		c.problems[ReasonBudgetBelowMinimums] = append(c.problems[ReasonBudgetBelowMinimums],
+			fmt.Sprintf("the members' minimum replicas need %d GPUs and gpuBudget is %d: raise gpuBudget by %d or lower their minReplicas",
+				c.minGPUs, budget, c.minGPUs-budget))
+	}
+	if msg := sharedGPUMisfit(needs, gpus); msg != "" {
+		c.problems[ReasonVRAMMisfit] = append(c.problems[ReasonVRAMMisfit], msg)
+	}
+	return c, nil
+}
+
+// addMember fills an existing member's status (GPUs per replica, the scaler's allocation, its GPU memory
+// need), counts its GPUs and checks that it fits some GPU; it returns its need when known.
+func (c *poolCheck) addMember(pool *v1alpha1.LLMInferencePool, svc *v1alpha1.LLMInferenceService, st *v1alpha1.PoolMemberStatus,
+	gpus []gpuNode) (memberNeed, bool) {
+	g := GPUsPerReplica(svc)
+	st.GPUsPerReplica = g
+	if a := svc.Status.Autoscaler; a != nil && a.Pool == pool.Name {
+		// The scaler's allocation, as it wrote it on the member.
+		st.DemandReplicas, st.AllocatedReplicas = a.DemandReplicas, a.DesiredReplicas
+		if a.DesiredReplicas != a.DemandReplicas {
+			st.Reason = a.Reason
+		}
+	}
+	c.minGPUs += int64(minReplicas(svc)) * g
+	c.inUse += int64(svc.Status.Replicas) * g
+	v, ok := EstimateVRAM(svc)
+	if !ok || g == 0 {
+		return memberNeed{}, false
+	}
+	st.VRAMPerGPU = GiB(v.PerGPUBytes)
+	if fits, msg := fitsSomeGPU(v, gpus); !fits {
+		c.problems[ReasonVRAMMisfit] = append(c.problems[ReasonVRAMMisfit], svc.Name+" "+msg)
+	}
+	return memberNeed{svc.Name, v}, true
+}
+
+// readyCondition is the pool's Ready condition: True when nothing is wrong, else False with the first
+// problem's reason and every problem in the message.
+func (c *poolCheck) readyCondition(pool *v1alpha1.LLMInferencePool) metav1.Condition {
+	cond := metav1.Condition{Type: v1alpha1.PoolConditionReady, Status: metav1.ConditionTrue, Reason: ReasonMembersFit,
+		Message: fmt.Sprintf("%d members fit the budget of %d GPUs at their minimums (%d GPUs)",
+			len(pool.Spec.Services), pool.Spec.ResourcePolicy.GPUBudget.Value(), c.minGPUs),
+		ObservedGeneration: pool.Generation}
+	var all []string
+	for _, reason := range problemOrder {
+		if len(c.problems[reason]) > 0 && cond.Status == metav1.ConditionTrue {
+			cond.Status, cond.Reason = metav1.ConditionFalse, reason
+		}
+		all = append(all, c.problems[reason]...)
+	}
+	if len(all) > 0 {
+		cond.Message = strings.Join(all, "; ")
+	}
+	return cond
 }
 
 // minReplicas is the fewest replicas a service runs: its autoscaling minimum, or spec.replicas.
@@ -189,10 +225,15 @@ func gpuNodes(ctx context.Context, c client.Reader) ([]gpuNode, error) {
 	return out, nil
 }
 
-// fitsSomeGPU checks a need against the largest GPU of the cluster.
+// largestGPUMiB is the memory of the largest GPU made (NVIDIA's B300 and Rubin hold 288 GB, below
+// 288 GiB): what a replica needs per GPU beyond it fits no GPU at all, whatever the nodes are.
+const largestGPUMiB = 288 << 10
+
+// fitsSomeGPU checks a need against the largest GPU of the cluster, as GPU feature discovery labels the
+// nodes, or against the largest GPU made when no node carries the label.
 func fitsSomeGPU(v VRAM, nodes []gpuNode) (bool, string) {
 	if len(nodes) == 0 {
-		return true, ""
+		return v.Fits(largestGPUMiB, fmt.Sprintf("the largest GPU made (no node carries %s)", LabelGPUMemory))
 	}
 	return v.Fits(nodes[0].memMiB, fmt.Sprintf("the largest GPU (node %s, %s=%d)", nodes[0].name, LabelGPUMemory, nodes[0].memMiB))
 }

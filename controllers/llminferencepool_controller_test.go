@@ -50,8 +50,8 @@ func readyMessage(p *v1alpha1.LLMInferencePool) string {
 	return meta.FindStatusCondition(p.Status.Conditions, v1alpha1.PoolConditionReady).Message
 }
 
-// The article's production-pool, verbatim, with its two members.
-func TestArticlePool(t *testing.T) {
+// The sample production-pool, verbatim, with its two members.
+func TestProductionPool(t *testing.T) {
 	ns := namespace(t, "")
 	hfSecret(t, ns, "hf-token-secret")
 	applyInto(t, "production-pool.yaml", ns)
@@ -61,7 +61,7 @@ func TestArticlePool(t *testing.T) {
 	}
 	applyInto(t, "llama-3-8b-autoscaling.yaml", ns)
 	applyInto(t, "phi-3-mini.yaml", ns)
-	p = poolReady(t, ns, "production-pool", controllers.ReasonPoolReady)
+	p = poolReady(t, ns, "production-pool", controllers.ReasonMembersFit)
 	shares := map[string]int64{}
 	for _, m := range p.Status.Members {
 		shares[m.Name] = m.ShareGPUs
@@ -100,15 +100,15 @@ func TestPoolProblems(t *testing.T) {
 	second.Spec.Services = second.Spec.Services[:1]
 	second.Spec.ResourcePolicy.GPUBudget = resource.MustParse("8")
 	must(t, k8s.Create(context.Background(), second))
-	p = poolReady(t, ns, "second", controllers.ReasonMemberInManyPools)
+	p = poolReady(t, ns, "second", controllers.ReasonMemberInMultiplePools)
 	if !strings.Contains(readyMessage(p), "llama-3-8b is also a member of pool small") {
 		t.Errorf("message %q", readyMessage(p))
 	}
-	p = poolReady(t, ns, "small", controllers.ReasonMemberInManyPools)
+	p = poolReady(t, ns, "small", controllers.ReasonMemberInMultiplePools)
 	if !strings.Contains(readyMessage(p), "raise gpuBudget by 1") {
 		t.Errorf("every problem is listed: %q", readyMessage(p))
 	}
-	warningEvent(t, ns, "second", controllers.ReasonMemberInManyPools, "llama-3-8b")
+	warningEvent(t, ns, "second", controllers.ReasonMemberInMultiplePools, "llama-3-8b")
 }
 
 func TestPoolRejectsBadBudgets(t *testing.T) {
@@ -129,6 +129,14 @@ func TestPoolRejectsBadBudgets(t *testing.T) {
 	p.Spec.ResourcePolicy.GPUBudget = resource.MustParse("1")
 	if err := k8s.Create(context.Background(), p); err == nil || !strings.Contains(err.Error(), `Unsupported value: "urgent"`) {
 		t.Errorf("priority: %v", err)
+	}
+	// A member no service can be named like.
+	p = &v1alpha1.LLMInferencePool{}
+	p.Namespace, p.Name = ns, "bad-member"
+	p.Spec.Services = []v1alpha1.PoolMember{{Name: "llama-3.1-8b"}}
+	p.Spec.ResourcePolicy.GPUBudget = resource.MustParse("1")
+	if err := k8s.Create(context.Background(), p); err == nil || !strings.Contains(err.Error(), "a member names an LLMInferenceService") {
+		t.Errorf("member name with a dot: %v", err)
 	}
 }
 

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
+	"slices"
 	"strings"
 
 	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
@@ -14,11 +14,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -29,24 +32,20 @@ import (
 
 // Reasons of the conditions an LLMInferenceService carries.
 const (
-	ReasonAvailable            = "Available"
-	ReasonProgressing          = "WaitingForReadyReplica"
-	ReasonScaledToZero         = "ScaledToZero"
-	ReasonSecretNotFound       = "SecretNotFound"
-	ReasonNameConflict         = "NameConflict"
-	ReasonReconcileError       = "ReconcileError"
-	ReasonAutoscalingDisabled  = "Disabled"
-	ReasonAutoscalingWaiting   = "WaitingForFirstReadyReplica"
-	ReasonAutoscalingActive    = "ScaledObjectReady"
-	ReasonKEDANotInstalled     = "KEDANotInstalled"
-	ReasonInvalidAutoscaling   = "InvalidAutoscaling"
-	ReasonNoWarnings           = "None"
-	ReasonConfigurationWarning = "SpecWarnings"
-	ReasonVRAMMisfit           = "VRAMMisfit"
+	ReasonAvailable                   = "Available"
+	ReasonWaitingForReadyReplica      = "WaitingForReadyReplica"
+	ReasonScaledToZero                = "ScaledToZero"
+	ReasonNameConflict                = "NameConflict"
+	ReasonReconcileError              = "ReconcileError"
+	ReasonDisabled                    = "Disabled"
+	ReasonWaitingForFirstReadyReplica = "WaitingForFirstReadyReplica"
+	ReasonScaledObjectReady           = "ScaledObjectReady"
+	ReasonKEDANotInstalled            = "KEDANotInstalled"
+	ReasonInvalidAutoscaling          = "InvalidAutoscaling"
+	ReasonNone                        = "None"
+	ReasonSpecWarnings                = "SpecWarnings"
+	ReasonVRAMMisfit                  = "VRAMMisfit"
 )
-
-// secretIndex indexes services by the Secrets they reference, so a Secret event reaches its services.
-const secretIndex = ".spec.model.source.secrets"
 
 // LLMInferenceServiceReconciler turns each LLMInferenceService into a Deployment, a Service, a model-cache
 // PersistentVolumeClaim and, with autoscaling, a KEDA ScaledObject.
@@ -58,10 +57,10 @@ type LLMInferenceServiceReconciler struct {
 
 // +kubebuilder:rbac:groups=inference.llm-d.ai,resources=llminferenceservices,verbs=get;list;watch
 // +kubebuilder:rbac:groups=inference.llm-d.ai,resources=llminferenceservices/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update
-// +kubebuilder:rbac:groups="",resources=services;persistentvolumeclaims,verbs=get;list;watch;create;update
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=list;watch
-// +kubebuilder:rbac:groups=keda.sh,resources=scaledobjects,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=services;persistentvolumeclaims,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups=keda.sh,resources=scaledobjects,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update
 
@@ -79,9 +78,10 @@ func (r *LLMInferenceServiceReconciler) Reconcile(ctx context.Context, req ctrl.
 	st.ObservedGeneration = svc.Generation
 	st.Endpoint = Endpoint(svc, r.Config.ClusterDomain)
 	st.Selector = Selector(svc)
-	r.setWarnings(svc)
 
-	err := r.reconcileObjects(ctx, svc)
+	var claimWarnings []string
+	err := r.reconcileObjects(ctx, svc, &claimWarnings)
+	r.setWarnings(svc, claimWarnings)
 	var conflict errNotOwned
 	switch {
 	case errors.As(err, &conflict):
@@ -101,29 +101,11 @@ func (r *LLMInferenceServiceReconciler) Reconcile(ctx context.Context, req ctrl.
 
 // reconcileObjects applies the PVC, the Deployment, the Service and the ScaledObject, and sets the Ready
 // and Autoscaling conditions from what it finds.
-func (r *LLMInferenceServiceReconciler) reconcileObjects(ctx context.Context, svc *v1alpha1.LLMInferenceService) error {
+func (r *LLMInferenceServiceReconciler) reconcileObjects(ctx context.Context, svc *v1alpha1.LLMInferenceService, warnings *[]string) error {
 	desiredPVC := BuildModelCache(svc, r.Config)
-	wantSize := desiredPVC.Spec.Resources.Requests[corev1.ResourceStorage]
-	// Only the size can change after creation, and only upwards: the other fields are immutable.
-	_, res, err := apply(ctx, r.Client, svc, "PersistentVolumeClaim", desiredPVC, &corev1.PersistentVolumeClaim{},
-		func(live *corev1.PersistentVolumeClaim) bool {
-			return wantSize.Cmp(live.Spec.Resources.Requests[corev1.ResourceStorage]) <= 0
-		},
-		func(live *corev1.PersistentVolumeClaim) {
-			if live.Spec.Resources.Requests == nil {
-				live.Spec.Resources.Requests = corev1.ResourceList{}
-			}
-			live.Spec.Resources.Requests[corev1.ResourceStorage] = wantSize
-		})
-	if err != nil {
+	if _, err := apply(ctx, r.Client, svc, desiredPVC, &corev1.PersistentVolumeClaim{},
+		r.recorder(svc, "PersistentVolumeClaim", desiredPVC.Name), keepImmutableClaimFields(desiredPVC, warnings)); err != nil {
 		return err
-	}
-	r.recordApply(svc, "PersistentVolumeClaim", svc.Namespace, desiredPVC.Name, res)
-
-	if missing := r.missingSecrets(ctx, svc); missing != "" {
-		// No Deployment until the Secret exists: a pod would only sit in CreateContainerConfigError.
-		r.setReady(svc, metav1.ConditionFalse, ReasonSecretNotFound, missing)
-		return nil
 	}
 
 	if msg, err := r.vramMisfit(ctx, svc); err != nil {
@@ -135,43 +117,21 @@ func (r *LLMInferenceServiceReconciler) reconcileObjects(ctx context.Context, sv
 	}
 
 	autoscaling := svc.Spec.Autoscaling != nil && svc.Spec.Autoscaling.Enabled
-	desired := BuildDeployment(svc, r.Config)
-	dep, res, err := apply(ctx, r.Client, svc, "Deployment", desired, &appsv1.Deployment{},
-		func(live *appsv1.Deployment) bool {
-			return equality.Semantic.DeepDerivative(desired.Spec.Template, live.Spec.Template) &&
-				(autoscaling || ptrEqual(desired.Spec.Replicas, live.Spec.Replicas))
-		},
-		func(live *appsv1.Deployment) {
-			annotations := maps.Clone(live.Spec.Template.Annotations) // e.g. kubectl rollout restart's
-			live.Spec.Template = *desired.Spec.Template.DeepCopy()
-			if len(annotations) > 0 {
-				live.Spec.Template.Annotations = annotations
+	dep, err := apply(ctx, r.Client, svc, BuildDeployment(svc, r.Config), &appsv1.Deployment{},
+		r.recorder(svc, "Deployment", svc.Name), func(live *appsv1.Deployment) ([][]string, error) {
+			if !autoscaling {
+				return nil, nil
 			}
-			if !autoscaling { // with autoscaling the HPA owns the count
-				live.Spec.Replicas = desired.Spec.Replicas
-			}
+			return [][]string{{"spec", "replicas"}}, r.handReplicasToHPA(ctx, svc, live)
 		})
 	if err != nil {
 		return err
 	}
-	r.recordApply(svc, "Deployment", svc.Namespace, dep.Name, res)
 
-	desiredSvc := BuildService(svc)
-	_, res, err = apply(ctx, r.Client, svc, "Service", desiredSvc, &corev1.Service{},
-		func(live *corev1.Service) bool {
-			return live.Spec.Type == desiredSvc.Spec.Type &&
-				equality.Semantic.DeepEqual(live.Spec.Selector, desiredSvc.Spec.Selector) &&
-				equality.Semantic.DeepDerivative(desiredSvc.Spec.Ports, live.Spec.Ports)
-		},
-		func(live *corev1.Service) {
-			live.Spec.Type = desiredSvc.Spec.Type
-			live.Spec.Selector = desiredSvc.Spec.Selector
-			live.Spec.Ports = desiredSvc.Spec.Ports
-		})
-	if err != nil {
+	if _, err := apply(ctx, r.Client, svc, BuildService(svc), &corev1.Service{},
+		r.recorder(svc, "Service", svc.Name), nil); err != nil {
 		return err
 	}
-	r.recordApply(svc, "Service", svc.Namespace, svc.Name, res)
 
 	svc.Status.Replicas = dep.Status.Replicas
 	svc.Status.ReadyReplicas = dep.Status.ReadyReplicas
@@ -182,14 +142,26 @@ func (r *LLMInferenceServiceReconciler) reconcileObjects(ctx context.Context, sv
 	case dep.Spec.Replicas != nil && *dep.Spec.Replicas == 0:
 		r.setReady(svc, metav1.ConditionFalse, ReasonScaledToZero, "replicas is 0: no pod serves requests")
 	default:
-		r.setReady(svc, metav1.ConditionFalse, ReasonProgressing,
+		pods := &corev1.PodList{}
+		if err := r.Client.List(ctx, pods, client.InNamespace(svc.Namespace), client.MatchingLabels(SelectorLabels(svc))); err != nil {
+			return err
+		}
+		if problems := podProblems(svc, pods.Items); len(problems) > 0 {
+			msgs := make([]string, len(problems))
+			for i, p := range problems {
+				msgs[i] = p.message
+			}
+			r.setReady(svc, metav1.ConditionFalse, problems[0].reason, strings.Join(msgs, "; "))
+			break
+		}
+		r.setReady(svc, metav1.ConditionFalse, ReasonWaitingForReadyReplica,
 			"no replica is ready yet: a first start downloads the weights (minutes), later starts load them from the cache")
 	}
 	return r.reconcileScaledObject(ctx, svc, dep, autoscaling)
 }
 
 // reconcileScaledObject creates the ScaledObject once the first replica is ready (so the scaler has a pod to
-// measure, as the article's checklist asks), keeps it in sync, and removes it when autoscaling is turned off.
+// measure: a decision needs one pod's metrics), keeps it in sync, and removes it when autoscaling is turned off.
 func (r *LLMInferenceServiceReconciler) reconcileScaledObject(ctx context.Context, svc *v1alpha1.LLMInferenceService,
 	dep *appsv1.Deployment, autoscaling bool) error {
 	if !r.Config.KEDA {
@@ -197,7 +169,7 @@ func (r *LLMInferenceServiceReconciler) reconcileScaledObject(ctx context.Contex
 			r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionFalse, ReasonKEDANotInstalled,
 				"the keda.sh/v1alpha1 ScaledObject API is not served: install KEDA, then restart the llm-d operator")
 		} else {
-			r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionFalse, ReasonAutoscalingDisabled, "autoscaling.enabled is false")
+			r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionFalse, ReasonDisabled, "autoscaling.enabled is false")
 		}
 		svc.Status.ScaledObject = ""
 		return nil
@@ -221,12 +193,12 @@ func (r *LLMInferenceServiceReconciler) reconcileScaledObject(ctx context.Contex
 				fmt.Sprintf("autoscaling disabled: deleted ScaledObject %s; the Deployment runs spec.replicas", live.Name))
 		}
 		svc.Status.ScaledObject = ""
-		r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionFalse, ReasonAutoscalingDisabled,
+		r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionFalse, ReasonDisabled,
 			"autoscaling.enabled is false: the Deployment runs spec.replicas")
 		return nil
 	}
 	if msg := invalidAutoscaling(svc.Spec.Autoscaling); msg != "" {
-		// Only a spec stored before today's validation (or with it off) gets here. KEDA would refuse such a
+		// Only a spec stored before a validation rule existed (or with validation off) gets here. KEDA would refuse such a
 		// ScaledObject; an existing one keeps the last valid bounds.
 		old := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionAutoscaling)
 		if old == nil || old.Reason != ReasonInvalidAutoscaling || old.Message != msg {
@@ -237,7 +209,7 @@ func (r *LLMInferenceServiceReconciler) reconcileScaledObject(ctx context.Contex
 	}
 	if !exists && dep.Status.ReadyReplicas == 0 {
 		svc.Status.ScaledObject = ""
-		r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionFalse, ReasonAutoscalingWaiting,
+		r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionFalse, ReasonWaitingForFirstReadyReplica,
 			"autoscaling starts once the first replica is ready, so that the scaler has a pod to measure")
 		return nil
 	}
@@ -248,18 +220,13 @@ func (r *LLMInferenceServiceReconciler) reconcileScaledObject(ctx context.Contex
 		}
 		r.recordApply(svc, "ClusterTriggerAuthentication", "", TriggerAuthenticationName, res) // cluster-scoped
 	}
-	desired := BuildScaledObject(svc, r.Config)
-	so, res, err := apply(ctx, r.Client, svc, "ScaledObject", desired, live,
-		func(live *kedav1alpha1.ScaledObject) bool {
-			return equality.Semantic.DeepDerivative(desired.Spec, live.Spec)
-		},
-		func(live *kedav1alpha1.ScaledObject) { live.Spec = desired.Spec })
+	so, err := apply(ctx, r.Client, svc, BuildScaledObject(svc, r.Config), &kedav1alpha1.ScaledObject{},
+		r.recorder(svc, "ScaledObject", svc.Name), nil)
 	if err != nil {
 		return err
 	}
-	r.recordApply(svc, "ScaledObject", svc.Namespace, so.Name, res)
 	svc.Status.ScaledObject = so.Name
-	r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionTrue, ReasonAutoscalingActive,
+	r.setCondition(svc, v1alpha1.ConditionAutoscaling, metav1.ConditionTrue, ReasonScaledObjectReady,
 		fmt.Sprintf("ScaledObject %s hands the replica count (%d to %d) to the llm-d scaler at %s",
 			so.Name, svc.Spec.Autoscaling.MinReplicas, svc.Spec.Autoscaling.MaxReplicas, r.Config.ScalerAddress))
 	return nil
@@ -295,46 +262,28 @@ func (r *LLMInferenceServiceReconciler) vramMisfit(ctx context.Context, svc *v1a
 	return "", nil
 }
 
-// missingSecrets names the referenced Secrets that do not exist, with the command that creates them. Only
-// metadata is read: the operator never holds a secret's value.
-func (r *LLMInferenceServiceReconciler) missingSecrets(ctx context.Context, svc *v1alpha1.LLMInferenceService) string {
-	src := svc.Spec.Model.Source
-	var msgs []string
-	check := func(name, field, how string) {
-		if name == "" {
-			return
-		}
-		m := &metav1.PartialObjectMetadata{}
-		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: svc.Namespace, Name: name}, m); apierrors.IsNotFound(err) {
-			msgs = append(msgs, fmt.Sprintf("Secret %s/%s (%s) not found: create it with `kubectl create secret generic %s -n %s %s`",
-				svc.Namespace, name, field, name, svc.Namespace, how))
-		}
-	}
-	check(src.HuggingFaceTokenSecret, "model.source.huggingFaceTokenSecret", "--from-literal="+hfTokenKey(svc)+"=<token>")
-	check(src.CredentialsSecret, "model.source.credentialsSecret", "--from-literal=...")
-	return strings.Join(msgs, "; ")
-}
-
-func (r *LLMInferenceServiceReconciler) setWarnings(svc *v1alpha1.LLMInferenceService) {
-	w := ConfigurationWarnings(svc)
+// setWarnings sets the ConfigurationWarning condition from the spec and from what the live objects
+// cannot take (extra).
+func (r *LLMInferenceServiceReconciler) setWarnings(svc *v1alpha1.LLMInferenceService, extra []string) {
+	w := append(ConfigurationWarnings(svc), extra...)
 	if len(w) == 0 {
-		r.setCondition(svc, v1alpha1.ConditionConfigurationWarning, metav1.ConditionFalse, ReasonNoWarnings, "the spec raises no warning")
+		r.setCondition(svc, v1alpha1.ConditionConfigurationWarning, metav1.ConditionFalse, ReasonNone, "the spec raises no warning")
 		return
 	}
 	msg := strings.Join(w, "; ")
 	old := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionConfigurationWarning)
 	if old == nil || old.Status != metav1.ConditionTrue || old.Message != msg {
-		r.event(svc, corev1.EventTypeWarning, ReasonConfigurationWarning, msg)
+		r.event(svc, corev1.EventTypeWarning, ReasonSpecWarnings, msg)
 	}
-	r.setCondition(svc, v1alpha1.ConditionConfigurationWarning, metav1.ConditionTrue, ReasonConfigurationWarning, msg)
+	r.setCondition(svc, v1alpha1.ConditionConfigurationWarning, metav1.ConditionTrue, ReasonSpecWarnings, msg)
 }
 
 // setReady sets the Ready condition; a problem a person must fix also becomes a Warning event, once per change.
 func (r *LLMInferenceServiceReconciler) setReady(svc *v1alpha1.LLMInferenceService, s metav1.ConditionStatus, reason, msg string) {
 	old := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionReady)
 	fresh := old == nil || old.Reason != reason || old.Message != msg
-	if fresh && (reason == ReasonSecretNotFound || reason == ReasonNameConflict || reason == ReasonReconcileError || reason == ReasonVRAMMisfit) {
+	if fresh && slices.Contains([]string{ReasonSecretNotFound, ReasonSecretKeyNotFound, ReasonImagePullFailed, ReasonCrashLoopBackOff,
+		ReasonNameConflict, ReasonReconcileError, ReasonVRAMMisfit}, reason) {
 		r.event(svc, corev1.EventTypeWarning, reason, msg)
 	}
 	r.setCondition(svc, v1alpha1.ConditionReady, s, reason, msg)
@@ -358,7 +307,7 @@ func (r *LLMInferenceServiceReconciler) writeStatus(ctx context.Context, svc *v1
 	return err
 }
 
-// recordApply reports a managed object created or updated; namespace "" is a cluster-scoped object.
+// recordApply reports a managed object written; namespace "" is a cluster-scoped object.
 func (r *LLMInferenceServiceReconciler) recordApply(svc *v1alpha1.LLMInferenceService, kind, namespace, name string, res result) {
 	if res == unchanged {
 		return
@@ -367,8 +316,64 @@ func (r *LLMInferenceServiceReconciler) recordApply(svc *v1alpha1.LLMInferenceSe
 	if namespace != "" {
 		ref = namespace + "/" + name
 	}
-	r.event(svc, corev1.EventTypeNormal, string(res)+kind, fmt.Sprintf("%s %s %s", strings.ToLower(string(res)), kind, ref))
+	msg := fmt.Sprintf("%s %s %s", strings.ToLower(string(res)), kind, ref)
+	if res == migrated {
+		msg += ": the fields earlier operator versions wrote by update now belong to server-side apply manager " + FieldManager
+	}
+	r.event(svc, corev1.EventTypeNormal, string(res)+kind, msg)
 	log.Log.WithName("llminferenceservice").Info(string(res), "kind", kind, "namespace", namespace, "name", name)
+}
+
+// recorder reports the writes apply makes to one of the service's objects.
+func (r *LLMInferenceServiceReconciler) recorder(svc *v1alpha1.LLMInferenceService, kind, name string) func(result) {
+	return func(res result) { r.recordApply(svc, kind, svc.Namespace, name, res) }
+}
+
+// handReplicasToHPA parks Deployment.spec.replicas, at its live value, with handoverManager when the
+// operator still owns it while autoscaling is on, so that the operator's apply without replicas does not
+// remove it. The HPA takes the field over with its first scale; turning autoscaling off takes it back,
+// as the operator's apply forces its fields.
+func (r *LLMInferenceServiceReconciler) handReplicasToHPA(ctx context.Context, svc *v1alpha1.LLMInferenceService, live *appsv1.Deployment) error {
+	if live.Spec.Replicas == nil || !ownsField(live, FieldManager, "spec", "replicas") {
+		return nil
+	}
+	cfg := &unstructured.Unstructured{Object: map[string]any{
+		"metadata": map[string]any{"name": live.Name, "namespace": live.Namespace},
+		"spec":     map[string]any{"replicas": int64(*live.Spec.Replicas)},
+	}}
+	cfg.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("Deployment"))
+	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(cfg), client.FieldOwner(handoverManager)); err != nil {
+		return err
+	}
+	r.event(svc, corev1.EventTypeNormal, "ReplicasHandedOver", fmt.Sprintf(
+		"autoscaling is on: Deployment %s/%s keeps %d replicas until the HPA scales it; the operator no longer sets spec.replicas",
+		live.Namespace, live.Name, *live.Spec.Replicas))
+	return nil
+}
+
+// keepImmutableClaimFields adjusts the desired model cache to an existing claim: its access modes and
+// storage class cannot change after creation, and its size only grows. A spec that asks for another
+// access mode or class gets a warning that says how to apply it.
+func keepImmutableClaimFields(desired *corev1.PersistentVolumeClaim, warnings *[]string) func(*corev1.PersistentVolumeClaim) ([][]string, error) {
+	return func(live *corev1.PersistentVolumeClaim) ([][]string, error) {
+		recreate := fmt.Sprintf("a claim's access modes and storage class cannot change: to apply it, delete the claim "+
+			"(kubectl delete pvc %s -n %s; the weights are downloaded again) and the operator recreates it", live.Name, live.Namespace)
+		if !slices.Equal(desired.Spec.AccessModes, live.Spec.AccessModes) {
+			*warnings = append(*warnings, fmt.Sprintf("modelCache.accessMode is %s but PersistentVolumeClaim %s has %s: %s",
+				desired.Spec.AccessModes[0], live.Name, live.Spec.AccessModes, recreate))
+		}
+		if desired.Spec.StorageClassName != nil && ptr.Deref(live.Spec.StorageClassName, "") != *desired.Spec.StorageClassName {
+			*warnings = append(*warnings, fmt.Sprintf("the model cache's storage class is %s but PersistentVolumeClaim %s has %q: %s",
+				*desired.Spec.StorageClassName, live.Name, ptr.Deref(live.Spec.StorageClassName, ""), recreate))
+		}
+		desired.Spec.AccessModes = live.Spec.AccessModes
+		desired.Spec.StorageClassName = live.Spec.StorageClassName
+		want := desired.Spec.Resources.Requests[corev1.ResourceStorage]
+		if have, ok := live.Spec.Resources.Requests[corev1.ResourceStorage]; ok && have.Cmp(want) > 0 {
+			desired.Spec.Resources.Requests[corev1.ResourceStorage] = have
+		}
+		return nil, nil
+	}
 }
 
 func (r *LLMInferenceServiceReconciler) event(svc *v1alpha1.LLMInferenceService, typ, reason, msg string) {
@@ -377,28 +382,21 @@ func (r *LLMInferenceServiceReconciler) event(svc *v1alpha1.LLMInferenceService,
 	}
 }
 
-// SetupWithManager registers the controller: it watches services, the objects they own and, by metadata
-// only, the Secrets they reference.
+// SetupWithManager registers the controller: it watches services, the objects they own, their model
+// server pods (whose status tells a missing Secret or image) and node labels.
 func (r *LLMInferenceServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.LLMInferenceService{}, secretIndex,
-		func(o client.Object) []string {
-			src := o.(*v1alpha1.LLMInferenceService).Spec.Model.Source
-			var names []string
-			for _, n := range []string{src.HuggingFaceTokenSecret, src.CredentialsSecret} {
-				if n != "" {
-					names = append(names, n)
-				}
-			}
-			return names
-		}); err != nil {
-		return err
-	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.LLMInferenceService{}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.PersistentVolumeClaim{}).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.servicesForSecret), builder.OnlyMetadata).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(serviceOfPod), builder.WithPredicates(predicate.Funcs{
+			UpdateFunc: func(e event.UpdateEvent) bool {
+				old, okOld := e.ObjectOld.(*corev1.Pod)
+				cur, okNew := e.ObjectNew.(*corev1.Pod)
+				return okOld && okNew && podProblemsChanged(old, cur)
+			},
+		})).
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.allServices), builder.OnlyMetadata,
 			builder.WithPredicates(predicate.LabelChangedPredicate{}))
 	if r.Config.KEDA {
@@ -407,16 +405,13 @@ func (r *LLMInferenceServiceReconciler) SetupWithManager(mgr ctrl.Manager) error
 	return b.Complete(r)
 }
 
-func (r *LLMInferenceServiceReconciler) servicesForSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	list := &v1alpha1.LLMInferenceServiceList{}
-	if err := r.Client.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{secretIndex: o.GetName()}); err != nil {
+// serviceOfPod maps a model server pod to its service, by the labels the operator gives its pods.
+func serviceOfPod(_ context.Context, o client.Object) []reconcile.Request {
+	l := o.GetLabels()
+	if l[LabelManagedBy] != ManagedByValue || l[LabelComponent] != ComponentServer || l[LabelInstance] == "" {
 		return nil
 	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, s := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
-	}
-	return reqs
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: l[LabelInstance]}}}
 }
 
 // allServices re-checks every service when node labels change: GPU memory may now fit, or no longer.
@@ -430,8 +425,4 @@ func (r *LLMInferenceServiceReconciler) allServices(ctx context.Context, _ clien
 		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
 	}
 	return reqs
-}
-
-func ptrEqual[T comparable](a, b *T) bool {
-	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
 }

@@ -19,8 +19,8 @@ import (
 	"github.com/llm-d/llm-d/controllers"
 )
 
-// The article's manifest with its autoscaling block, applied verbatim into the article's namespace.
-func TestArticleManifest(t *testing.T) {
+// The autoscaled sample (config/samples/llama-3-8b-autoscaling.yaml), applied verbatim into its namespace.
+func TestAutoscaledSampleManifest(t *testing.T) {
 	ns := namespace(t, "inference")
 	hfSecret(t, ns, "hf-token-secret")
 	applyManifest(t, "llama-3-8b-autoscaling.yaml")
@@ -78,16 +78,16 @@ func TestArticleManifest(t *testing.T) {
 		t.Errorf("pvc storage class = %v, want the operator default fast-ssd", pvc.Spec.StorageClassName)
 	}
 
-	// Autoscaling waits for the first ready replica (the article's checklist) ...
-	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingWaiting)
-	condition(t, ns, name, v1alpha1.ConditionReady, controllers.ReasonProgressing)
+	// Autoscaling waits for the first ready replica, so that the scaler has a pod to measure ...
+	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonWaitingForFirstReadyReplica)
+	condition(t, ns, name, v1alpha1.ConditionReady, controllers.ReasonWaitingForReadyReplica)
 	if err := get(&kedav1alpha1.ScaledObject{}, ns, name); isNotFound(err) != nil {
 		t.Fatalf("ScaledObject before any ready replica: %v", err)
 	}
 	// ... and starts once a pod is Ready.
 	markOnePodReady(t, ns, name)
 	condition(t, ns, name, v1alpha1.ConditionReady, controllers.ReasonAvailable)
-	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingActive)
+	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonScaledObjectReady)
 	so := &kedav1alpha1.ScaledObject{}
 	must(t, get(so, ns, name))
 	if so.Spec.ScaleTargetRef.Name != name || *so.Spec.MinReplicaCount != 1 || *so.Spec.MaxReplicaCount != 8 {
@@ -113,15 +113,15 @@ func TestArticleManifest(t *testing.T) {
 	if s.Status.ScaledObject != name {
 		t.Errorf("status.scaledObject = %q", s.Status.ScaledObject)
 	}
-	// The article's manifest is valid; the one thing worth saying is that ReadWriteOnce holds 8 replicas on one node.
-	w := condition(t, ns, name, v1alpha1.ConditionConfigurationWarning, controllers.ReasonConfigurationWarning)
+	// The sample is valid; the one thing worth saying is that ReadWriteOnce holds 8 replicas on one node.
+	w := condition(t, ns, name, v1alpha1.ConditionConfigurationWarning, controllers.ReasonSpecWarnings)
 	if !strings.HasPrefix(w.Message, "modelCache.accessMode is ReadWriteOnce and the service may run 8 replicas") || strings.Contains(w.Message, "max-model-len") || strings.Contains(w.Message, "ignored") {
 		t.Errorf("warnings = %q, want only the access-mode one", w.Message)
 	}
 }
 
-// The article's section 3 manifest alone: a fixed single replica, no ScaledObject.
-func TestArticleManifestWithoutAutoscaling(t *testing.T) {
+// The sample without autoscaling (config/samples/llama-3-8b.yaml): a fixed single replica, no ScaledObject.
+func TestSampleManifestWithoutAutoscaling(t *testing.T) {
 	ns := namespace(t, "")
 	hfSecret(t, ns, "hf-token-secret")
 	s := sample(t, "llama-3-8b.yaml")
@@ -130,7 +130,7 @@ func TestArticleManifestWithoutAutoscaling(t *testing.T) {
 	deployment(t, ns, s.Name)
 	markOnePodReady(t, ns, s.Name)
 	condition(t, ns, s.Name, v1alpha1.ConditionReady, controllers.ReasonAvailable)
-	condition(t, ns, s.Name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingDisabled)
+	condition(t, ns, s.Name, v1alpha1.ConditionAutoscaling, controllers.ReasonDisabled)
 	if err := get(&kedav1alpha1.ScaledObject{}, ns, s.Name); isNotFound(err) != nil {
 		t.Fatal(err)
 	}
@@ -183,11 +183,37 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 		{"window above an hour", func(s *v1alpha1.LLMInferenceService) {
 			s.Spec.Autoscaling.ScaleDownStabilizationSeconds = ptr.To[int32](7200)
 		}, "scaleDownStabilizationSeconds"},
+		// What a careless user writes (docs/faults.md, "Bad input").
+		{"name longer than a Service name", func(s *v1alpha1.LLMInferenceService) { s.Name = "llama-" + strings.Repeat("x", 58) },
+			"metadata.name must be at most 63 characters"},
+		{"name with a dot", func(s *v1alpha1.LLMInferenceService) { s.Name = "llama-3.1-8b" },
+			"metadata.name must start with a lowercase letter and hold only lowercase letters, digits and '-' (no '.')"},
+		{"name starting with a digit", func(s *v1alpha1.LLMInferenceService) { s.Name = "3b-model" },
+			"metadata.name must start with a lowercase letter"},
+		{"typo in a metric type", func(s *v1alpha1.LLMInferenceService) { s.Spec.Autoscaling.Metrics[1].Type = "Througput" },
+			`Unsupported value: "Througput": supported values: "RequestQueue", "Throughput"`},
+		{"half a GPU", func(s *v1alpha1.LLMInferenceService) {
+			s.Spec.Resources.Limits[controllers.GPUResource] = resource.MustParse("0.5")
+			s.Spec.Resources.Requests[controllers.GPUResource] = resource.MustParse("0.5")
+		}, "nvidia.com/gpu must be a whole number"},
+		{"GPU requests unlike limits", func(s *v1alpha1.LLMInferenceService) {
+			s.Spec.Resources.Requests[controllers.GPUResource] = resource.MustParse("2")
+		}, "nvidia.com/gpu requests and limits must be equal"},
+		{"memory request above its limit", func(s *v1alpha1.LLMInferenceService) {
+			s.Spec.Resources.Limits[corev1.ResourceMemory] = resource.MustParse("16Gi")
+		}, "resources.requests.memory is above resources.limits.memory"},
+		{"cache size without a unit", func(s *v1alpha1.LLMInferenceService) { s.Spec.ModelCache.Size = resource.MustParse("100") },
+			"modelCache.size must be at least 1Gi"},
+		{"a hundred thousand replicas", func(s *v1alpha1.LLMInferenceService) { s.Spec.Replicas = ptr.To[int32](100000) },
+			"spec.replicas: Invalid value: 100000: spec.replicas in body should be less than or equal to 1000"},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := sample(t, "llama-3-8b-autoscaling.yaml")
 			s.Namespace, s.Name = ns, fmt.Sprintf("invalid-%d", i)
+			if s.Spec.Resources.Limits == nil {
+				t.Fatal("the sample has no resource limits")
+			}
 			tc.mutate(s)
 			err := k8s.Create(context.Background(), s)
 			if err == nil {
@@ -198,6 +224,23 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The longest name admission lets through works: every name derived from it (the claim
+// <name>-model-cache, the labels, KEDA's ScaledObject) is valid. A lowercase parameter count is read too.
+func TestLongestNameAndLowercaseParameters(t *testing.T) {
+	ns := namespace(t, "")
+	hfSecret(t, ns, "hf-token-secret")
+	s := sample(t, "llama-3-8b-autoscaling.yaml")
+	s.Namespace, s.Name = ns, "l"+strings.Repeat("x", 62)
+	s.Spec.Model.Parameters = "8b"
+	must(t, k8s.Create(context.Background(), s))
+	deployment(t, ns, s.Name)
+	eventually(t, "the Service", func() error { return get(&corev1.Service{}, ns, s.Name) })
+	eventually(t, "the model cache", func() error { return get(&corev1.PersistentVolumeClaim{}, ns, s.Name+"-model-cache") })
+	markOnePodReady(t, ns, s.Name)
+	condition(t, ns, s.Name, v1alpha1.ConditionAutoscaling, controllers.ReasonScaledObjectReady)
+	must(t, get(&kedav1alpha1.ScaledObject{}, ns, s.Name))
 }
 
 // Autoscaling on, off and on again converges; while on, the HPA's replica count is left alone.
@@ -211,20 +254,20 @@ func TestAutoscalingToggleAndHPAOwnedReplicas(t *testing.T) {
 	name := s.Name
 	deployment(t, ns, name)
 	markOnePodReady(t, ns, name)
-	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingActive)
+	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonScaledObjectReady)
 
 	// The HPA scales through the scale subresource; the operator must not undo it.
 	scaleTo(t, ns, name, 5)
 	// A reconcile for an unrelated reason: a new generation, which the condition below waits to see observed.
 	edit(t, ns, name, func(s *v1alpha1.LLMInferenceService) { s.Spec.Autoscaling.MaxReplicas = 7 })
-	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingActive)
+	condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonScaledObjectReady)
 	if d := deployment(t, ns, name); *d.Spec.Replicas != 5 {
 		t.Fatalf("operator overwrote the HPA's replicas: %d", *d.Spec.Replicas)
 	}
 
 	for round := 0; round < 2; round++ {
 		setAutoscaling(t, ns, name, false)
-		condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingDisabled)
+		condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonDisabled)
 		eventually(t, "scaledobject deleted", func() error { return isNotFound(get(&kedav1alpha1.ScaledObject{}, ns, name)) })
 		eventually(t, "spec.replicas rules again", func() error {
 			if d := deployment(t, ns, name); *d.Spec.Replicas != 2 {
@@ -233,7 +276,7 @@ func TestAutoscalingToggleAndHPAOwnedReplicas(t *testing.T) {
 			return nil
 		})
 		setAutoscaling(t, ns, name, true)
-		condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingActive)
+		condition(t, ns, name, v1alpha1.ConditionAutoscaling, controllers.ReasonScaledObjectReady)
 		eventually(t, "scaledobject back", func() error { return get(&kedav1alpha1.ScaledObject{}, ns, name) })
 	}
 	// An edit to a target reaches the ScaledObject without recreating it.
@@ -332,23 +375,43 @@ func TestDeletionCascades(t *testing.T) {
 	}
 }
 
-// A missing token Secret is reported by name, with an event, and no pod is created until it exists.
+// A missing token Secret is reported by name, with the command that creates it and an event, from what
+// the kubelet writes in the pod's status (the operator cannot read Secrets). The pod's status is set here
+// as the kubelet sets it: CreateContainerConfigError on the download container, with its message.
 func TestMissingSecretIsReported(t *testing.T) {
 	ns := namespace(t, "")
 	s := sample(t, "llama-3-8b.yaml")
 	s.Namespace = ns
 	must(t, k8s.Create(context.Background(), s))
+	deployment(t, ns, s.Name)
+	setInitWaiting(t, ns, s.Name, "CreateContainerConfigError", `secret "hf-token-secret" not found`)
 	c := condition(t, ns, s.Name, v1alpha1.ConditionReady, controllers.ReasonSecretNotFound)
-	if !strings.Contains(c.Message, ns+"/hf-token-secret") || !strings.Contains(c.Message, "kubectl create secret generic hf-token-secret") {
+	if !strings.Contains(c.Message, "hf-token-secret (model.source.huggingFaceTokenSecret) not found") ||
+		!strings.Contains(c.Message, "kubectl create secret generic hf-token-secret -n "+ns+" --from-literal=HF_TOKEN=<token>") {
 		t.Errorf("message does not name the secret and the fix: %q", c.Message)
 	}
 	warningEvent(t, ns, s.Name, controllers.ReasonSecretNotFound, "hf-token-secret")
-	if err := get(&appsv1.Deployment{}, ns, s.Name); isNotFound(err) != nil {
-		t.Fatalf("a Deployment was created without its secret: %v", err)
+
+	// The Secret is created without the key the spec names: the kubelet says so, and so does the operator.
+	setInitWaiting(t, ns, s.Name, "CreateContainerConfigError", "couldn't find key HF_TOKEN in Secret "+ns+"/hf-token-secret")
+	c = condition(t, ns, s.Name, v1alpha1.ConditionReady, controllers.ReasonSecretKeyNotFound)
+	if !strings.Contains(c.Message, "has no key HF_TOKEN") || !strings.Contains(c.Message, "huggingFaceTokenSecretKey") {
+		t.Errorf("message does not name the key and the fix: %q", c.Message)
 	}
-	hfSecret(t, ns, "hf-token-secret")
-	deployment(t, ns, s.Name)
-	condition(t, ns, s.Name, v1alpha1.ConditionReady, controllers.ReasonProgressing)
+	// Fixed: the kubelet starts the pod.
+	markOnePodReady(t, ns, s.Name)
+	condition(t, ns, s.Name, v1alpha1.ConditionReady, controllers.ReasonAvailable)
+}
+
+// setInitWaiting sets the download container of the service's pod waiting with reason and message, as
+// the kubelet does.
+func setInitWaiting(t *testing.T, ns, name, reason, msg string) {
+	t.Helper()
+	setPodStatus(t, ns, name, "the pod's download container waiting in "+reason, func(st *corev1.PodStatus) {
+		st.Phase = corev1.PodPending
+		st.InitContainerStatuses = []corev1.ContainerStatus{{Name: controllers.DownloadContainerName, Image: cfg.VLLMImage,
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: msg}}}}
+	})
 }
 
 // Args without --max-model-len, and args that fight the operator's, are reported and handled predictably.
@@ -359,39 +422,119 @@ func TestConfigurationWarnings(t *testing.T) {
 	s.Namespace = ns
 	s.Spec.Engine.Args = []string{"--dtype=bfloat16", "--port", "9000"}
 	must(t, k8s.Create(context.Background(), s))
-	c := condition(t, ns, s.Name, v1alpha1.ConditionConfigurationWarning, controllers.ReasonConfigurationWarning)
+	c := condition(t, ns, s.Name, v1alpha1.ConditionConfigurationWarning, controllers.ReasonSpecWarnings)
 	for _, want := range []string{"no --max-model-len", "ignored --port 9000"} {
 		if !strings.Contains(c.Message, want) {
 			t.Errorf("warning %q lacks %q", c.Message, want)
 		}
 	}
-	warningEvent(t, ns, s.Name, controllers.ReasonConfigurationWarning, "--max-model-len")
+	warningEvent(t, ns, s.Name, controllers.ReasonSpecWarnings, "--max-model-len")
 	args := deployment(t, ns, s.Name).Spec.Template.Spec.Containers[0].Args
 	if strings.Join(args, " ") != "--model=meta-llama/Meta-Llama-3.1-8B-Instruct --port=8000 --dtype=bfloat16" {
 		t.Errorf("args = %q", args)
 	}
 }
 
-// An object of the same name that belongs to someone else is never taken over.
+// An object of the same name that belongs to someone else is never taken over: a Service, or a claim
+// named like the model cache.
 func TestNameConflictIsReported(t *testing.T) {
+	for _, tc := range []struct {
+		kind    string
+		foreign func(ns string) client.Object
+		intact  func(client.Object) bool
+	}{
+		{"Service", func(ns string) client.Object {
+			return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "llama-3-8b"},
+				Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 1234}}}}
+		}, func(o client.Object) bool { return o.(*corev1.Service).Spec.Ports[0].Port == 1234 }},
+		{"PersistentVolumeClaim", func(ns string) client.Object {
+			return &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "llama-3-8b-model-cache"},
+				Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+					Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("5Gi")}}}}
+		}, func(o client.Object) bool {
+			q := o.(*corev1.PersistentVolumeClaim).Spec.Resources.Requests[corev1.ResourceStorage]
+			return q.Cmp(resource.MustParse("5Gi")) == 0 && len(o.GetOwnerReferences()) == 0
+		}},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			ns := namespace(t, "")
+			hfSecret(t, ns, "hf-token-secret")
+			foreign := tc.foreign(ns)
+			must(t, k8s.Create(context.Background(), foreign))
+			s := sample(t, "llama-3-8b.yaml")
+			s.Namespace = ns
+			must(t, k8s.Create(context.Background(), s))
+			c := condition(t, ns, s.Name, v1alpha1.ConditionReady, controllers.ReasonNameConflict)
+			if want := tc.kind + " " + ns + "/" + foreign.GetName() + " exists and is not managed"; !strings.Contains(c.Message, want) {
+				t.Errorf("message %q does not say %q", c.Message, want)
+			}
+			warningEvent(t, ns, s.Name, controllers.ReasonNameConflict, foreign.GetName())
+			must(t, get(foreign, ns, foreign.GetName()))
+			if !tc.intact(foreign) {
+				t.Errorf("the foreign %s was modified: %+v", tc.kind, foreign)
+			}
+		})
+	}
+}
+
+// A pod that cannot start says why in its status; the operator turns it into the Ready condition and a
+// Warning event: an image that cannot be pulled (a typo in engine.image), then an engine that exits on a
+// typo in engine.args, with vLLM's last output. The statuses are set as the kubelet sets them.
+func TestPodStartFailuresAreReported(t *testing.T) {
 	ns := namespace(t, "")
 	hfSecret(t, ns, "hf-token-secret")
-	foreign := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "llama-3-8b"},
-		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 1234}}},
+	s := sample(t, "llama-3-8b.yaml")
+	s.Namespace = ns
+	s.Spec.Engine.Image = "vllm/vllm-openai:latset"
+	must(t, k8s.Create(context.Background(), s))
+	deployment(t, ns, s.Name)
+	setContainerStatus(t, ns, s.Name, corev1.ContainerStatus{Name: controllers.ContainerName, Image: s.Spec.Engine.Image,
+		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff",
+			Message: `Back-off pulling image "vllm/vllm-openai:latset": ErrImagePull: manifest unknown`}}})
+	c := condition(t, ns, s.Name, v1alpha1.ConditionReady, controllers.ReasonImagePullFailed)
+	if !strings.Contains(c.Message, "cannot pull image vllm/vllm-openai:latset") || !strings.Contains(c.Message, "manifest unknown") {
+		t.Errorf("message %q", c.Message)
 	}
-	must(t, k8s.Create(context.Background(), foreign))
+	warningEvent(t, ns, s.Name, controllers.ReasonImagePullFailed, "latset")
+
+	setContainerStatus(t, ns, s.Name, corev1.ContainerStatus{Name: controllers.ContainerName, Image: cfg.VLLMImage, RestartCount: 3,
+		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 40s restarting failed container"}},
+		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 2,
+			Message: "usage: vllm serve [-h] ...\nvllm serve: error: argument --dtype: invalid choice: 'bfloat15'"}}})
+	c = condition(t, ns, s.Name, v1alpha1.ConditionReady, controllers.ReasonCrashLoopBackOff)
+	if !strings.Contains(c.Message, "invalid choice: 'bfloat15'") || !strings.Contains(c.Message, "--previous") {
+		t.Errorf("message %q", c.Message)
+	}
+	warningEvent(t, ns, s.Name, controllers.ReasonCrashLoopBackOff, "bfloat15")
+}
+
+// An access mode changed after the claim exists cannot be applied (a claim's access modes are
+// immutable): the operator keeps the claim as it is and says how to apply the change.
+func TestImmutableCacheChangeIsExplained(t *testing.T) {
+	ns := namespace(t, "")
+	hfSecret(t, ns, "hf-token-secret")
 	s := sample(t, "llama-3-8b.yaml")
 	s.Namespace = ns
 	must(t, k8s.Create(context.Background(), s))
-	c := condition(t, ns, s.Name, v1alpha1.ConditionReady, controllers.ReasonNameConflict)
-	if !strings.Contains(c.Message, "Service "+ns+"/llama-3-8b exists and is not managed") {
-		t.Errorf("message = %q", c.Message)
+	eventually(t, "the model cache", func() error { return get(&corev1.PersistentVolumeClaim{}, ns, s.Name+"-model-cache") })
+	edit(t, ns, s.Name, func(s *v1alpha1.LLMInferenceService) { s.Spec.ModelCache.AccessMode = corev1.ReadWriteMany })
+	c := condition(t, ns, s.Name, v1alpha1.ConditionConfigurationWarning, controllers.ReasonSpecWarnings)
+	if !strings.Contains(c.Message, "modelCache.accessMode is ReadWriteMany but PersistentVolumeClaim llama-3-8b-model-cache has [ReadWriteOnce]") ||
+		!strings.Contains(c.Message, "kubectl delete pvc llama-3-8b-model-cache -n "+ns) {
+		t.Errorf("warning %q", c.Message)
 	}
-	must(t, get(foreign, ns, "llama-3-8b"))
-	if foreign.Spec.Ports[0].Port != 1234 {
-		t.Errorf("foreign service modified")
+	if r := condition(t, ns, s.Name, v1alpha1.ConditionReady, controllers.ReasonWaitingForReadyReplica); r.Status != metav1.ConditionFalse {
+		t.Errorf("Ready %+v", r)
 	}
+}
+
+// setContainerStatus sets the vLLM container's status on the service's pod, as the kubelet does.
+func setContainerStatus(t *testing.T, ns, name string, cs corev1.ContainerStatus) {
+	t.Helper()
+	setPodStatus(t, ns, name, "the pod's container status", func(st *corev1.PodStatus) {
+		st.Phase = corev1.PodPending
+		st.ContainerStatuses = []corev1.ContainerStatus{cs}
+	})
 }
 
 func scaleTo(t *testing.T, ns, name string, n int32) {

@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 )
 
-// Names of the operator's own metrics, as the article names them.
+// Names of the operator's own metrics: how long model servers take to start and to download their weights.
 const (
 	MetricPodStartup    = "llmd:pod_startup_seconds"
 	MetricModelDownload = "llmd:model_download_seconds"

@@ -17,7 +17,7 @@ import (
 )
 
 // The operator's startup metrics come from a real pod's status as the kubelet writes it: the pod the
-// real Deployment and ReplicaSet controllers created for the article's manifest.
+// real Deployment and ReplicaSet controllers created for the sample llama-3-8b.
 func TestPodTimings(t *testing.T) {
 	ns := namespace(t, "")
 	hfSecret(t, ns, "hf-token-secret")

@@ -13,10 +13,7 @@ var defaultCacheSize = resource.MustParse("100Gi")
 
 // BuildModelCache builds the PersistentVolumeClaim that caches a service's weights across pod restarts.
 func BuildModelCache(svc *v1alpha1.LLMInferenceService, cfg Config) *corev1.PersistentVolumeClaim {
-	size := svc.Spec.ModelCache.Size
-	if size.IsZero() {
-		size = defaultCacheSize
-	}
+	size := cacheSize(svc)
 	class := svc.Spec.ModelCache.StorageClassName
 	if class == nil && cfg.DefaultStorageClass != "" {
 		class = &cfg.DefaultStorageClass
@@ -35,6 +32,14 @@ func BuildModelCache(svc *v1alpha1.LLMInferenceService, cfg Config) *corev1.Pers
 			},
 		},
 	}
+}
+
+// cacheSize is the model cache's requested size.
+func cacheSize(svc *v1alpha1.LLMInferenceService) resource.Quantity {
+	if svc.Spec.ModelCache.Size.IsZero() {
+		return defaultCacheSize
+	}
+	return svc.Spec.ModelCache.Size
 }
 
 func accessMode(svc *v1alpha1.LLMInferenceService) corev1.PersistentVolumeAccessMode {

@@ -18,8 +18,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -63,7 +65,14 @@ func run(m *testing.M) int {
 	k8s = env.Client
 
 	ctrl.SetLogger(zap.New(zap.WriteTo(io.MultiWriter(os.Stderr, &operatorLog)), zap.UseDevMode(false)))
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	// Services labelled unmanagedLabel are left to the tests that drive a reconciler of their own.
+	unmanaged, err := labels.Parse("!" + unmanagedLabel)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{&v1alpha1.LLMInferenceService{}: {Label: unmanaged}}}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -97,7 +106,12 @@ var nsCounter atomic.Int32
 func namespace(t *testing.T, name string) string {
 	t.Helper()
 	if name == "" {
-		name = fmt.Sprintf("t%d-%s", nsCounter.Add(1), strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")))
+		name = fmt.Sprintf("t%d-%s", nsCounter.Add(1), strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+				return r
+			}
+			return '-'
+		}, strings.ToLower(t.Name())))
 		if len(name) > 63 {
 			name = name[:63]
 		}
@@ -184,7 +198,21 @@ func condition(t *testing.T, ns, name, typ, reason string) metav1.Condition {
 // a kubelet would; the real ReplicaSet and Deployment controllers carry it to the Deployment's status.
 func markOnePodReady(t *testing.T, ns, name string) {
 	t.Helper()
-	eventually(t, "a pod to mark ready", func() error {
+	setPodStatus(t, ns, name, "a pod marked ready", func(st *corev1.PodStatus) {
+		now := metav1.Now()
+		st.Phase = corev1.PodRunning
+		st.Conditions = []corev1.PodCondition{
+			{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		}
+	})
+}
+
+// setPodStatus changes the status of one of the service's pods through the status subresource, as the
+// kubelet does.
+func setPodStatus(t *testing.T, ns, name, what string, change func(*corev1.PodStatus)) {
+	t.Helper()
+	eventually(t, what, func() error {
 		pods := &corev1.PodList{}
 		if err := k8s.List(context.Background(), pods, client.InNamespace(ns),
 			client.MatchingLabels{controllers.LabelInstance: name}); err != nil {
@@ -194,12 +222,7 @@ func markOnePodReady(t *testing.T, ns, name string) {
 			return fmt.Errorf("no pod yet")
 		}
 		p := pods.Items[0]
-		now := metav1.Now()
-		p.Status.Phase = corev1.PodRunning
-		p.Status.Conditions = []corev1.PodCondition{
-			{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
-			{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
-		}
+		change(&p.Status)
 		return k8s.Status().Update(context.Background(), &p)
 	})
 }

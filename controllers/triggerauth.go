@@ -47,7 +47,7 @@ func ensureTriggerAuthentication(ctx context.Context, c client.Client, cfg Confi
 	live := &kedav1alpha1.ClusterTriggerAuthentication{}
 	err := c.Get(ctx, client.ObjectKeyFromObject(desired), live)
 	if apierrors.IsNotFound(err) {
-		return created, c.Create(ctx, desired)
+		return created, c.Create(ctx, desired, client.FieldOwner(FieldManager))
 	}
 	if err != nil {
 		return unchanged, err
@@ -60,5 +60,5 @@ func ensureTriggerAuthentication(ctx context.Context, c client.Client, cfg Confi
 		return unchanged, nil
 	}
 	live.Spec = desired.Spec
-	return updated, c.Update(ctx, live)
+	return updated, c.Update(ctx, live, client.FieldOwner(FieldManager))
 }

@@ -24,7 +24,7 @@ func TestClusterTriggerAuthentication(t *testing.T) {
 	svc.Namespace = ns
 	must(t, k8s.Create(context.Background(), svc))
 	markOnePodReady(t, ns, svc.Name)
-	condition(t, ns, svc.Name, v1alpha1.ConditionAutoscaling, controllers.ReasonAutoscalingActive)
+	condition(t, ns, svc.Name, v1alpha1.ConditionAutoscaling, controllers.ReasonScaledObjectReady)
 
 	// A second operator configuration, run by hand once, so the suite's operator (TLS off) stays as it is.
 	tlsCfg := cfg

@@ -20,7 +20,7 @@ const (
 	kib = 1 << 10
 	// runtimeOverhead is what vLLM holds per GPU besides weights and KV cache: the peak activation of its
 	// profiling run and CUDA graphs, ~1 GiB for an 8B model (vllmsim's A10G preset derives the same figure:
-	// Llama 3.1 8B with --max-model-len=32768 just fits a 24 GB A10G, as the article runs it).
+	// Llama 3.1 8B with --max-model-len=32768, as config/samples/llama-3-8b.yaml runs it, just fits a 24 GB A10G).
 	runtimeOverhead = 1 * gib
 	// defaultContext is assumed when --max-model-len is unset; the model's real window is usually larger,
 	// which is why ConfigurationWarning asks for the flag.
@@ -130,14 +130,31 @@ func EstimateVRAM(svc *v1alpha1.LLMInferenceService) (v VRAM, ok bool) {
 
 // Fits says whether the need fits a GPU of memMiB, and if not, a message with the numbers and what to do.
 func (v VRAM) Fits(memMiB int64, where string) (bool, string) {
-	usable := int64(float64(memMiB<<20) * v.Utilization)
-	if v.PerGPUBytes <= usable {
+	if v.fitsBytes(memMiB) {
 		return true, ""
 	}
+	usable := int64(float64(memMiB<<20) * v.Utilization)
 	return false, fmt.Sprintf("needs %s per GPU (weights %s / tensor parallel %d + KV cache %s for %d tokens + %s runtime) "+
 		"but %s offers %s (%d MiB x --gpu-memory-utilization %g): use a larger GPU, quantize, lower --max-model-len "+
 		"or raise --tensor-parallel-size", GiB(v.PerGPUBytes), GiB(v.WeightsBytes), v.TensorParallel,
 		GiB(v.KVBytesPerToken*v.ContextTokens/v.TensorParallel), v.ContextTokens, GiB(runtimeOverhead), where, GiB(usable), memMiB, v.Utilization)
+}
+
+// MinGPUMiB is the smallest nvidia.com/gpu.memory (MiB per GPU) that holds the need: Fits is true from
+// there up.
+func (v VRAM) MinGPUMiB() int64 {
+	n := int64(float64(v.PerGPUBytes)/v.Utilization) >> 20
+	for n > 0 && v.fitsBytes(n-1) {
+		n--
+	}
+	for !v.fitsBytes(n) {
+		n++
+	}
+	return n
+}
+
+func (v VRAM) fitsBytes(memMiB int64) bool {
+	return v.PerGPUBytes <= int64(float64(memMiB<<20)*v.Utilization)
 }
 
 // GiB formats bytes as GiB with one decimal, as status shows them.

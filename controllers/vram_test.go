@@ -16,7 +16,7 @@ func TestEstimateVRAM(t *testing.T) {
 		fitsA10G   bool    // 23028 MiB
 		fitsA100   bool    // 81920 MiB
 	}{
-		// The article's example, 8B bf16 with a 32k context on one A10G (22.5 GiB): 14.9 weights + 4.0 KV + 1.0
+		// The sample llama-3-8b, 8B bf16 with a 32k context on one A10G (22.5 GiB): 14.9 weights + 4.0 KV + 1.0
 		// runtime = 19.9 GiB of the 20.2 GiB that --gpu-memory-utilization 0.9 allows. Tight, as in reality.
 		{"meta-llama/Meta-Llama-3.1-8B-Instruct", "", []string{"--dtype=bfloat16", "--max-model-len=32768"}, 8e9, 19.9, true, true},
 		{"meta-llama/Meta-Llama-3.1-8B-Instruct", "", []string{"--max-model-len=8192"}, 8e9, 16.9, true, true},
@@ -46,5 +46,23 @@ func TestEstimateVRAM(t *testing.T) {
 	}
 	if _, ok := EstimateVRAM(svcWith(func(s *v1alpha1.LLMInferenceService) { s.Spec.Model.ID = "org/mystery" })); ok {
 		t.Error("estimated a model of unknown size")
+	}
+}
+
+// The node affinity's threshold agrees with Fits: the smallest GPU it lets a pod onto holds the model,
+// and one MiB less does not.
+func TestMinGPUMiBMatchesFits(t *testing.T) {
+	for _, args := range [][]string{{"--max-model-len=8192"}, {"--max-model-len=32768", "--gpu-memory-utilization=0.95"}, {"--tensor-parallel-size=4"}} {
+		v, ok := EstimateVRAM(svcWith(func(s *v1alpha1.LLMInferenceService) { s.Spec.Engine.Args = args }))
+		if !ok {
+			t.Fatal("no estimate")
+		}
+		m := v.MinGPUMiB()
+		if fits, _ := v.Fits(m, "x"); !fits {
+			t.Errorf("%v: %d MiB does not fit", args, m)
+		}
+		if fits, _ := v.Fits(m-1, "x"); fits {
+			t.Errorf("%v: %d MiB fits too", args, m-1)
+		}
 	}
 }

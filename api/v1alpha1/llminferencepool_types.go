@@ -42,10 +42,11 @@ type LLMInferencePoolSpec struct {
 
 // PoolMember is one service of a pool.
 type PoolMember struct {
-	// Name is the LLMInferenceService's metadata.name, in the pool's namespace.
+	// Name is the LLMInferenceService's metadata.name, in the pool's namespace: a DNS label, as every
+	// service name is (at most 63 characters, lowercase letters, digits and '-', starting with a letter).
 	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="a member names an LLMInferenceService, whose name starts with a lowercase letter and holds only lowercase letters, digits and '-' (no '.')"
 	Name string `json:"name"`
 
 	// Priority orders members under pressure: with evictionPolicy LowPriority, a member gives up replicas

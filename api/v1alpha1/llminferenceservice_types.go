@@ -38,6 +38,11 @@ const (
 )
 
 // LLMInferenceServiceSpec is the desired state of one model served by vLLM.
+// +kubebuilder:validation:XValidation:rule="!has(self.resources) || !has(self.resources.limits) || !('nvidia.com/gpu' in self.resources.limits) || (isQuantity(string(self.resources.limits['nvidia.com/gpu'])) && quantity(string(self.resources.limits['nvidia.com/gpu'])).isInteger())",message="resources.limits of nvidia.com/gpu must be a whole number: a pod cannot hold part of a GPU (to share one, use the GPU operator's time-slicing)"
+// +kubebuilder:validation:XValidation:rule="!has(self.resources) || !has(self.resources.requests) || !('nvidia.com/gpu' in self.resources.requests) || (isQuantity(string(self.resources.requests['nvidia.com/gpu'])) && quantity(string(self.resources.requests['nvidia.com/gpu'])).isInteger())",message="resources.requests of nvidia.com/gpu must be a whole number: a pod cannot hold part of a GPU (to share one, use the GPU operator's time-slicing)"
+// +kubebuilder:validation:XValidation:rule="!has(self.resources) || !has(self.resources.limits) || !has(self.resources.requests) || !('nvidia.com/gpu' in self.resources.limits) || !('nvidia.com/gpu' in self.resources.requests) || string(self.resources.limits['nvidia.com/gpu']) == string(self.resources.requests['nvidia.com/gpu'])",message="nvidia.com/gpu requests and limits must be equal: Kubernetes does not overcommit GPUs (set only limits, requests follow)"
+// +kubebuilder:validation:XValidation:rule="!has(self.resources) || !has(self.resources.limits) || !has(self.resources.requests) || !('memory' in self.resources.limits) || !('memory' in self.resources.requests) || !isQuantity(string(self.resources.limits['memory'])) || !isQuantity(string(self.resources.requests['memory'])) || quantity(string(self.resources.requests['memory'])).compareTo(quantity(string(self.resources.limits['memory']))) <= 0",message="resources.requests.memory is above resources.limits.memory: Kubernetes refuses such a pod; lower the request or raise the limit"
+// +kubebuilder:validation:XValidation:rule="!has(self.resources) || !has(self.resources.limits) || !has(self.resources.requests) || !('cpu' in self.resources.limits) || !('cpu' in self.resources.requests) || !isQuantity(string(self.resources.limits['cpu'])) || !isQuantity(string(self.resources.requests['cpu'])) || quantity(string(self.resources.requests['cpu'])).compareTo(quantity(string(self.resources.limits['cpu']))) <= 0",message="resources.requests.cpu is above resources.limits.cpu: Kubernetes refuses such a pod; lower the request or raise the limit"
 type LLMInferenceServiceSpec struct {
 	// Model is the model to serve and where its weights come from.
 	Model ModelSpec `json:"model"`
@@ -56,6 +61,7 @@ type LLMInferenceServiceSpec struct {
 	// enabled, it is only the size the Deployment starts with; the HPA owns the count from then on.
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
 	// +optional
 	Replicas *int32 `json:"replicas,omitempty"`
 
@@ -82,7 +88,7 @@ type ModelSpec struct {
 
 	// Parameters is the model's parameter count, such as "8B", "3.8B" or "70B", used to estimate the GPU
 	// memory it needs. Empty means it is read from the model id (".../Meta-Llama-3.1-8B-Instruct" is 8B).
-	// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+)?[MBT]$`
+	// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+)?[MBTmbt]$`
 	// +optional
 	Parameters string `json:"parameters,omitempty"`
 
@@ -231,6 +237,7 @@ type ThroughputTarget struct {
 }
 
 // ModelCacheSpec is the PersistentVolumeClaim that holds downloaded weights.
+// +kubebuilder:validation:XValidation:rule="!has(self.size) || !isQuantity(string(self.size)) || quantity(string(self.size)).compareTo(quantity('1Gi')) >= 0",message="modelCache.size must be at least 1Gi: it holds the model's weights (about 2 bytes per parameter in bf16, 16Gi for an 8B model); a number without a unit is bytes"
 type ModelCacheSpec struct {
 	// StorageClassName is the claim's storage class. Empty means the operator's --default-storage-class (the
 	// chart's global.storageClass), and if that is empty too, the cluster's default class.
@@ -347,6 +354,13 @@ type AutoscalerStatus struct {
 
 // LLMInferenceService runs one model on vLLM: a Deployment, a Service with an OpenAI-compatible endpoint, a
 // PersistentVolumeClaim that caches the weights and, with autoscaling, a KEDA ScaledObject.
+//
+// Its name becomes the Service's name, a DNS label (RFC 1035), and the app.kubernetes.io/instance label
+// value of every object the operator creates: at most 63 characters, lowercase letters, digits and '-',
+// starting with a letter. The names derived from it with a suffix (the claim <name>-model-cache, KEDA's
+// HPA keda-hpa-<name>) are DNS subdomains, valid up to 253 characters, so 63 keeps every one valid.
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",message="metadata.name must be at most 63 characters: it names the Service (a DNS label) and is the app.kubernetes.io/instance label value of every object the operator creates"
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must start with a lowercase letter and hold only lowercase letters, digits and '-' (no '.'): it names the Service, a DNS label (RFC 1035)"
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:subresource:scale:specpath=.spec.replicas,statuspath=.status.replicas,selectorpath=.status.selector

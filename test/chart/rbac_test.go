@@ -122,7 +122,7 @@ func TestLeastPrivilege(t *testing.T) {
 		if err := admin.Get(ctx, client.ObjectKey{Namespace: "inference", Name: "llama-3-8b"}, svc); err != nil {
 			return err
 		}
-		if c := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionAutoscaling); c == nil || c.Reason != controllers.ReasonAutoscalingActive {
+		if c := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionAutoscaling); c == nil || c.Reason != controllers.ReasonScaledObjectReady {
 			return fmt.Errorf("Autoscaling condition %+v", c)
 		}
 		if svc.Status.Autoscaler == nil || svc.Status.Autoscaler.DesiredReplicas < 1 {
@@ -141,8 +141,44 @@ func TestLeastPrivilege(t *testing.T) {
 		return nil
 	})
 
-	// Take "create" on Deployments away from the operator: a new service must say it is forbidden.
+	// The operator reads no Secret: a missing token Secret is told by the kubelet in the pod's status, set
+	// here as the kubelet sets it, and the operator turns it into the SecretNotFound condition.
 	cr := &rbacv1.ClusterRole{}
+	must(t, admin.Get(ctx, client.ObjectKey{Name: release + "-operator"}, cr))
+	for _, r := range cr.Rules {
+		if slices.Contains(r.Resources, "secrets") || slices.Contains(r.Resources, "*") {
+			t.Fatalf("the operator's ClusterRole grants %v on secrets: it must read none", r.Verbs)
+		}
+	}
+	tokenless := sampleService(t, "llama-3-8b.yaml")
+	tokenless.Name, tokenless.Namespace = "no-token", "inference"
+	tokenless.Spec.Model.Source.HuggingFaceTokenSecret = "missing-token"
+	must(t, admin.Create(ctx, tokenless))
+	eventually(t, "the kubelet's CreateContainerConfigError on the pod of no-token", func() error {
+		pods := &corev1.PodList{}
+		if err := admin.List(ctx, pods, client.InNamespace("inference"), client.MatchingLabels{controllers.LabelInstance: "no-token"}); err != nil {
+			return err
+		}
+		if len(pods.Items) == 0 {
+			return errors.New("no pod yet")
+		}
+		p := pods.Items[0]
+		p.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: controllers.DownloadContainerName,
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: `secret "missing-token" not found`}}}}
+		return admin.Status().Update(ctx, &p)
+	})
+	eventually(t, "SecretNotFound without reading Secrets", func() error {
+		if err := admin.Get(ctx, client.ObjectKeyFromObject(tokenless), tokenless); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(tokenless.Status.Conditions, v1alpha1.ConditionReady)
+		if c == nil || c.Reason != controllers.ReasonSecretNotFound || !strings.Contains(c.Message, "kubectl create secret generic missing-token -n inference") {
+			return fmt.Errorf("Ready condition %+v", c)
+		}
+		return nil
+	})
+
+	// Take "create" on Deployments away from the operator: a new service must say it is forbidden.
 	must(t, admin.Get(ctx, client.ObjectKey{Name: release + "-operator"}, cr))
 	removed := false
 	for i, r := range cr.Rules {

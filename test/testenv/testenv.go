@@ -48,6 +48,8 @@ type Options struct {
 	// Controllers, when not empty, starts kube-controller-manager with these controllers
 	// (for example "garbagecollector", "deployment", "replicaset", "serviceaccount").
 	Controllers []string
+	// Scheduler starts kube-scheduler, which binds pods to the nodes a test creates.
+	Scheduler bool
 }
 
 // Root is the repository's root directory.
@@ -134,6 +136,12 @@ func Start(opts Options) (*Env, error) {
 			return nil, err
 		}
 	}
+	if opts.Scheduler {
+		if err := e.startComponent("kube-scheduler", filepath.Join(kubeDir, "kube-scheduler"), nil); err != nil {
+			_ = e.Stop()
+			return nil, err
+		}
+	}
 	return e, nil
 }
 
@@ -157,9 +165,17 @@ func (e *Env) Kubeconfig() (string, error) {
 	return e.kubeconfig, os.WriteFile(e.kubeconfig, kc, 0o600)
 }
 
-// startControllerManager runs the real kube-controller-manager with only the named controllers, serving
-// its health endpoint on a free loopback port, and returns once that endpoint answers.
+// startControllerManager runs the real kube-controller-manager with only the named controllers.
 func (e *Env) startControllerManager(kubeDir string, controllers []string) error {
+	return e.startComponent("kube-controller-manager", filepath.Join(kubeDir, "kube-controller-manager"), []string{
+		"--controllers=" + strings.Join(controllers, ","),
+		"--use-service-account-credentials=false",
+	})
+}
+
+// startComponent runs a control-plane program (kube-controller-manager, kube-scheduler) as the cluster
+// admin, serving its health endpoint on a free loopback port, and returns once that endpoint answers.
+func (e *Env) startComponent(name, path string, args []string) error {
 	kc, err := e.Kubeconfig()
 	if err != nil {
 		return err
@@ -168,22 +184,20 @@ func (e *Env) startControllerManager(kubeDir string, controllers []string) error
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(kubeDir, "kube-controller-manager"),
-		"--kubeconfig="+kc,
-		"--authentication-kubeconfig="+kc,
-		"--authorization-kubeconfig="+kc,
-		"--controllers="+strings.Join(controllers, ","),
+	cmd := exec.Command(path, append([]string{
+		"--kubeconfig=" + kc,
+		"--authentication-kubeconfig=" + kc,
+		"--authorization-kubeconfig=" + kc,
 		"--leader-elect=false",
 		"--bind-address=127.0.0.1",
 		fmt.Sprintf("--secure-port=%d", port),
-		"--cert-dir="+e.dir,
-		"--use-service-account-credentials=false",
+		"--cert-dir=" + filepath.Join(e.dir, name),
 		"--v=1",
-	)
+	}, args...)...)
 	log := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting kube-controller-manager: %w", err)
+		return fmt.Errorf("starting %s: %w", name, err)
 	}
 	e.procs = append(e.procs, cmd)
 	exited := make(chan struct{})
@@ -193,7 +207,7 @@ func (e *Env) startControllerManager(kubeDir string, controllers []string) error
 	err = Eventually(context.Background(), 60*time.Second, func() error {
 		select {
 		case <-exited:
-			return Permanent(fmt.Errorf("kube-controller-manager exited:\n%s", log.String()))
+			return Permanent(fmt.Errorf("%s exited:\n%s", name, log.String()))
 		default:
 		}
 		resp, err := hc.Get(fmt.Sprintf("https://127.0.0.1:%d/healthz", port))
@@ -202,12 +216,12 @@ func (e *Env) startControllerManager(kubeDir string, controllers []string) error
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("kube-controller-manager /healthz: %s", resp.Status)
+			return fmt.Errorf("%s /healthz: %s", name, resp.Status)
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("kube-controller-manager did not become healthy: %w\n%s", err, log.String())
+		return fmt.Errorf("%s did not become healthy: %w\n%s", name, err, log.String())
 	}
 	return nil
 }
