@@ -231,6 +231,34 @@ func (c Capacity) queue(lam float64, d Demand, b Budget, pl *PodLoad) {
 	}
 }
 
+// Saturation is the most requests/s of d's mix one pod serves at all, however late: the rate at which its
+// batch still has a solution, fits the KV cache on average and stays within --max-num-seqs. A backlog
+// drains at the pods' saturation rate less the arrivals.
+func (c Capacity) Saturation(d Demand) float64 {
+	// A request costs at least its prefill and its decode steps' per-sequence share, whatever the batch.
+	work := d.PromptPerRequest/c.PrefillTPS + d.DecodePerRequest*c.StepPerSeq.Seconds()
+	if !(work > 0) {
+		return 0
+	}
+	serves := func(lam float64) bool {
+		dd := d
+		dd.Arrivals = lam
+		pl := c.At(1, dd, Budget{Attainment: 0}, 0)
+		return pl.Utilization < 1 && !math.IsInf(pl.Batch, 0) && pl.Limit != "step token budget" &&
+			pl.KVFill <= 1 && pl.Batch <= c.MaxSeqs
+	}
+	lo, hi := 0.0, 1/work
+	for range 40 {
+		mid := (lo + hi) / 2
+		if serves(mid) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo
+}
+
 // Fewest is the fewest pods, at most limit, that serve d within b, and the model's picture at that count.
 // If even limit pods do not, it returns limit's picture (Fits false).
 func (c Capacity) Fewest(d Demand, b Budget, kvDispersion float64, limit int32) PodLoad {

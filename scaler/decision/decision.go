@@ -120,6 +120,9 @@ type Pod struct {
 	// of Waiting per second.
 	PromptTPS, FirstTokensPS, WaitingGrowth float64
 	HasTokenRates                           bool
+	// RateSpan is the time the rates cover: RateWindow once the pod has been scraped that long, less for a
+	// pod that has just started.
+	RateSpan time.Duration
 	// KVCacheTokens is the pod's KV-cache size in tokens, 0 if unknown.
 	KVCacheTokens float64
 }

@@ -12,6 +12,7 @@ import (
 //     has just started, or its scrape failed) the sum misses its share, so the estimate is partial: it may
 //     raise the count, never lower it, and teaches the burst headroom nothing. (Giving it the others' share
 //     would be wrong the other way: right after a scale-up the old pods admit their backlog at full speed.)
+//     A pod whose rates span less than half the rate window (it started moments ago) counts as missing.
 //   - Per-request sizes (uncached prompt tokens, output tokens) come from counters summed over a longer
 //     span, perRequestHalfLife, weighted by the requests they cover: one window holds few requests at low
 //     load, and output tokens lag the prompts that started them by a request's whole decode.
@@ -49,23 +50,26 @@ type measured struct {
 	ok bool
 	// partial is true when some ready pods' rates are missing from the sums.
 	partial bool
+	// count is the arrivals the rates are made of: the rate times each pod's span.
+	count float64
 }
 
 // measure reads the snapshot's demand into the autoscaler's running sizes and returns the estimate. window
 // is the rate window the pods' rates span (signals.RateWindow in the scaler and the simulator).
 func (a *Autoscaler) measure(s Snapshot, prior Capacity) measured {
-	var arrivals, prompt, decode, first, running, kvUsed, kvCap float64
+	var arrivals, count, prompt, decode, first, running, kvUsed, kvCap float64
 	var withRates, withCap int
 	for _, p := range s.Pods {
 		if p.KVCacheTokens > 0 {
 			kvCap += p.KVCacheTokens
 			withCap++
 		}
-		if !p.HasTokenRates || !p.HasDecodeTPS {
+		if !p.HasTokenRates || !p.HasDecodeTPS || p.RateSpan < a.window/2 {
 			continue
 		}
 		withRates++
 		arrivals += p.FirstTokensPS + p.WaitingGrowth
+		count += (p.FirstTokensPS + p.WaitingGrowth) * p.RateSpan.Seconds()
 		prompt += p.PromptTPS
 		decode += p.DecodeTPS
 		first += p.FirstTokensPS
@@ -94,7 +98,7 @@ func (a *Autoscaler) measure(s Snapshot, prior Capacity) measured {
 		z.kvTokens += kvCap / float64(withCap)
 	}
 	m := measured{window: a.window, ok: true, partial: withRates < max(s.Ready, len(s.Pods))}
-	m.Arrivals = max(arrivals, 0)
+	m.Arrivals, m.count = max(arrivals, 0), max(count, 0)
 	if z.requests > 0 {
 		m.PromptPerRequest = z.prompt / z.requests
 		m.DecodePerRequest = z.decode / z.requests

@@ -73,8 +73,8 @@ type growth struct {
 	events []growthEvent
 }
 
-// observe records one round's arrivals (a rate over window) and returns the baseline.
-func (g *growth) observe(now time.Time, arrivals float64, window, horizon time.Duration) float64 {
+// observe records one round's arrivals (a rate made of count arrivals) and returns the baseline.
+func (g *growth) observe(now time.Time, arrivals, count float64, horizon time.Duration) float64 {
 	if g.since.IsZero() {
 		g.since = now
 	}
@@ -89,8 +89,10 @@ func (g *growth) observe(now time.Time, arrivals float64, window, horizon time.D
 		recent++
 	}
 	g.level = median(g.rates[recent:])
-	n := arrivals * window.Seconds()
-	low := max(n-growthZ*math.Sqrt(n), 0) / window.Seconds()
+	low := 0.0
+	if count > 0 {
+		low = arrivals * max(1-growthZ/math.Sqrt(count), 0)
+	}
 	keep := g.pending[:0]
 	for _, p := range g.pending {
 		if now.Sub(p.at) > horizon {

@@ -17,7 +17,7 @@ func (a *Autoscaler) model(p Policy, s Snapshot, d *Decision) bool {
 	c := a.capacity(p.Capacity)
 	base := a.growth.base
 	if !m.partial {
-		base = a.growth.observe(s.Now, m.Arrivals, a.window, horizon(s.StartupDelay))
+		base = a.growth.observe(s.Now, m.Arrivals, m.count, horizon(s.StartupDelay))
 	}
 	g, event := 1.0, growthEvent{}
 	if a.on(MechanismHeadroom) {
@@ -44,8 +44,11 @@ func (a *Autoscaler) model(p Policy, s Snapshot, d *Decision) bool {
 	}
 	count := max(needPods, 1)
 	switch d.Rule {
-	case RuleScaleUpQueue, RuleScaleUpHotPod, RuleStartingPodsAbsorbDemand, RuleQueueAboveTarget, RuleMissingData:
-		// The queue rules decided (or the size holds on missing data): the model can only raise the count.
+	case RuleScaleUpQueue, RuleStartingPodsAbsorbDemand, RuleQueueAboveTarget:
+		a.drain(s, m, c, count, d)
+		return true
+	case RuleScaleUpHotPod, RuleMissingData:
+		// The hot-pod rule decided, or the size holds on missing data: the model can only raise the count.
 		if count <= max(d.Recommendation, s.Current) {
 			return true
 		}
@@ -89,4 +92,33 @@ func explain(m measured, pl PodLoad, b Budget) string {
 		return s + fmt.Sprintf(" do not keep %s: %s is the limit", goal, pl.Limit)
 	}
 	return s + " keep " + goal
+}
+
+// drain decides when requests queue above the target: the pods needed are those that clear the backlog
+// within one horizon (a pod started now helps no earlier) while serving the arrivals, each at the rate a
+// saturated pod serves this mix, and at least the capacity model's count. A backlog the current pods clear
+// before new ones could start adds none: a short burst is over before they are ready.
+func (a *Autoscaler) drain(s Snapshot, m measured, c Capacity, count int32, d *Decision) {
+	var waiting float64
+	for _, p := range s.Pods {
+		waiting += p.Waiting
+	}
+	h := horizon(s.StartupDelay)
+	sat := c.Saturation(m.Demand)
+	drain := replicasFor(waiting/h.Seconds()+m.Arrivals, sat)
+	if n := max(drain, count); n > s.Current {
+		d.Recommendation, d.Rule = n, RuleScaleUpQueue
+		d.Reason = fmt.Sprintf("%.0f requests wait (%.1f per ready pod, target %g); a pod serves at most %.2f requests/s of this mix: %d pods clear them within one startup (%s) while serving %.2f requests/s",
+			waiting, d.WaitingPerPod, a.policy.TargetQueue, sat, drain, h, m.Arrivals)
+		if count > drain {
+			d.Reason += fmt.Sprintf("; the capacity model asks for %d", count)
+		}
+		return
+	}
+	d.Recommendation = s.Current
+	if d.Rule == RuleScaleUpQueue {
+		d.Rule = RuleQueueAboveTarget
+	}
+	d.Reason = fmt.Sprintf("%.0f requests wait (%.1f per ready pod, target %g), but the %d pods (%d starting) clear them within one startup (%s), before more could start: holding %d",
+		waiting, d.WaitingPerPod, a.policy.TargetQueue, s.Current, s.Starting, h, s.Current)
 }

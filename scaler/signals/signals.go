@@ -107,6 +107,7 @@ func (p *Pod) Signals(now time.Time, maxAge time.Duration) (decision.Pod, error)
 	}
 	first := p.history[0]
 	dt := last.at.Sub(first.at).Seconds()
+	d.RateSpan = last.at.Sub(first.at)
 	d.DecodeTPS, d.HasDecodeTPS = (last.s.GenerationTokens-first.s.GenerationTokens)/dt, true
 	if first.s.HasTokenCounters && last.s.HasTokenCounters {
 		uncached := (last.s.PromptTokens - last.s.CachedPromptTokens) - (first.s.PromptTokens - first.s.CachedPromptTokens)
