@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -180,6 +181,18 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 			`Unsupported value: "FTP"`},
 		{"empty model id", func(s *v1alpha1.LLMInferenceService) { s.Spec.Model.ID = "" }, "spec.model.id"},
 		{"negative replicas", func(s *v1alpha1.LLMInferenceService) { s.Spec.Replicas = ptr.To[int32](-1) }, "spec.replicas"},
+		{"objective without a time to first token", func(s *v1alpha1.LLMInferenceService) {
+			s.Spec.Autoscaling.Objective = &v1alpha1.AutoscalingObjective{}
+		}, "objective.timeToFirstToken must be between 50ms and 10m"},
+		{"objective of a microsecond", func(s *v1alpha1.LLMInferenceService) {
+			s.Spec.Autoscaling.Objective = &v1alpha1.AutoscalingObjective{TimeToFirstToken: metav1.Duration{Duration: time.Microsecond}}
+		}, "objective.timeToFirstToken must be between 50ms and 10m"},
+		{"attainment as a percentage", func(s *v1alpha1.LLMInferenceService) {
+			s.Spec.Autoscaling.Objective = &v1alpha1.AutoscalingObjective{TimeToFirstToken: metav1.Duration{Duration: 2 * time.Second}, Attainment: "99"}
+		}, "spec.autoscaling.objective.attainment"},
+		{"attainment under a half", func(s *v1alpha1.LLMInferenceService) {
+			s.Spec.Autoscaling.Objective = &v1alpha1.AutoscalingObjective{TimeToFirstToken: metav1.Duration{Duration: 2 * time.Second}, Attainment: "0.2"}
+		}, "objective.attainment must be at least 0.5"},
 		{"window above an hour", func(s *v1alpha1.LLMInferenceService) {
 			s.Spec.Autoscaling.ScaleDownStabilizationSeconds = ptr.To[int32](7200)
 		}, "scaleDownStabilizationSeconds"},
@@ -223,6 +236,19 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 				t.Fatalf("error %q does not say %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// A valid objective is admitted, its attainment defaulted to 0.99.
+func TestObjectiveAdmitted(t *testing.T) {
+	ns := namespace(t, "")
+	s := sample(t, "llama-3-8b-autoscaling.yaml")
+	s.Namespace = ns
+	s.Spec.Autoscaling.Objective = &v1alpha1.AutoscalingObjective{TimeToFirstToken: metav1.Duration{Duration: 1500 * time.Millisecond}}
+	must(t, k8s.Create(context.Background(), s))
+	got := getService(t, ns, s.Name)
+	if o := got.Spec.Autoscaling.Objective; o == nil || o.TimeToFirstToken.Duration != 1500*time.Millisecond || o.Attainment != "0.99" {
+		t.Fatalf("objective = %+v, want 1.5s and the default attainment 0.99", o)
 	}
 }
 

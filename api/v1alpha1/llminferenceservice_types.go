@@ -199,6 +199,33 @@ type AutoscalingSpec struct {
 	// +kubebuilder:validation:Maximum=3600
 	// +optional
 	ScaleDownStabilizationSeconds *int32 `json:"scaleDownStabilizationSeconds,omitempty"`
+
+	// Objective is the service level the scaler sizes the service for: a time to first token that a share of
+	// requests should meet. The scaler estimates, from each pod's own metrics, how many pods keep that share
+	// of requests within it, and scales up at once when requests queue above the RequestQueue target. Without
+	// an objective, the RequestQueue target is the service level: at most that many requests waiting ahead of
+	// a request in its pod, for 99 % of the requests.
+	// +optional
+	Objective *AutoscalingObjective `json:"objective,omitempty"`
+}
+
+// AutoscalingObjective is a time-to-first-token objective.
+// +kubebuilder:validation:XValidation:rule="duration(self.timeToFirstToken) >= duration('50ms') && duration(self.timeToFirstToken) <= duration('10m')",message="objective.timeToFirstToken must be between 50ms and 10m, for example 2s"
+type AutoscalingObjective struct {
+	// TimeToFirstToken is the longest a request should wait for its first token, arrival to first token, as
+	// vllm:time_to_first_token_seconds measures it: for example 2s for interactive chat, 10s for batch work.
+	// It includes the request's own prefill, so a prompt that alone takes longer to prefill cannot meet it.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Format=duration
+	TimeToFirstToken metav1.Duration `json:"timeToFirstToken"`
+
+	// Attainment is the share of requests that should meet TimeToFirstToken, as a decimal string between 0.5
+	// and 0.9999 (for example "0.99" for 99 %). The scaler plans for it; it does not guarantee it.
+	// +kubebuilder:default="0.99"
+	// +kubebuilder:validation:Pattern=`^0\.[0-9]{1,4}$`
+	// +kubebuilder:validation:XValidation:rule="double(self) >= 0.5",message="objective.attainment must be at least 0.5 (for example \"0.99\"): below half the requests, a time to first token says little"
+	// +optional
+	Attainment string `json:"attainment,omitempty"`
 }
 
 // AutoscalingMetric is one scaling signal and its target. Exactly the block that matches type is set.

@@ -75,6 +75,16 @@ func PolicyFor(svc *v1alpha1.LLMInferenceService) (decision.Policy, error) {
 			p.TargetDecodeTPS = float64(m.Throughput.TargetDecodeTokensPerSecond)
 		}
 	}
+	if o := a.Objective; o != nil {
+		p.Objective.TTFT = o.TimeToFirstToken.Duration
+		if o.Attainment != "" {
+			v, err := strconv.ParseFloat(o.Attainment, 64)
+			if err != nil {
+				return p, fmt.Errorf("spec.autoscaling.objective.attainment %q: %w", o.Attainment, err)
+			}
+			p.Objective.Attainment = v
+		}
+	}
 	if err := p.Validate(); err != nil {
 		return p, fmt.Errorf("spec.autoscaling: %w", err)
 	}
