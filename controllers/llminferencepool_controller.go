@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
 )
 
@@ -140,7 +141,7 @@ func (r *LLMInferencePoolReconciler) checkMembers(ctx context.Context, pool *v1a
 // need), counts its GPUs and checks that it fits some GPU; it returns its need when known.
 func (c *poolCheck) addMember(pool *v1alpha1.LLMInferencePool, svc *v1alpha1.LLMInferenceService, st *v1alpha1.PoolMemberStatus,
 	gpus []gpuNode) (memberNeed, bool) {
-	g := GPUsPerReplica(svc)
+	g := contract.GPUsPerReplica(svc.Spec.Resources)
 	st.GPUsPerReplica = g
 	if a := svc.Status.Autoscaler; a != nil && a.Pool == pool.Name {
 		// The scaler's allocation, as it wrote it on the member.

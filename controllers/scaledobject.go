@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
 )
 
@@ -14,10 +15,6 @@ const (
 	// TriggerName names the external trigger in KEDA's logs and metrics (the HPA's metric is
 	// "s0-desired-replicas", from the scaler's metric name).
 	TriggerName = "llm-d"
-	// Metadata keys of the external trigger. KEDA passes the whole map to the scaler.
-	MetadataScalerAddress = "scalerAddress"
-	MetadataService       = "service"
-
 	// fallbackFailures is how many failed calls to the scaler KEDA tolerates before it holds the size.
 	fallbackFailures = 3
 	// hpaPeriodSeconds is the HPA's default sync period; the policies below are per sync.
@@ -41,8 +38,8 @@ func BuildScaledObject(svc *v1alpha1.LLMInferenceService, cfg Config) *kedav1alp
 		Name:       TriggerName,
 		MetricType: autoscalingv2.AverageValueMetricType,
 		Metadata: map[string]string{
-			MetadataScalerAddress: cfg.ScalerAddress,
-			MetadataService:       svc.Name,
+			contract.MetadataScalerAddress: cfg.ScalerAddress,
+			contract.MetadataService:       svc.Name,
 		},
 	}
 	if cfg.ScalerTLSSecret != "" {

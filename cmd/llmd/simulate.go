@@ -12,8 +12,8 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
-	"github.com/llm-d/llm-d/controllers"
 	"github.com/llm-d/llm-d/scaler/decision"
 	"github.com/llm-d/llm-d/scaler/discovery"
 	"github.com/llm-d/llm-d/scaler/pool"
@@ -258,7 +258,7 @@ func simulatePool(cfg sim.Config, o poolOpts, stdout io.Writer, fail func(int, s
 		c.Policy = pol
 		m := lp.Spec.Services[k]
 		p.Services = append(p.Services, sim.PoolService{Name: svc.Name, Config: c, Trace: reqs,
-			Priority: poolPriorities[m.Priority], Weight: m.Weight, GPUsPerReplica: controllers.GPUsPerReplica(svc)})
+			Priority: poolPriorities[m.Priority], Weight: m.Weight, GPUsPerReplica: contract.GPUsPerReplica(svc.Spec.Resources)})
 	}
 	for _, m := range lp.Spec.Services {
 		if !given[m.Name] {

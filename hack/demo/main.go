@@ -25,11 +25,12 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/llm-d/llm-d/api/v1alpha1"
+	"github.com/llm-d/llm-d/internal/poll"
+	"github.com/llm-d/llm-d/internal/repo"
 	"github.com/llm-d/llm-d/loadgen"
+	"github.com/llm-d/llm-d/sandbox"
 	"github.com/llm-d/llm-d/sim"
 	"github.com/llm-d/llm-d/sim/plot"
-	"github.com/llm-d/llm-d/test/e2e"
-	"github.com/llm-d/llm-d/test/testenv"
 )
 
 const ns = "inference"
@@ -63,7 +64,7 @@ func demo(ctx context.Context, burstFor time.Duration, rps float64, window time.
 	say := func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
 	say("demo: starting a local cluster (the first run builds kube-apiserver, the controller manager, the scheduler, etcd, kwok and KEDA from the Go module proxy: ~25 min on 2 cores; later runs start in under a minute)")
 	start := time.Now()
-	stack, err := e2e.Start(ctx, e2e.Options{HPASyncPeriod: 5 * time.Second, ScrapeInterval: 2 * time.Second, Speed: 10, MutualTLS: true,
+	stack, err := sandbox.Start(ctx, sandbox.Options{HPASyncPeriod: 5 * time.Second, ScrapeInterval: 2 * time.Second, Speed: 10, MutualTLS: true,
 		StartupDelay: 30 * time.Second, Logf: say})
 	if err != nil {
 		return err
@@ -107,7 +108,7 @@ func demo(ctx context.Context, burstFor time.Duration, rps float64, window time.
 
 	say("demo: waiting for the first replica of each service and its ScaledObject")
 	for _, svc := range services {
-		err := testenv.Eventually(ctx, 5*time.Minute, func() error {
+		err := poll.Eventually(ctx, 5*time.Minute, func() error {
 			s := &v1alpha1.LLMInferenceService{}
 			if err := k.Get(ctx, client.ObjectKeyFromObject(svc), s); err != nil {
 				return err
@@ -215,7 +216,7 @@ type row struct {
 	rule, reason     string
 }
 
-func table(ctx context.Context, stack *e2e.Stack, services []*v1alpha1.LLMInferenceService) []row {
+func table(ctx context.Context, stack *sandbox.Stack, services []*v1alpha1.LLMInferenceService) []row {
 	pods := stack.Fleet.Snapshot()
 	var rows []row
 	for _, svc := range services {
@@ -287,7 +288,7 @@ func writePlot(path string, series map[string][]sim.Point) error {
 }
 
 func sample(file string, into any) error {
-	data, err := os.ReadFile(filepath.Join(testenv.Root(), "config", "samples", file))
+	data, err := os.ReadFile(filepath.Join(repo.Root(), "config", "samples", file))
 	if err != nil {
 		return err
 	}

@@ -21,8 +21,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
-	"github.com/llm-d/llm-d/controllers"
 	"github.com/llm-d/llm-d/scaler/decision"
 )
 
@@ -128,7 +128,7 @@ func target(ctx context.Context, c client.Reader, svc *v1alpha1.LLMInferenceServ
 		return Target{}, fmt.Errorf("LLMInferenceService %s: %w", key, err)
 	}
 	t := Target{Namespace: svc.Namespace, Name: svc.Name, UID: svc.UID, Policy: policy,
-		GPUsPerReplica: controllers.GPUsPerReplica(svc)}
+		GPUsPerReplica: contract.GPUsPerReplica(svc.Spec.Resources)}
 
 	dep := &appsv1.Deployment{}
 	if err := c.Get(ctx, key, dep); err != nil {
@@ -144,7 +144,7 @@ func target(ctx context.Context, c client.Reader, svc *v1alpha1.LLMInferenceServ
 		t.Current = *dep.Spec.Replicas
 	}
 	pods := &corev1.PodList{}
-	if err := c.List(ctx, pods, client.InNamespace(svc.Namespace), client.MatchingLabels(controllers.SelectorLabels(svc))); err != nil {
+	if err := c.List(ctx, pods, client.InNamespace(svc.Namespace), client.MatchingLabels(contract.SelectorLabels(svc.Name))); err != nil {
 		return t, err
 	}
 	rsOwned := map[types.UID]bool{} // ReplicaSet UID -> controlled by dep
@@ -163,7 +163,7 @@ func target(ctx context.Context, c client.Reader, svc *v1alpha1.LLMInferenceServ
 			continue
 		}
 		t.Ready = append(t.Ready, PodTarget{UID: pod.UID, Name: pod.Name,
-			Addr: net.JoinHostPort(ip.String(), strconv.Itoa(controllers.HTTPPort))})
+			Addr: net.JoinHostPort(ip.String(), strconv.Itoa(contract.HTTPPort))})
 	}
 	return t, nil
 }
@@ -196,7 +196,7 @@ func podReady(pod *corev1.Pod) bool {
 // CacheOptions restricts the scaler's informers to the operator's objects: the scaler never needs the rest
 // of the cluster's pods, ReplicaSets or Deployments. The informers' list and watch errors go to errs.
 func CacheOptions(errs *ReadErrors) cache.Options {
-	managed := labels.SelectorFromSet(labels.Set{controllers.LabelManagedBy: controllers.ManagedByValue})
+	managed := labels.SelectorFromSet(labels.Set{contract.LabelManagedBy: contract.ManagedByValue})
 	return cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Pod{}:        {Label: managed},

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
 	"github.com/llm-d/llm-d/controllers"
 	"github.com/llm-d/llm-d/scaler/decision"
@@ -123,7 +124,7 @@ type fakePod struct {
 
 func startFakePod(t *testing.T, ip string, h http.HandlerFunc) *fakePod {
 	t.Helper()
-	lis, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(controllers.HTTPPort)))
+	lis, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(contract.HTTPPort)))
 	must(t, err)
 	p := &fakePod{}
 	p.set(h)
@@ -340,7 +341,7 @@ func TestFaultPodChurnAndLookAlikes(t *testing.T) {
 	// Another Deployment whose pods carry exactly the service's labels, Ready, with a deep queue.
 	labels := controllers.Labels(svc, "vllm")
 	other := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "look-alike", Labels: labels},
-		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: controllers.SelectorLabels(svc)},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: contract.SelectorLabels(svc.Name)},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}}}}}
 	must(t, k8s.Create(context.Background(), other))
@@ -396,7 +397,7 @@ func TestFaultPodChurnAndLookAlikes(t *testing.T) {
 	var second string
 	eventually(t, "the replacement to mark ready", func() error {
 		pods := &corev1.PodList{}
-		if err := k8s.List(context.Background(), pods, client.InNamespace(ns), client.MatchingLabels{controllers.LabelInstance: "llama"}); err != nil {
+		if err := k8s.List(context.Background(), pods, client.InNamespace(ns), client.MatchingLabels{contract.LabelInstance: "llama"}); err != nil {
 			return err
 		}
 		for _, p := range pods.Items {

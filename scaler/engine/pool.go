@@ -8,8 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
-	"github.com/llm-d/llm-d/controllers"
 	"github.com/llm-d/llm-d/scaler/decision"
 	"github.com/llm-d/llm-d/scaler/discovery"
 	"github.com/llm-d/llm-d/scaler/pool"
@@ -118,5 +118,5 @@ func (e *Engine) fixedGPUs(ctx context.Context, key types.NamespacedName) int64 
 	if svc.Spec.Replicas != nil {
 		n = max(n, int64(*svc.Spec.Replicas))
 	}
-	return n * controllers.GPUsPerReplica(svc)
+	return n * contract.GPUsPerReplica(svc.Spec.Resources)
 }
