@@ -24,6 +24,7 @@ import (
 	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
 	"github.com/llm-d/llm-d/scaler/decision"
+	"github.com/llm-d/llm-d/scaler/pool"
 )
 
 // PodTarget is one ready pod to scrape.
@@ -63,7 +64,8 @@ func PolicyFor(svc *v1alpha1.LLMInferenceService) (decision.Policy, error) {
 	if a == nil || !a.Enabled {
 		return decision.Policy{}, fmt.Errorf("autoscaling is not enabled")
 	}
-	p := decision.Policy{MinReplicas: max(a.MinReplicas, 1), MaxReplicas: a.MaxReplicas, ScaleDownWindow: 300 * time.Second}
+	p := decision.Policy{MinReplicas: max(a.MinReplicas, 1), MaxReplicas: a.MaxReplicas,
+		ScaleDownWindow: contract.DefaultScaleDownStabilizationSeconds * time.Second}
 	if a.ScaleDownStabilizationSeconds != nil {
 		p.ScaleDownWindow = time.Duration(*a.ScaleDownStabilizationSeconds) * time.Second
 	}
@@ -79,6 +81,18 @@ func PolicyFor(svc *v1alpha1.LLMInferenceService) (decision.Policy, error) {
 		return p, fmt.Errorf("spec.autoscaling: %w", err)
 	}
 	return p, nil
+}
+
+// PoolPriority is the allocator's priority of a pool member's spec.services[].priority (unset is normal).
+func PoolPriority(p v1alpha1.PoolPriority) pool.Priority {
+	switch p {
+	case v1alpha1.PriorityHigh:
+		return pool.High
+	case v1alpha1.PriorityLow:
+		return pool.Low
+	default:
+		return pool.Normal
+	}
 }
 
 // Get returns the target of one service. It returns ErrNotFound (wrapped) when the service does not exist or

@@ -18,10 +18,6 @@ import (
 // RulePoolBudget marks a decision that the service's pool changed.
 const RulePoolBudget decision.Rule = "PoolBudget"
 
-var priorities = map[v1alpha1.PoolPriority]pool.Priority{
-	v1alpha1.PriorityHigh: pool.High, v1alpha1.PriorityNormal: pool.Normal, v1alpha1.PriorityLow: pool.Low, "": pool.Normal,
-}
-
 // applyPool caps a service's own decision by its pool's allocation, computed from the latest demand of
 // every member. Each member's loop computes the same allocation from the same inputs, so the grants agree
 // up to one round. It returns the pool's name ("" outside a pool).
@@ -62,7 +58,7 @@ func (e *Engine) applyPool(ctx context.Context, t discovery.Target, d *decision.
 			self = len(members)
 		}
 		members = append(members, pool.Member{
-			Name: m.Name, Priority: priorities[m.Priority], Weight: m.Weight, GPUsPerReplica: mt.GPUsPerReplica,
+			Name: m.Name, Priority: discovery.PoolPriority(m.Priority), Weight: m.Weight, GPUsPerReplica: mt.GPUsPerReplica,
 			Min: mt.Policy.MinReplicas, Max: mt.Policy.MaxReplicas, Demand: demand,
 			InUse: max(mt.Current, int32(len(mt.Ready)+mt.Starting)) + int32(mt.Terminating),
 		})

@@ -146,6 +146,17 @@ func Allocate(budgetGPUs int64, policy EvictionPolicy, members []Member) []Grant
 	return grants
 }
 
+// Shares is each member's weighted fair share of budgetGPUs, in GPUs, in the order of members: Grant.Share
+// without the allocation, for a pool's status.
+func Shares(budgetGPUs int64, members []Member) []int64 {
+	a := newAllocation(max(budgetGPUs, 0), EvictNone, members)
+	shares := make([]int64, len(members))
+	for _, s := range a.all {
+		shares[s.idx] = a.share(s)
+	}
+	return shares
+}
+
 // state is one member during the allocation; replica counts are int64 so GPU products need no conversions.
 type state struct {
 	name                    string

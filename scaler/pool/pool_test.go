@@ -338,3 +338,25 @@ func TestLargeNumbers(t *testing.T) {
 		t.Errorf("share %d, %s %s", got[0].Share, Normal, Priority(7))
 	}
 }
+
+// A member that needs no GPUs takes no share: the budget is split among the members that use GPUs, as the
+// allocation (Grant.Share) splits it.
+func TestSharesLeaveOutMembersWithoutGPUs(t *testing.T) {
+	members := []Member{
+		{Name: "llama", Weight: 60, GPUsPerReplica: 1, Min: 1, Max: 8, Demand: 1},
+		{Name: "cpu-embedder", Weight: 40, GPUsPerReplica: 0, Min: 1, Max: 8, Demand: 1},
+		{Name: "phi", Weight: 20, GPUsPerReplica: 2, Min: 1, Max: 8, Demand: 1},
+	}
+	shares := Shares(8, members)
+	if want := []int64{6, 0, 2}; fmt.Sprint(shares) != fmt.Sprint(want) { // 8×60/80 and 8×20/80
+		t.Errorf("shares %v, want %v", shares, want)
+	}
+	for i, g := range Allocate(8, EvictNone, members) {
+		if g.Share != shares[i] {
+			t.Errorf("%s: Allocate's share %d, Shares %d", g.Name, g.Share, shares[i])
+		}
+	}
+	if got := Shares(8, members[1:2]); got[0] != 0 {
+		t.Errorf("a pool of one member without GPUs: share %d, want 0", got[0])
+	}
+}
