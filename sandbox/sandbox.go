@@ -35,7 +35,7 @@ import (
 
 // Options shape a Stack.
 type Options struct {
-	// Nodes are the fake GPU nodes. Empty: two nodes of eight A10Gs (24 GiB), the article's GPU.
+	// Nodes are the fake GPU nodes. Empty: two nodes of eight A10Gs (24 GiB), the GPU that the samples' models fit.
 	Nodes []localcluster.Node
 	// HPASyncPeriod is the HPA's sync period (Kubernetes' default 15 s is slow for a demo).
 	HPASyncPeriod time.Duration

@@ -1,6 +1,6 @@
 // Command demo is `make demo`: it starts a local cluster with real KEDA and the real HPA (package
-// localcluster), installs llm-d's operator and scaler, applies the article's llama-3-8b manifest with its
-// autoscaling block, a second model and the article's pool, sends a burst of streaming requests to
+// localcluster), installs llm-d's operator and scaler, applies the samples in config/samples (llama-3-8b
+// with its autoscaling block, phi-3-mini and the production-pool that shares GPUs between them), sends a burst of streaming requests to
 // simulated vLLM pods, and shows per service the ready and desired replicas, the queue, decode tokens/s
 // per pod and the scaler's reason, live. At the end it writes a PNG timeline of replicas and queue.
 // Ctrl-C stops and removes everything.
@@ -43,7 +43,7 @@ func run() int {
 	var (
 		burstFor = flag.Duration("burst", 90*time.Second, "how long the burst lasts")
 		rps      = flag.Float64("rps", 12, "requests per second to llama-3-8b (phi-3-mini gets half)")
-		window   = flag.Duration("window", 30*time.Second, "scaleDownStabilizationSeconds for the demo (the article's is 300 s)")
+		window   = flag.Duration("window", 30*time.Second, "scaleDownStabilizationSeconds for the demo (the samples' is 300 s)")
 		out      = flag.String("plot", "demo-timeline.png", "where to write the PNG timeline")
 	)
 	flag.Parse()
@@ -104,7 +104,7 @@ func demo(ctx context.Context, burstFor time.Duration, rps float64, window time.
 	if err := k.Create(ctx, pool); err != nil {
 		return err
 	}
-	say("demo: applied the article's pool: %s GPUs shared by weight and priority", pool.Spec.ResourcePolicy.GPUBudget.String())
+	say("demo: applied the production-pool sample: %s GPUs shared by weight and priority", pool.Spec.ResourcePolicy.GPUBudget.String())
 
 	say("demo: waiting for the first replica of each service and its ScaledObject")
 	for _, svc := range services {

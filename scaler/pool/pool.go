@@ -54,7 +54,7 @@ import (
 )
 
 // Priority orders members of a pool: under eviction policy LowPriority a member takes GPUs from members of
-// strictly lower priority; otherwise it only breaks ties. The article's "priority: high | normal | low".
+// strictly lower priority; otherwise it only breaks ties. LLMInferencePool's priority: high | normal | low.
 type Priority int
 
 const (

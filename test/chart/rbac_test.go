@@ -48,8 +48,8 @@ import (
 
 // TestLeastPrivilege runs the operator and the scaler, wired as their commands wire them, as the chart's
 // ServiceAccounts (impersonation) with exactly the RBAC the chart renders, and checks that each does its
-// whole job: the operator turns the article's autoscaled manifest into its objects and a ScaledObject,
-// reconciles the article's pool, measures pod startup, and elects a leader; the scaler reads the pods
+// whole job: the operator turns the autoscaled llama-3-8b sample into its objects and a ScaledObject,
+// reconciles the production-pool sample, measures pod startup, and elects a leader; the scaler reads the pods
 // through their owners, scrapes one, writes status.autoscaler and answers KEDA. Then one rule is taken
 // away from each role and the failure must show where a user looks: the service's status, or for the
 // scaler KEDA's answer, which must never be a smaller count decided without the pods.
@@ -92,7 +92,7 @@ func TestLeastPrivilege(t *testing.T) {
 	go func() { _ = opMgr.Start(ctx) }()
 	keda, stopScaler := startScaler(t, ctx, as(release+"-scaler"), env.Scheme)
 
-	// The article's manifests, verbatim.
+	// The samples, verbatim.
 	must(t, admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "inference"}}))
 	must(t, admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "inference", Name: "hf-token-secret"},
 		StringData: map[string]string{"HF_TOKEN": "hf_never_shown"}}))

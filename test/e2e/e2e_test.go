@@ -32,7 +32,7 @@ import (
 )
 
 // The windows are shortened so that the whole run takes minutes: the HPA syncs every 2 s (Kubernetes'
-// default is 15 s), the scaler decides every second, the article's 300 s scale-down window becomes 20 s, and
+// default is 15 s), the scaler decides every second, the samples' 300 s scale-down window becomes 20 s, and
 // the simulated GPUs run ten times faster than real ones.
 const (
 	ns          = "inference"
@@ -71,7 +71,7 @@ func run(m *testing.M) int {
 	return code
 }
 
-// TestScalingPath runs the article's service through a burst, the quiet after it, a scaler crash, and a
+// TestScalingPath runs the llama-3-8b sample through a burst, the quiet after it, a scaler crash, and a
 // shared pool. The steps share one cluster and run in order. KEDA calls the scaler over mutual TLS
 // throughout, so every scaling step also proves KEDA's operator reaches the scaler through the
 // ClusterTriggerAuthentication the operator writes.
