@@ -32,7 +32,7 @@ func testPod(namespace, name, service, ip string, args ...string) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: namespace, Name: name, UID: types.UID("uid-" + name),
-			Labels: map[string]string{contract.LabelManagedBy: contract.ManagedByValue, contract.LabelInstance: service, contract.LabelName: contract.NameServer},
+			Labels: map[string]string{contract.LabelManagedBy: contract.ManagedByValue, contract.LabelInstance: service, contract.LabelName: contract.NameVLLM},
 		},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{
 			Name: "vllm", Image: "vllm/vllm-openai", Args: args,

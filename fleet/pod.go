@@ -77,7 +77,8 @@ func vllmContainer(pod *corev1.Pod) *corev1.Container {
 	return nil
 }
 
-// httpPort is the port named http of the vLLM container, else of any container, else vLLM's port in the operator's pods.
+// httpPort is the port named http of the vLLM container, else of any container, else the port vLLM listens
+// on in the operator's pods.
 func httpPort(pod *corev1.Pod, preferred *corev1.Container) int {
 	find := func(c *corev1.Container) int {
 		for _, p := range c.Ports {

@@ -22,8 +22,8 @@ const (
 	LabelInstance = "app.kubernetes.io/instance"
 	// LabelName names the application.
 	LabelName = "app.kubernetes.io/name"
-	// NameServer is LabelName's value on model server pods.
-	NameServer = "vllm"
+	// NameVLLM is LabelName's value on model server pods.
+	NameVLLM = "vllm"
 
 	// ContainerName is the name of the vLLM container in every model server pod.
 	ContainerName = "vllm"
@@ -43,7 +43,7 @@ const (
 // SelectorLabels select the model server pods of the LLMInferenceService named service. They are immutable
 // once the Deployment exists.
 func SelectorLabels(service string) map[string]string {
-	return map[string]string{LabelName: NameServer, LabelInstance: service}
+	return map[string]string{LabelName: NameVLLM, LabelInstance: service}
 }
 
 // GPUsPerReplica is the number of GPUs one replica with resources r requests: the limit when one is set (the
