@@ -53,7 +53,9 @@ type schema struct {
 }
 
 func TestGPUsPerReplica(t *testing.T) {
-	gpus := func(n string) corev1.ResourceList { return corev1.ResourceList{contract.GPUResource: resource.MustParse(n)} }
+	gpus := func(n string) corev1.ResourceList {
+		return corev1.ResourceList{contract.GPUResource: resource.MustParse(n)}
+	}
 	for _, c := range []struct {
 		name string
 		r    corev1.ResourceRequirements
