@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
 )
 
@@ -14,7 +15,7 @@ import (
 func reservedFlags(svc *v1alpha1.LLMInferenceService) map[string]string {
 	r := map[string]string{
 		"--model": "model.id sets it",
-		"--port":  fmt.Sprintf("the probes and the Service use port %d", HTTPPort),
+		"--port":  fmt.Sprintf("the probes and the Service use port %d", contract.HTTPPort),
 	}
 	if svc.Spec.Model.Source.Type == v1alpha1.ModelSourceS3 || svc.Spec.Model.Source.Type == v1alpha1.ModelSourceGCS {
 		r["--served-model-name"] = "model.id sets it for object-store sources"

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
 )
 
@@ -165,7 +166,7 @@ func TestBuildScaledObject(t *testing.T) {
 		t.Fatalf("spec %+v", so.Spec)
 	}
 	tr := so.Spec.Triggers[0]
-	if tr.Type != "external" || tr.Metadata[MetadataService] != "m" || tr.Metadata[MetadataScalerAddress] == "" || tr.MetricType != "AverageValue" {
+	if tr.Type != "external" || tr.Metadata[contract.MetadataService] != "m" || tr.Metadata[contract.MetadataScalerAddress] == "" || tr.MetricType != "AverageValue" {
 		t.Errorf("trigger %+v", tr)
 	}
 	b := so.Spec.Advanced.HorizontalPodAutoscalerConfig.Behavior
@@ -220,12 +221,12 @@ func TestConfigurationWarningsTable(t *testing.T) {
 
 func TestGPUs(t *testing.T) {
 	s := svcWith(func(s *v1alpha1.LLMInferenceService) {
-		s.Spec.Resources.Limits = corev1.ResourceList{GPUResource: resource.MustParse("2")}
+		s.Spec.Resources.Limits = corev1.ResourceList{contract.GPUResource: resource.MustParse("2")}
 	})
-	if GPUsPerReplica(s) != 2 || len(gpuTolerations(s)) != 1 {
-		t.Errorf("gpus %d tolerations %v", GPUsPerReplica(s), gpuTolerations(s))
+	if contract.GPUsPerReplica(s.Spec.Resources) != 2 || len(gpuTolerations(s)) != 1 {
+		t.Errorf("gpus %d tolerations %v", contract.GPUsPerReplica(s.Spec.Resources), gpuTolerations(s))
 	}
-	if cpu := svcWith(nil); GPUsPerReplica(cpu) != 0 || gpuTolerations(cpu) != nil {
+	if cpu := svcWith(nil); contract.GPUsPerReplica(cpu.Spec.Resources) != 0 || gpuTolerations(cpu) != nil {
 		t.Errorf("a CPU service asks for no GPU")
 	}
 }
@@ -268,7 +269,7 @@ func ptrEqual[T comparable](a, b *T) bool {
 func TestGPUMemoryAffinity(t *testing.T) {
 	gpu := func(s *v1alpha1.LLMInferenceService) {
 		s.Spec.Engine.Args = []string{"--max-model-len=8192"}
-		s.Spec.Resources.Limits = corev1.ResourceList{GPUResource: resource.MustParse("1")}
+		s.Spec.Resources.Limits = corev1.ResourceList{contract.GPUResource: resource.MustParse("1")}
 	}
 	a := gpuMemoryAffinity(svcWith(gpu))
 	v, _ := EstimateVRAM(svcWith(gpu))

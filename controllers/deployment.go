@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
 )
 
@@ -37,9 +38,6 @@ const (
 	// vLLM finish in-flight streams. The grace period covers both with room for long generations.
 	preStopSeconds                = 15
 	terminationGracePeriodSeconds = 180
-
-	// GPUResource is the extended resource NVIDIA's device plugin advertises.
-	GPUResource corev1.ResourceName = "nvidia.com/gpu"
 )
 
 // gcsKeyCheck stops the GCS download, in the kubelet's own words, when the credentials Secret or its key
@@ -67,7 +65,7 @@ func BuildDeployment(svc *v1alpha1.LLMInferenceService, cfg Config) *appsv1.Depl
 	src := svc.Spec.Model.Source
 	initC, modelArgs := downloadContainer(svc, cfg, image)
 	kept, _ := userArgs(svc)
-	args := append(append(modelArgs, fmt.Sprintf("--port=%d", HTTPPort)), kept...)
+	args := append(append(modelArgs, fmt.Sprintf("--port=%d", contract.HTTPPort)), kept...)
 
 	env := []corev1.EnvVar{
 		{Name: "HF_HOME", Value: hfHome},
@@ -86,17 +84,17 @@ func BuildDeployment(svc *v1alpha1.LLMInferenceService, cfg Config) *appsv1.Depl
 		},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To(initialReplicas(svc)),
-			Selector: &metav1.LabelSelector{MatchLabels: SelectorLabels(svc)},
+			Selector: &metav1.LabelSelector{MatchLabels: contract.SelectorLabels(svc.Name)},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
 				Spec: corev1.PodSpec{
 					InitContainers: []corev1.Container{initC},
 					Containers: []corev1.Container{{
-						Name:           ContainerName,
+						Name:           contract.ContainerName,
 						Image:          image,
 						Args:           args,
 						Env:            env,
-						Ports:          []corev1.ContainerPort{{Name: "http", ContainerPort: HTTPPort, Protocol: corev1.ProtocolTCP}},
+						Ports:          []corev1.ContainerPort{{Name: "http", ContainerPort: contract.HTTPPort, Protocol: corev1.ProtocolTCP}},
 						Resources:      svc.Spec.Resources,
 						StartupProbe:   healthProbe(startupPeriodSeconds, startupFailures),
 						ReadinessProbe: healthProbe(readinessPeriodSeconds, 3),
@@ -235,10 +233,10 @@ func volumes(svc *v1alpha1.LLMInferenceService) []corev1.Volume {
 
 // gpuTolerations lets GPU pods onto nodes the NVIDIA GPU Operator taints for GPU workloads only.
 func gpuTolerations(svc *v1alpha1.LLMInferenceService) []corev1.Toleration {
-	if GPUsPerReplica(svc) == 0 {
+	if contract.GPUsPerReplica(svc.Spec.Resources) == 0 {
 		return nil
 	}
-	return []corev1.Toleration{{Key: string(GPUResource), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
+	return []corev1.Toleration{{Key: string(contract.GPUResource), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
 }
 
 // gpuMemoryAffinity keeps a GPU pod off nodes whose GPUs GPU feature discovery labels as too small for the
@@ -248,7 +246,7 @@ func gpuTolerations(svc *v1alpha1.LLMInferenceService) []corev1.Toleration {
 // unknown or it asks for no GPU.
 func gpuMemoryAffinity(svc *v1alpha1.LLMInferenceService) *corev1.Affinity {
 	v, ok := EstimateVRAM(svc)
-	if !ok || GPUsPerReplica(svc) == 0 {
+	if !ok || contract.GPUsPerReplica(svc.Spec.Resources) == 0 {
 		return nil
 	}
 	return &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
@@ -259,16 +257,4 @@ func gpuMemoryAffinity(svc *v1alpha1.LLMInferenceService) *corev1.Affinity {
 			{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: LabelGPUMemory, Operator: corev1.NodeSelectorOpDoesNotExist}}},
 		}},
 	}}
-}
-
-// GPUsPerReplica is the number of GPUs one replica requests (the limit when only a limit is set, as the
-// API server then copies it into requests).
-func GPUsPerReplica(svc *v1alpha1.LLMInferenceService) int64 {
-	if q, ok := svc.Spec.Resources.Limits[GPUResource]; ok {
-		return q.Value()
-	}
-	if q, ok := svc.Spec.Resources.Requests[GPUResource]; ok {
-		return q.Value()
-	}
-	return 0
 }

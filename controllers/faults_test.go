@@ -40,7 +40,8 @@ import (
 
 	"github.com/llm-d/llm-d/api/v1alpha1"
 	"github.com/llm-d/llm-d/controllers"
-	"github.com/llm-d/llm-d/test/testenv"
+	"github.com/llm-d/llm-d/internal/poll"
+	"github.com/llm-d/llm-d/internal/repo"
 )
 
 // The operator rows of docs/faults.md. Tests that need a process to die or a write to fail between two
@@ -464,15 +465,15 @@ func TestFaultThousandServicesNoWriteAtSteadyState(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	etcdDir, err := testenv.Tools("etcd")
+	etcdDir, err := repo.Tools("etcd")
 	must(t, err)
-	kubeDir, err := testenv.Tools("kubernetes")
+	kubeDir, err := repo.Tools("kubernetes")
 	must(t, err)
-	keda, err := testenv.ModuleDir("github.com/kedacore/keda/v2")
+	keda, err := repo.ModuleDir("github.com/kedacore/keda/v2")
 	must(t, err)
 	big := &envtest.Environment{Scheme: env.Scheme, ErrorIfCRDPathMissing: true,
 		ControlPlaneStartTimeout: 3 * time.Minute, ControlPlaneStopTimeout: time.Minute, // 2 busy cores
-		CRDDirectoryPaths: []string{filepath.Join(testenv.Root(), "config", "crd", "bases"), filepath.Join(keda, "config", "crd", "bases")}}
+		CRDDirectoryPaths: []string{filepath.Join(repo.Root(), "config", "crd", "bases"), filepath.Join(keda, "config", "crd", "bases")}}
 	big.ControlPlane.Etcd = &envtest.Etcd{Path: filepath.Join(etcdDir, "etcd")}
 	api := big.ControlPlane.GetAPIServer()
 	api.Path = filepath.Join(kubeDir, "kube-apiserver")
@@ -505,7 +506,7 @@ func TestFaultThousandServicesNoWriteAtSteadyState(t *testing.T) {
 	// suite's. Checked one service at a time, from where the last poll stopped, so that polling stays cheap.
 	slowly := func(what string, f func() error) {
 		t.Helper()
-		if err := testenv.Eventually(context.Background(), 15*time.Minute, f); err != nil {
+		if err := poll.Eventually(context.Background(), 15*time.Minute, f); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
@@ -533,7 +534,7 @@ func TestFaultThousandServicesNoWriteAtSteadyState(t *testing.T) {
 		w.reset()
 		for i := range n {
 			if _, err := reconcileOnce(t, r, ns, fmt.Sprintf("svc-%04d", i)); err != nil {
-				return testenv.Permanent(err)
+				return poll.Permanent(err)
 			}
 		}
 		if total := w.total(); total != 0 {

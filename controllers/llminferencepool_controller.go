@@ -22,7 +22,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
+	scalerpool "github.com/llm-d/llm-d/scaler/pool"
 )
 
 // Reasons of a pool's Ready condition.
@@ -96,14 +98,10 @@ func (r *LLMInferencePoolReconciler) checkMembers(ctx context.Context, pool *v1a
 		return nil, err
 	}
 	budget := pool.Spec.ResourcePolicy.GPUBudget.Value()
-	var totalWeight int64
-	for _, m := range pool.Spec.Services {
-		totalWeight += int64(max(m.Weight, 1))
-	}
 	c := &poolCheck{problems: map[string][]string{}}
 	var needs []memberNeed
 	for _, m := range pool.Spec.Services {
-		st := v1alpha1.PoolMemberStatus{Name: m.Name, ShareGPUs: budget * int64(max(m.Weight, 1)) / max(totalWeight, 1)}
+		st := v1alpha1.PoolMemberStatus{Name: m.Name}
 		for _, o := range others.Items {
 			if o.Name != pool.Name && slices.ContainsFunc(o.Spec.Services, func(x v1alpha1.PoolMember) bool { return x.Name == m.Name }) {
 				c.problems[ReasonMemberInMultiplePools] = append(c.problems[ReasonMemberInMultiplePools],
@@ -133,6 +131,7 @@ func (r *LLMInferencePoolReconciler) checkMembers(ctx context.Context, pool *v1a
 	if msg := sharedGPUMisfit(needs, gpus); msg != "" {
 		c.problems[ReasonVRAMMisfit] = append(c.problems[ReasonVRAMMisfit], msg)
 	}
+	setShares(c.members, budget, pool.Spec.Services)
 	return c, nil
 }
 
@@ -140,7 +139,7 @@ func (r *LLMInferencePoolReconciler) checkMembers(ctx context.Context, pool *v1a
 // need), counts its GPUs and checks that it fits some GPU; it returns its need when known.
 func (c *poolCheck) addMember(pool *v1alpha1.LLMInferencePool, svc *v1alpha1.LLMInferenceService, st *v1alpha1.PoolMemberStatus,
 	gpus []gpuNode) (memberNeed, bool) {
-	g := GPUsPerReplica(svc)
+	g := contract.GPUsPerReplica(svc.Spec.Resources)
 	st.GPUsPerReplica = g
 	if a := svc.Status.Autoscaler; a != nil && a.Pool == pool.Name {
 		// The scaler's allocation, as it wrote it on the member.
@@ -286,4 +285,16 @@ func (r *LLMInferencePoolReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(allPools), builder.OnlyMetadata,
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Complete(r)
+}
+
+// setShares sets each member's weighted share of the budget as the scaler's allocator computes it: members
+// that need no GPUs (or are missing) take no share and leave the budget to the others.
+func setShares(members []v1alpha1.PoolMemberStatus, budget int64, spec []v1alpha1.PoolMember) {
+	in := make([]scalerpool.Member, len(members))
+	for i, m := range members {
+		in[i] = scalerpool.Member{Name: m.Name, Weight: spec[i].Weight, GPUsPerReplica: m.GPUsPerReplica}
+	}
+	for i, share := range scalerpool.Shares(budget, in) {
+		members[i].ShareGPUs = share
+	}
 }

@@ -16,13 +16,13 @@ import (
 
 	"github.com/llm-d/llm-d/api/v1alpha1"
 	"github.com/llm-d/llm-d/controllers"
-	"github.com/llm-d/llm-d/test/testenv"
+	"github.com/llm-d/llm-d/internal/repo"
 )
 
 // applyInto creates a sample manifest verbatim except for its namespace.
 func applyInto(t *testing.T, file, ns string) {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testenv.Root(), "config", "samples", file))
+	data, err := os.ReadFile(filepath.Join(repo.Root(), "config", "samples", file))
 	must(t, err)
 	u := &unstructured.Unstructured{}
 	must(t, yaml.Unmarshal(data, &u.Object))

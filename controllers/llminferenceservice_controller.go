@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
 )
 
@@ -143,7 +144,7 @@ func (r *LLMInferenceServiceReconciler) reconcileObjects(ctx context.Context, sv
 		r.setReady(svc, metav1.ConditionFalse, ReasonScaledToZero, "replicas is 0: no pod serves requests")
 	default:
 		pods := &corev1.PodList{}
-		if err := r.Client.List(ctx, pods, client.InNamespace(svc.Namespace), client.MatchingLabels(SelectorLabels(svc))); err != nil {
+		if err := r.Client.List(ctx, pods, client.InNamespace(svc.Namespace), client.MatchingLabels(contract.SelectorLabels(svc.Name))); err != nil {
 			return err
 		}
 		if problems := podProblems(svc, pods.Items); len(problems) > 0 {
@@ -249,7 +250,7 @@ func invalidAutoscaling(a *v1alpha1.AutoscalingSpec) string {
 // feature discovery labels nodes); "" when it fits, when it asks for no GPU, or when nothing is known.
 func (r *LLMInferenceServiceReconciler) vramMisfit(ctx context.Context, svc *v1alpha1.LLMInferenceService) (string, error) {
 	v, ok := EstimateVRAM(svc)
-	if !ok || GPUsPerReplica(svc) == 0 {
+	if !ok || contract.GPUsPerReplica(svc.Spec.Resources) == 0 {
 		return "", nil
 	}
 	nodes, err := gpuNodes(ctx, r.Client)
@@ -408,10 +409,10 @@ func (r *LLMInferenceServiceReconciler) SetupWithManager(mgr ctrl.Manager) error
 // serviceOfPod maps a model server pod to its service, by the labels the operator gives its pods.
 func serviceOfPod(_ context.Context, o client.Object) []reconcile.Request {
 	l := o.GetLabels()
-	if l[LabelManagedBy] != ManagedByValue || l[LabelComponent] != ComponentServer || l[LabelInstance] == "" {
+	if l[contract.LabelManagedBy] != contract.ManagedByValue || l[LabelComponent] != ComponentServer || l[contract.LabelInstance] == "" {
 		return nil
 	}
-	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: l[LabelInstance]}}}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: l[contract.LabelInstance]}}}
 }
 
 // allServices re-checks every service when node labels change: GPU memory may now fit, or no longer.

@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
 	"github.com/llm-d/llm-d/controllers"
 )
@@ -39,7 +40,7 @@ func TestAutoscaledSampleManifest(t *testing.T) {
 	if c.Image != cfg.VLLMImage {
 		t.Errorf("image = %q, want the pinned default %q", c.Image, cfg.VLLMImage)
 	}
-	gpu := c.Resources.Limits[controllers.GPUResource]
+	gpu := c.Resources.Limits[contract.GPUResource]
 	mem := c.Resources.Requests[corev1.ResourceMemory]
 	if gpu.Value() != 1 || mem.Cmp(resource.MustParse("24Gi")) != 0 {
 		t.Errorf("resources = %+v", c.Resources)
@@ -56,7 +57,7 @@ func TestAutoscaledSampleManifest(t *testing.T) {
 	if c.ReadinessProbe.HTTPGet.Path != "/health" || c.StartupProbe.FailureThreshold*c.StartupProbe.PeriodSeconds < 600 {
 		t.Errorf("probes: readiness %+v startup %+v", c.ReadinessProbe, c.StartupProbe)
 	}
-	if d.Labels[controllers.LabelManagedBy] != "llm-d" || d.Spec.Template.Labels[controllers.LabelManagedBy] != "llm-d" {
+	if d.Labels[contract.LabelManagedBy] != "llm-d" || d.Spec.Template.Labels[contract.LabelManagedBy] != "llm-d" {
 		t.Errorf("labels: %v / %v", d.Labels, d.Spec.Template.Labels)
 	}
 	if claim := d.Spec.Template.Spec.Volumes[0].PersistentVolumeClaim; claim == nil || claim.ClaimName != "llama-3-8b-model-cache" {
@@ -206,11 +207,11 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 		{"typo in a metric type", func(s *v1alpha1.LLMInferenceService) { s.Spec.Autoscaling.Metrics[1].Type = "Througput" },
 			`Unsupported value: "Througput": supported values: "RequestQueue", "Throughput"`},
 		{"half a GPU", func(s *v1alpha1.LLMInferenceService) {
-			s.Spec.Resources.Limits[controllers.GPUResource] = resource.MustParse("0.5")
-			s.Spec.Resources.Requests[controllers.GPUResource] = resource.MustParse("0.5")
+			s.Spec.Resources.Limits[contract.GPUResource] = resource.MustParse("0.5")
+			s.Spec.Resources.Requests[contract.GPUResource] = resource.MustParse("0.5")
 		}, "nvidia.com/gpu must be a whole number"},
 		{"GPU requests unlike limits", func(s *v1alpha1.LLMInferenceService) {
-			s.Spec.Resources.Requests[controllers.GPUResource] = resource.MustParse("2")
+			s.Spec.Resources.Requests[contract.GPUResource] = resource.MustParse("2")
 		}, "nvidia.com/gpu requests and limits must be equal"},
 		{"memory request above its limit", func(s *v1alpha1.LLMInferenceService) {
 			s.Spec.Resources.Limits[corev1.ResourceMemory] = resource.MustParse("16Gi")
@@ -514,7 +515,7 @@ func TestPodStartFailuresAreReported(t *testing.T) {
 	s.Spec.Engine.Image = "vllm/vllm-openai:latset"
 	must(t, k8s.Create(context.Background(), s))
 	deployment(t, ns, s.Name)
-	setContainerStatus(t, ns, s.Name, corev1.ContainerStatus{Name: controllers.ContainerName, Image: s.Spec.Engine.Image,
+	setContainerStatus(t, ns, s.Name, corev1.ContainerStatus{Name: contract.ContainerName, Image: s.Spec.Engine.Image,
 		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff",
 			Message: `Back-off pulling image "vllm/vllm-openai:latset": ErrImagePull: manifest unknown`}}})
 	c := condition(t, ns, s.Name, v1alpha1.ConditionReady, controllers.ReasonImagePullFailed)
@@ -523,7 +524,7 @@ func TestPodStartFailuresAreReported(t *testing.T) {
 	}
 	warningEvent(t, ns, s.Name, controllers.ReasonImagePullFailed, "latset")
 
-	setContainerStatus(t, ns, s.Name, corev1.ContainerStatus{Name: controllers.ContainerName, Image: cfg.VLLMImage, RestartCount: 3,
+	setContainerStatus(t, ns, s.Name, corev1.ContainerStatus{Name: contract.ContainerName, Image: cfg.VLLMImage, RestartCount: 3,
 		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 40s restarting failed container"}},
 		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 2,
 			Message: "usage: vllm serve [-h] ...\nvllm serve: error: argument --dtype: invalid choice: 'bfloat15'"}}})

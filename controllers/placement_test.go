@@ -20,8 +20,10 @@ import (
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
 	"github.com/llm-d/llm-d/controllers"
+	"github.com/llm-d/llm-d/internal/poll"
 	"github.com/llm-d/llm-d/test/testenv"
 )
 
@@ -56,7 +58,7 @@ func TestGPUPlacementOnTheRealScheduler(t *testing.T) {
 			Spec: v1alpha1.LLMInferenceServiceSpec{
 				Model:     v1alpha1.ModelSpec{ID: id},
 				Engine:    v1alpha1.EngineSpec{Args: args},
-				Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{controllers.GPUResource: resource.MustParse("1")}},
+				Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{contract.GPUResource: resource.MustParse("1")}},
 				Replicas:  ptr.To(replicas),
 			},
 		}
@@ -65,7 +67,7 @@ func TestGPUPlacementOnTheRealScheduler(t *testing.T) {
 	}
 	poll := func(what string, f func() error) {
 		t.Helper()
-		if err := testenv.Eventually(ctx, timeout, f); err != nil {
+		if err := poll.Eventually(ctx, timeout, f); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
@@ -133,7 +135,7 @@ func TestGPUPlacementOnTheRealScheduler(t *testing.T) {
 func addGPUNode(t *testing.T, c client.Client, name, memMiB string) {
 	t.Helper()
 	res := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("64"), corev1.ResourceMemory: resource.MustParse("512Gi"),
-		corev1.ResourcePods: resource.MustParse("110"), controllers.GPUResource: resource.MustParse("8")}
+		corev1.ResourcePods: resource.MustParse("110"), contract.GPUResource: resource.MustParse("8")}
 	n := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"kubernetes.io/hostname": name}},
 		Status: corev1.NodeStatus{Capacity: res, Allocatable: res,
@@ -143,7 +145,7 @@ func addGPUNode(t *testing.T, c client.Client, name, memMiB string) {
 		n.Labels[controllers.LabelGPUMemory] = memMiB
 	}
 	must(t, c.Create(context.Background(), n))
-	if err := testenv.Eventually(context.Background(), timeout, func() error {
+	if err := poll.Eventually(context.Background(), timeout, func() error {
 		if err := c.Get(context.Background(), client.ObjectKeyFromObject(n), n); err != nil {
 			return err
 		}
@@ -172,7 +174,7 @@ func modelCacheVolume(t *testing.T, c client.Client, ns, name string) {
 // placed checks that the service's pods are bound to nodes exactly as want counts them.
 func placed(ctx context.Context, c client.Client, ns, name string, want map[string]int) error {
 	pods := &corev1.PodList{}
-	if err := c.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{controllers.LabelInstance: name}); err != nil {
+	if err := c.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{contract.LabelInstance: name}); err != nil {
 		return err
 	}
 	got := map[string]int{}

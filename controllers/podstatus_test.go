@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
 )
 
@@ -37,13 +38,13 @@ func TestPodProblems(t *testing.T) {
 			State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
 			LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Message: `secret "gcp-key" not found or has no key.json` + "\n"}}}}, nil,
 			ReasonSecretNotFound, []string{"Secret gcp-key (model.source.credentialsSecret) not found", "--from-file=key.json=<service-account key file>"}},
-		{"image typo", hf, nil, []corev1.ContainerStatus{waiting(ContainerName, "ImagePullBackOff", `Back-off pulling image "vllm/vllm-openai:latset"`)},
+		{"image typo", hf, nil, []corev1.ContainerStatus{waiting(contract.ContainerName, "ImagePullBackOff", `Back-off pulling image "vllm/vllm-openai:latset"`)},
 			ReasonImagePullFailed, []string{"cannot pull image vllm/vllm-openai:latset", "check engine.image"}},
-		{"engine arg typo", hf, nil, []corev1.ContainerStatus{{Name: ContainerName,
+		{"engine arg typo", hf, nil, []corev1.ContainerStatus{{Name: contract.ContainerName,
 			State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
 			LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 2, Message: "api_server.py: error: argument --dtype: invalid choice: 'bfloat15'"}}}},
 			ReasonCrashLoopBackOff, []string{"keeps exiting (exit code 2)", "invalid choice: 'bfloat15'", "kubectl logs -n ns p -c vllm --previous"}},
-		{"running", hf, nil, []corev1.ContainerStatus{{Name: ContainerName, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}, "", nil},
+		{"running", hf, nil, []corev1.ContainerStatus{{Name: contract.ContainerName, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}, "", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

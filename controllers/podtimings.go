@@ -15,6 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/llm-d/llm-d/api/contract"
 )
 
 // Names of the operator's own metrics: how long model servers take to start and to download their weights.
@@ -26,7 +28,7 @@ const (
 // ServerPods selects the model server pods of every service, for the operator's cache of pods: it never
 // holds any other pod of the cluster.
 func ServerPods() labels.Selector {
-	return labels.SelectorFromSet(map[string]string{LabelManagedBy: ManagedByValue, LabelComponent: ComponentServer})
+	return labels.SelectorFromSet(map[string]string{contract.LabelManagedBy: contract.ManagedByValue, LabelComponent: ComponentServer})
 }
 
 // PodTimings measures, from the pods themselves, how long model servers take to start: creation to the
@@ -103,7 +105,7 @@ func (p *PodTimings) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 // Observe records pod's startup and download times if they are complete and not yet recorded.
 func (p *PodTimings) Observe(pod *corev1.Pod) {
-	svc := pod.Labels[LabelInstance]
+	svc := pod.Labels[contract.LabelInstance]
 	key := types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -157,7 +159,7 @@ func downloadRun(pod *corev1.Pod) *corev1.ContainerStateTerminated {
 // SetupWithManager watches model server pods (the manager's cache must be limited to ServerPods).
 func (p *PodTimings) SetupWithManager(mgr ctrl.Manager) error {
 	sel, err := predicate.LabelSelectorPredicate(metav1.LabelSelector{MatchLabels: map[string]string{
-		LabelManagedBy: ManagedByValue, LabelComponent: ComponentServer,
+		contract.LabelManagedBy: contract.ManagedByValue, LabelComponent: ComponentServer,
 	}})
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/controllers"
 )
 
@@ -28,7 +29,7 @@ func TestPodTimings(t *testing.T) {
 	var pod corev1.Pod
 	eventually(t, "a pod of the service", func() error {
 		pods := &corev1.PodList{}
-		if err := k8s.List(context.Background(), pods, client.InNamespace(ns), client.MatchingLabels{controllers.LabelInstance: svc.Name}); err != nil {
+		if err := k8s.List(context.Background(), pods, client.InNamespace(ns), client.MatchingLabels{contract.LabelInstance: svc.Name}); err != nil {
 			return err
 		}
 		if len(pods.Items) == 0 {
@@ -98,7 +99,7 @@ func TestPodTimingsFailedDownload(t *testing.T) {
 	created := time.Unix(1000, 0)
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p", UID: "u1", CreationTimestamp: metav1.NewTime(created),
-			Labels: map[string]string{controllers.LabelInstance: "llama"}},
+			Labels: map[string]string{contract.LabelInstance: "llama"}},
 		Status: corev1.PodStatus{InitContainerStatuses: []corev1.ContainerStatus{{Name: controllers.DownloadContainerName,
 			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1,
 				StartedAt: metav1.NewTime(created), FinishedAt: metav1.NewTime(created.Add(time.Second))}}}}},

@@ -3,10 +3,10 @@ package controllers
 import (
 	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
 )
 
@@ -14,35 +14,26 @@ const (
 	// TriggerName names the external trigger in KEDA's logs and metrics (the HPA's metric is
 	// "s0-desired-replicas", from the scaler's metric name).
 	TriggerName = "llm-d"
-	// Metadata keys of the external trigger. KEDA passes the whole map to the scaler.
-	MetadataScalerAddress = "scalerAddress"
-	MetadataService       = "service"
-
 	// fallbackFailures is how many failed calls to the scaler KEDA tolerates before it holds the size.
 	fallbackFailures = 3
-	// hpaPeriodSeconds is the HPA's default sync period; the policies below are per sync.
-	hpaPeriodSeconds = 15
 )
 
 // BuildScaledObject builds the KEDA ScaledObject that hands a service's replica count to the llm-d scaler.
 //
 // Who owns what: the scaler decides the replica count (queue depth, throughput, starting pods, the
 // scale-down stabilization window, the pool's budget) and reports it as an AverageValue metric with target 1,
-// so the HPA's ceil(total/target) is exactly that count. The HPA therefore must not decide again: its
-// scale-down stabilization is 0 (the scaler owns the window; two windows would compound), its tolerance is 0
-// (10 % would swallow 10 -> 11), and scale-down may drop to the scaler's number in one sync. Scale-up keeps the
-// HPA's default rate limit (max of +100 % and +4 pods per 15 s) as a guard against a runaway signal. If the
-// scaler cannot be reached, KEDA's fallback holds the current size: nothing scales on missing data.
+// so the HPA's ceil(total/target) is exactly that count. The HPA therefore must not decide again
+// (contract.HPABehavior). If the scaler cannot be reached, KEDA's fallback holds the current size: nothing
+// scales on missing data.
 func BuildScaledObject(svc *v1alpha1.LLMInferenceService, cfg Config) *kedav1alpha1.ScaledObject {
 	a := svc.Spec.Autoscaling
-	zero := resource.MustParse("0")
 	trigger := kedav1alpha1.ScaleTriggers{
 		Type:       "external",
 		Name:       TriggerName,
 		MetricType: autoscalingv2.AverageValueMetricType,
 		Metadata: map[string]string{
-			MetadataScalerAddress: cfg.ScalerAddress,
-			MetadataService:       svc.Name,
+			contract.MetadataScalerAddress: cfg.ScalerAddress,
+			contract.MetadataService:       svc.Name,
 		},
 	}
 	if cfg.ScalerTLSSecret != "" {
@@ -66,25 +57,7 @@ func BuildScaledObject(svc *v1alpha1.LLMInferenceService, cfg Config) *kedav1alp
 				Behavior:         kedav1alpha1.FallbackBehaviorCurrentReplicas,
 			},
 			Advanced: &kedav1alpha1.AdvancedConfig{HorizontalPodAutoscalerConfig: &kedav1alpha1.HorizontalPodAutoscalerConfig{
-				Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{
-					ScaleUp: &autoscalingv2.HPAScalingRules{
-						StabilizationWindowSeconds: ptr.To[int32](0),
-						SelectPolicy:               ptr.To(autoscalingv2.MaxChangePolicySelect),
-						Policies: []autoscalingv2.HPAScalingPolicy{
-							{Type: autoscalingv2.PercentScalingPolicy, Value: 100, PeriodSeconds: hpaPeriodSeconds},
-							{Type: autoscalingv2.PodsScalingPolicy, Value: 4, PeriodSeconds: hpaPeriodSeconds},
-						},
-						Tolerance: &zero,
-					},
-					ScaleDown: &autoscalingv2.HPAScalingRules{
-						StabilizationWindowSeconds: ptr.To[int32](0),
-						SelectPolicy:               ptr.To(autoscalingv2.MaxChangePolicySelect),
-						Policies: []autoscalingv2.HPAScalingPolicy{
-							{Type: autoscalingv2.PercentScalingPolicy, Value: 100, PeriodSeconds: hpaPeriodSeconds},
-						},
-						Tolerance: &zero,
-					},
-				},
+				Behavior: contract.HPABehavior(),
 			}},
 		},
 	}

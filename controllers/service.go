@@ -5,6 +5,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
 )
 
@@ -19,10 +20,10 @@ func BuildService(svc *v1alpha1.LLMInferenceService) *corev1.Service {
 		},
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeClusterIP,
-			Selector: SelectorLabels(svc),
+			Selector: contract.SelectorLabels(svc.Name),
 			Ports: []corev1.ServicePort{
 				{Name: "http", Port: ServicePort, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP},
-				{Name: MetricsPortName, Port: HTTPPort, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP},
+				{Name: MetricsPortName, Port: contract.HTTPPort, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP},
 			},
 		},
 	}

@@ -27,8 +27,11 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
 	"github.com/llm-d/llm-d/controllers"
+	"github.com/llm-d/llm-d/internal/poll"
+	"github.com/llm-d/llm-d/internal/repo"
 	"github.com/llm-d/llm-d/test/testenv"
 )
 
@@ -131,7 +134,7 @@ func must(t *testing.T, err error) {
 // sample reads a manifest from config/samples as the user would apply it.
 func sample(t *testing.T, file string) *v1alpha1.LLMInferenceService {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testenv.Root(), "config", "samples", file))
+	data, err := os.ReadFile(filepath.Join(repo.Root(), "config", "samples", file))
 	must(t, err)
 	svc := &v1alpha1.LLMInferenceService{}
 	must(t, yaml.UnmarshalStrict(data, svc))
@@ -141,7 +144,7 @@ func sample(t *testing.T, file string) *v1alpha1.LLMInferenceService {
 // applyManifest creates a manifest file byte for byte as `kubectl apply -f` would send it.
 func applyManifest(t *testing.T, file string) {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testenv.Root(), "config", "samples", file))
+	data, err := os.ReadFile(filepath.Join(repo.Root(), "config", "samples", file))
 	must(t, err)
 	u := &unstructured.Unstructured{}
 	must(t, yaml.Unmarshal(data, &u.Object))
@@ -159,7 +162,7 @@ func hfSecret(t *testing.T, ns, name string) {
 // eventually fails the test when f has not returned nil within the suite's timeout.
 func eventually(t *testing.T, what string, f func() error) {
 	t.Helper()
-	if err := testenv.Eventually(context.Background(), timeout, f); err != nil {
+	if err := poll.Eventually(context.Background(), timeout, f); err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
 }
@@ -215,7 +218,7 @@ func setPodStatus(t *testing.T, ns, name, what string, change func(*corev1.PodSt
 	eventually(t, what, func() error {
 		pods := &corev1.PodList{}
 		if err := k8s.List(context.Background(), pods, client.InNamespace(ns),
-			client.MatchingLabels{controllers.LabelInstance: name}); err != nil {
+			client.MatchingLabels{contract.LabelInstance: name}); err != nil {
 			return err
 		}
 		if len(pods.Items) == 0 {

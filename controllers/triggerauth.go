@@ -8,6 +8,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/llm-d/llm-d/api/contract"
 )
 
 const (
@@ -29,7 +31,7 @@ func BuildTriggerAuthentication(cfg Config) *kedav1alpha1.ClusterTriggerAuthenti
 	return &kedav1alpha1.ClusterTriggerAuthentication{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:   TriggerAuthenticationName,
-			Labels: map[string]string{LabelManagedBy: ManagedByValue, LabelPartOf: "llm-d", LabelComponent: "autoscaler"},
+			Labels: map[string]string{contract.LabelManagedBy: contract.ManagedByValue, LabelPartOf: "llm-d", LabelComponent: "autoscaler"},
 		},
 		Spec: kedav1alpha1.TriggerAuthenticationSpec{SecretTargetRef: []kedav1alpha1.AuthSecretTargetRef{
 			ref("caCert", "ca.crt"), ref("tlsClientCert", "tls.crt"), ref("tlsClientKey", "tls.key"),
@@ -52,7 +54,7 @@ func ensureTriggerAuthentication(ctx context.Context, c client.Client, cfg Confi
 	if err != nil {
 		return unchanged, err
 	}
-	if live.Labels[LabelManagedBy] != ManagedByValue {
+	if live.Labels[contract.LabelManagedBy] != contract.ManagedByValue {
 		return unchanged, errNotOwned{"ClusterTriggerAuthentication", "", live.Name}
 	}
 	if equality.Semantic.DeepEqual(desired.Spec.SecretTargetRef, live.Spec.SecretTargetRef) &&

@@ -34,6 +34,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/scaler/vllmmetrics"
 	"github.com/llm-d/llm-d/vllmsim/server"
 )
@@ -78,7 +79,7 @@ type Fleet struct {
 // pod is one pod the fleet knows of: its server, or why it has none.
 type pod struct {
 	namespace, name string
-	service         string // LabelInstance
+	service         string // contract.LabelInstance
 	ready           bool   // the pod's Ready condition
 	reason          string // why there is no server, if srv is nil
 	srv             *podServer
@@ -201,7 +202,7 @@ func (f *Fleet) sync(key string, p *corev1.Pod) error {
 		return nil
 	}
 
-	next := &pod{namespace: p.Namespace, name: p.Name, service: p.Labels[LabelInstance], ready: podReady(p), reason: reason}
+	next := &pod{namespace: p.Namespace, name: p.Name, service: p.Labels[contract.LabelInstance], ready: podReady(p), reason: reason}
 	if cur != nil {
 		next.srv = cur.srv
 	}

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/llm-d/llm-d/internal/poll"
 	"github.com/llm-d/llm-d/loadgen"
 	"github.com/llm-d/llm-d/test/testenv"
 )
@@ -60,7 +61,7 @@ func TestFleetAgainstAPIServer(t *testing.T) {
 
 	eventually := func(what string, fn func() error) {
 		t.Helper()
-		if err := testenv.Eventually(ctx, 30*time.Second, fn); err != nil {
+		if err := poll.Eventually(ctx, 30*time.Second, fn); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
 		t.Log(what)

@@ -13,6 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/llm-d/llm-d/api/contract"
 )
 
 // testConfig runs fast servers that are ready at once.
@@ -30,7 +32,7 @@ func testPod(namespace, name, service, ip string, args ...string) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: namespace, Name: name, UID: types.UID("uid-" + name),
-			Labels: map[string]string{LabelManagedBy: ManagedByValue, LabelInstance: service, "app.kubernetes.io/name": "vllm"},
+			Labels: map[string]string{contract.LabelManagedBy: contract.ManagedByValue, contract.LabelInstance: service, contract.LabelName: contract.NameVLLM},
 		},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{
 			Name: "vllm", Image: "vllm/vllm-openai", Args: args,

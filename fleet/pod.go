@@ -7,24 +7,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/llm-d/llm-d/api/contract"
 )
 
-const (
-	// LabelManagedBy marks what the operator creates (controllers.LabelManagedBy).
-	LabelManagedBy = "app.kubernetes.io/managed-by"
-	// ManagedByValue is LabelManagedBy's value on the operator's pods.
-	ManagedByValue = "llm-d"
-	// LabelInstance carries the LLMInferenceService's name (controllers.LabelInstance): the pods a
-	// service's Kubernetes Service routes to.
-	LabelInstance = "app.kubernetes.io/instance"
-	// DefaultPort is vLLM's port when the pod names no container port "http".
-	DefaultPort = 8000
-	// containerName is the vLLM container of the operator's pods (controllers.ContainerName).
-	containerName = "vllm"
-)
-
-// DefaultSelector is the label selector of the pods the fleet serves.
-const DefaultSelector = LabelManagedBy + "=" + ManagedByValue
+// DefaultSelector is the label selector of the pods the fleet serves: those the operator manages.
+const DefaultSelector = contract.LabelManagedBy + "=" + contract.ManagedByValue
 
 // target is where and what a pod's simulated server serves. A change of any field means a new server:
 // a pod recreated under the same name (new UID) is a new process in Kubernetes too.
@@ -79,7 +67,7 @@ func phaseName(p corev1.PodPhase) string {
 func vllmContainer(pod *corev1.Pod) *corev1.Container {
 	cs := pod.Spec.Containers
 	for i := range cs {
-		if cs[i].Name == containerName {
+		if cs[i].Name == contract.ContainerName {
 			return &cs[i]
 		}
 	}
@@ -89,7 +77,8 @@ func vllmContainer(pod *corev1.Pod) *corev1.Container {
 	return nil
 }
 
-// httpPort is the port named http of the vLLM container, else of any container, else DefaultPort.
+// httpPort is the port named http of the vLLM container, else of any container, else the port vLLM listens
+// on in the operator's pods.
 func httpPort(pod *corev1.Pod, preferred *corev1.Container) int {
 	find := func(c *corev1.Container) int {
 		for _, p := range c.Ports {
@@ -109,7 +98,7 @@ func httpPort(pod *corev1.Pod, preferred *corev1.Container) int {
 			return p
 		}
 	}
-	return DefaultPort
+	return contract.HTTPPort
 }
 
 // servedModel is the name vLLM would serve, read from its command line: the first

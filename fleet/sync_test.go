@@ -13,9 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/llm-d/llm-d/controllers"
+	"github.com/llm-d/llm-d/internal/poll"
 	"github.com/llm-d/llm-d/loadgen"
-	"github.com/llm-d/llm-d/test/testenv"
 )
 
 func TestPodTarget(t *testing.T) {
@@ -241,7 +240,7 @@ func TestRunWithFakeClient(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	err := testenv.Eventually(ctx, 10*time.Second, func() error {
+	err := poll.Eventually(ctx, 10*time.Second, func() error {
 		_, err := modelAt("127.10.251.21:8000")
 		return err
 	})
@@ -254,16 +253,7 @@ func TestRunWithFakeClient(t *testing.T) {
 	if err := kube.CoreV1().Pods("ns").Delete(ctx, "a", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := testenv.Eventually(ctx, 10*time.Second, func() error { return refused("127.10.251.21:8000") }); err != nil {
+	if err := poll.Eventually(ctx, 10*time.Second, func() error { return refused("127.10.251.21:8000") }); err != nil {
 		t.Error(err)
-	}
-}
-
-// The fleet keeps its own copies of the operator's names so as not to depend on the controllers; they
-// must not drift.
-func TestNamesMatchTheOperator(t *testing.T) {
-	if LabelManagedBy != controllers.LabelManagedBy || ManagedByValue != controllers.ManagedByValue ||
-		LabelInstance != controllers.LabelInstance || DefaultPort != controllers.HTTPPort || containerName != controllers.ContainerName {
-		t.Error("fleet's labels, port or container name differ from the operator's (package controllers)")
 	}
 }

@@ -5,7 +5,7 @@
 // The load is open loop: requests arrive on schedule whether or not earlier ones have finished, as users
 // do, so that a slow server shows up as growing latency and errors rather than as a quietly lower rate.
 // The in-flight cap (Config.Concurrency) exists to protect the machine running the generator; an arrival
-// that finds it full is refused and counted as an error of kind ErrConcurrency.
+// that finds it full is refused and counted as an error of kind ErrConcurrencyLimit.
 package loadgen
 
 import (
@@ -75,8 +75,8 @@ const (
 	// ErrStream: the response began with 200 but its event stream broke, was malformed, carried an
 	// error event or ended without [DONE].
 	ErrStream ErrorKind = "stream"
-	// ErrConcurrency: the arrival found Config.Concurrency requests in flight and was not sent.
-	ErrConcurrency ErrorKind = "concurrency_limit"
+	// ErrConcurrencyLimit: the arrival found Config.Concurrency requests in flight and was not sent.
+	ErrConcurrencyLimit ErrorKind = "concurrency_limit"
 	// ErrCanceled: the run was stopped (its context ended) while the request was in flight.
 	ErrCanceled ErrorKind = "canceled"
 )
@@ -266,7 +266,7 @@ arrivals:
 			break
 		}
 		if !g.admit() {
-			g.record(Result{Sent: time.Now(), Err: ErrConcurrency, Detail: fmt.Sprintf("%d requests already in flight", g.cfg.Concurrency)})
+			g.record(Result{Sent: time.Now(), Err: ErrConcurrencyLimit, Detail: fmt.Sprintf("%d requests already in flight", g.cfg.Concurrency)})
 			continue
 		}
 		prompt := g.prompt(i)
@@ -304,7 +304,7 @@ func (g *Generator) record(r Result) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.results = append(g.results, r)
-	if r.Err != ErrConcurrency {
+	if r.Err != ErrConcurrencyLimit {
 		g.inFlight--
 	}
 	if r.Err != "" {

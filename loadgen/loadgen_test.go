@@ -171,7 +171,7 @@ func TestConcurrencyCapRefuses(t *testing.T) {
 	}
 	close(release)
 	s := <-ran
-	if s.Requests != 5 || s.Successes != 1 || s.Errors[ErrConcurrency] != 4 || arrived.Load() != 1 {
+	if s.Requests != 5 || s.Successes != 1 || s.Errors[ErrConcurrencyLimit] != 4 || arrived.Load() != 1 {
 		t.Errorf("requests %d, successes %d, errors %v, server saw %d; want 1 sent and 4 refused",
 			s.Requests, s.Successes, s.Errors, arrived.Load())
 	}

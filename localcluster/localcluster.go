@@ -37,7 +37,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/llm-d/llm-d/test/testenv"
+	"github.com/llm-d/llm-d/internal/loopback"
+	"github.com/llm-d/llm-d/internal/poll"
+	"github.com/llm-d/llm-d/internal/repo"
+	"github.com/llm-d/llm-d/internal/scheme"
 )
 
 const (
@@ -152,7 +155,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	c = &Cluster{opts: opts, PodCIDR: opts.PodCIDR, Scheme: testenv.NewScheme()}
+	c = &Cluster{opts: opts, PodCIDR: opts.PodCIDR, Scheme: scheme.New()}
 	if c.Dir = opts.Dir; c.Dir == "" {
 		if c.Dir, err = os.MkdirTemp("", "llmd-cluster-"); err != nil {
 			return nil, err
@@ -185,19 +188,19 @@ func resolveTools(logf func(string, ...any)) (*tools, error) {
 		dir  *string
 	}{{"etcd", &t.etcd}, {"kubernetes", &t.kubernetes}, {"kwok", &t.kwok}, {"keda", &t.keda}} {
 		logf("localcluster: locating %s (hack/tools.sh builds it on first use)", s.name)
-		dir, err := testenv.Tools(s.name)
+		dir, err := repo.Tools(s.name)
 		if err != nil {
 			return nil, err
 		}
 		*s.dir = dir
 	}
 	var err error
-	if t.kedaModule, err = testenv.ModuleDir("github.com/kedacore/keda/v2"); err != nil {
+	if t.kedaModule, err = repo.ModuleDir("github.com/kedacore/keda/v2"); err != nil {
 		return nil, err
 	}
 	// kwok is not a dependency of the project, only of its tools module, so it is located from there.
 	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok")
-	cmd.Dir = filepath.Join(testenv.Root(), "test", "tools", "kwok")
+	cmd.Dir = filepath.Join(repo.Root(), "test", "tools", "kwok")
 	out, err := cmd.Output()
 	if err != nil {
 		return nil, fmt.Errorf("locating module sigs.k8s.io/kwok from test/tools/kwok: %w", err)
@@ -340,7 +343,7 @@ func (c *Cluster) run(ctx context.Context, t *tools) error {
 	}
 
 	if _, err := envtest.InstallCRDs(c.Config, envtest.CRDInstallOptions{
-		Paths:              []string{filepath.Join(testenv.Root(), "config", "crd", "bases"), filepath.Join(t.kedaModule, "config", "crd", "bases")},
+		Paths:              []string{filepath.Join(repo.Root(), "config", "crd", "bases"), filepath.Join(t.kedaModule, "config", "crd", "bases")},
 		ErrorIfPathMissing: true,
 		MaxTime:            time.Until(deadlineOf(ctx)),
 	}); err != nil {
@@ -619,7 +622,7 @@ func (c *Cluster) AddNode(ctx context.Context, n Node) error {
 	if err := c.createNode(ctx, n); err != nil {
 		return err
 	}
-	return testenv.Eventually(ctx, time.Minute, func() error { return c.nodeReady(ctx, n.Name) })
+	return poll.Eventually(ctx, time.Minute, func() error { return c.nodeReady(ctx, n.Name) })
 }
 
 func (c *Cluster) createNode(ctx context.Context, n Node) error {
@@ -731,7 +734,7 @@ func freePorts(n int) ([]int, error) {
 	seen := map[int]bool{}
 	var ports []int
 	for len(ports) < n {
-		p, err := testenv.FreePort()
+		p, err := loopback.FreePort()
 		if err != nil {
 			return nil, err
 		}

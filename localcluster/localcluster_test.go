@@ -24,9 +24,9 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/llm-d/llm-d/internal/poll"
 	"github.com/llm-d/llm-d/localcluster"
 	"github.com/llm-d/llm-d/proto/externalscaler"
-	"github.com/llm-d/llm-d/test/testenv"
 )
 
 // fixedScaler is a KEDA external scaler that always reports value against target, so the HPA wants
@@ -161,14 +161,14 @@ func TestKEDAScalesDeploymentOnKwokNode(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	err = testenv.Eventually(ctx, 2*time.Minute, func() error {
+	err = poll.Eventually(ctx, 2*time.Minute, func() error {
 		return c.Client.Get(ctx, types.NamespacedName{Namespace: "default", Name: "keda-hpa-sim"}, &autoscalingv2.HorizontalPodAutoscaler{})
 	})
 	if err != nil {
 		t.Fatalf("KEDA did not create the HPA: %v", err)
 	}
 	cidr := netip.MustParsePrefix(c.PodCIDR)
-	err = testenv.Eventually(ctx, 3*time.Minute, func() error {
+	err = poll.Eventually(ctx, 3*time.Minute, func() error {
 		d := &appsv1.Deployment{}
 		if err := c.Client.Get(ctx, client.ObjectKeyFromObject(dep), d); err != nil {
 			return err

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/llm-d/llm-d/test/testenv"
+	"github.com/llm-d/llm-d/internal/poll"
 )
 
 // Process is one program of the cluster, or one started by Run, its output going to <logs>/<name>.log.
@@ -85,7 +85,7 @@ func childEnv() []string {
 // exited reports, as an error that ends polling, that the program is no longer running.
 func (p *Process) exited() error {
 	if err := p.exitErr(); err != nil {
-		return testenv.Permanent(err)
+		return poll.Permanent(err)
 	}
 	return nil
 }
@@ -110,7 +110,7 @@ func (p *Process) WaitReady(ctx context.Context, ready func() error) error {
 	if !ok {
 		deadline = time.Now().Add(time.Minute)
 	}
-	err := testenv.Eventually(ctx, time.Until(deadline), func() error {
+	err := poll.Eventually(ctx, time.Until(deadline), func() error {
 		if err := p.exited(); err != nil {
 			return err
 		}

@@ -1,8 +1,13 @@
 package sim
 
 import (
+	"fmt"
 	"math"
 	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+
+	"github.com/llm-d/llm-d/api/contract"
 )
 
 // Rules is one direction of an HPA's behavior (autoscaling/v2 HPAScalingRules) with selectPolicy Max: the
@@ -36,15 +41,47 @@ func DefaultBehavior() Behavior {
 	}
 }
 
-// OperatorBehavior is the behavior the llm-d operator writes into the ScaledObject
-// (controllers.BuildScaledObject): the default scale-up rate limit, no stabilization and no tolerance, since
-// the scaler's number already is the decision.
-func OperatorBehavior() Behavior {
-	return Behavior{
-		Tolerance: 0,
-		Up:        Rules{Window: 0, Percent: 100, Pods: 4, Period: 15 * time.Second},
-		Down:      Rules{Window: 0, Percent: 100, Period: 15 * time.Second},
+// OperatorBehavior is the behavior the llm-d operator writes into every ScaledObject (contract.HPABehavior):
+// the default scale-up rate limit, no stabilization and no tolerance, since the scaler's number already is
+// the decision.
+func OperatorBehavior() Behavior { return behaviorOf(contract.HPABehavior()) }
+
+// behaviorOf reads an autoscaling/v2 behavior of the shape Behavior models: in each direction a set
+// stabilization window, selectPolicy Max over Percent and Pods policies of one period, and the same tolerance
+// both ways (unset: the HPA's 0.1). It panics on any other shape, which only a change to
+// contract.HPABehavior brings (TestHPAOperatorBehavior fails then).
+func behaviorOf(b *autoscalingv2.HorizontalPodAutoscalerBehavior) Behavior {
+	up, upTol := rulesOf(b.ScaleUp)
+	down, downTol := rulesOf(b.ScaleDown)
+	if upTol != downTol {
+		panic(fmt.Sprintf("sim: HPA tolerances differ by direction (%v up, %v down); Behavior models one", upTol, downTol))
 	}
+	return Behavior{Tolerance: upTol, Up: up, Down: down}
+}
+
+func rulesOf(r *autoscalingv2.HPAScalingRules) (Rules, float64) {
+	if r.StabilizationWindowSeconds == nil || (r.SelectPolicy != nil && *r.SelectPolicy != autoscalingv2.MaxChangePolicySelect) {
+		panic("sim: an HPA direction without a stabilization window or with selectPolicy other than Max")
+	}
+	out := Rules{Window: time.Duration(*r.StabilizationWindowSeconds) * time.Second}
+	for _, p := range r.Policies {
+		period := time.Duration(p.PeriodSeconds) * time.Second
+		if out.Period != 0 && out.Period != period {
+			panic("sim: HPA policies of different periods in one direction")
+		}
+		out.Period = period
+		switch p.Type {
+		case autoscalingv2.PercentScalingPolicy:
+			out.Percent = p.Value
+		case autoscalingv2.PodsScalingPolicy:
+			out.Pods = p.Value
+		}
+	}
+	tolerance := DefaultBehavior().Tolerance
+	if r.Tolerance != nil {
+		tolerance = r.Tolerance.AsApproximateFloat64()
+	}
+	return out, tolerance
 }
 
 // HPA models the horizontal pod autoscaler's replica calculation for one external metric with an

@@ -84,6 +84,10 @@ func TestHPAStabilizationKeepsTheMax(t *testing.T) {
 // The operator's behavior: no window, no tolerance, the scaler's number goes through (scale-down at once,
 // scale-up rate-limited).
 func TestHPAOperatorBehavior(t *testing.T) {
+	want := Behavior{Up: Rules{Percent: 100, Pods: 4, Period: 15 * time.Second}, Down: Rules{Percent: 100, Period: 15 * time.Second}}
+	if got := OperatorBehavior(); got != want {
+		t.Fatalf("OperatorBehavior() = %+v, want %+v (read from contract.HPABehavior)", got, want)
+	}
 	h := HPA{Behavior: OperatorBehavior(), Min: 1, Max: 8}
 	if got := h.Sync(0, 6, 2, 1); got != 2 {
 		t.Fatalf("scale-down: got %d, want 2", got)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llm-d/llm-d/internal/poll"
 	"github.com/llm-d/llm-d/loadgen"
 	"github.com/llm-d/llm-d/test/testenv"
 	"github.com/llm-d/llm-d/vllmsim"
@@ -143,9 +144,9 @@ func TestBurstProgress(t *testing.T) {
 	}()
 	sum := g.Run(context.Background())
 	// Let one line be printed after the last request, whenever the ticker comes.
-	err = testenv.Eventually(context.Background(), 30*time.Second, func() error {
+	err = poll.Eventually(context.Background(), 30*time.Second, func() error {
 		if sum.Requests != 10 || sum.Successes != 10 {
-			return testenv.Permanent(fmt.Errorf("burst: %d requests, %d successes, errors %v; want 10 and 10", sum.Requests, sum.Successes, sum.Errors))
+			return poll.Permanent(fmt.Errorf("burst: %d requests, %d successes, errors %v; want 10 and 10", sum.Requests, sum.Successes, sum.Errors))
 		}
 		if !strings.Contains(errb.String(), "sent 10  done 10  in flight 0  errors 0") {
 			return fmt.Errorf("no final progress line in %q", errb.String())

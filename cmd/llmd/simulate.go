@@ -12,8 +12,8 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
-	"github.com/llm-d/llm-d/controllers"
 	"github.com/llm-d/llm-d/scaler/decision"
 	"github.com/llm-d/llm-d/scaler/discovery"
 	"github.com/llm-d/llm-d/scaler/pool"
@@ -258,7 +258,7 @@ func simulatePool(cfg sim.Config, o poolOpts, stdout io.Writer, fail func(int, s
 		c.Policy = pol
 		m := lp.Spec.Services[k]
 		p.Services = append(p.Services, sim.PoolService{Name: svc.Name, Config: c, Trace: reqs,
-			Priority: poolPriorities[m.Priority], Weight: m.Weight, GPUsPerReplica: controllers.GPUsPerReplica(svc)})
+			Priority: discovery.PoolPriority(m.Priority), Weight: m.Weight, GPUsPerReplica: contract.GPUsPerReplica(svc.Spec.Resources)})
 	}
 	for _, m := range lp.Spec.Services {
 		if !given[m.Name] {
@@ -310,9 +310,4 @@ func simulatePool(cfg sim.Config, o poolOpts, stdout io.Writer, fail func(int, s
 	}
 	sim.WritePoolTable(stdout, p.BudgetGPUs, setups, cfg.SLOTTFT)
 	return 0
-}
-
-// poolPriorities maps the API's priorities to the allocator's, as scaler/engine does (unset is normal).
-var poolPriorities = map[v1alpha1.PoolPriority]pool.Priority{
-	v1alpha1.PriorityHigh: pool.High, v1alpha1.PriorityNormal: pool.Normal, v1alpha1.PriorityLow: pool.Low, "": pool.Normal,
 }

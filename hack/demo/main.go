@@ -1,6 +1,6 @@
 // Command demo is `make demo`: it starts a local cluster with real KEDA and the real HPA (package
-// localcluster), installs llm-d's operator and scaler, applies the article's llama-3-8b manifest with its
-// autoscaling block, a second model and the article's pool, sends a burst of streaming requests to
+// localcluster), installs llm-d's operator and scaler, applies the samples in config/samples (llama-3-8b
+// with its autoscaling block, phi-3-mini and the production-pool that shares GPUs between them), sends a burst of streaming requests to
 // simulated vLLM pods, and shows per service the ready and desired replicas, the queue, decode tokens/s
 // per pod and the scaler's reason, live. At the end it writes a PNG timeline of replicas and queue.
 // Ctrl-C stops and removes everything.
@@ -25,11 +25,12 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/llm-d/llm-d/api/v1alpha1"
+	"github.com/llm-d/llm-d/internal/poll"
+	"github.com/llm-d/llm-d/internal/repo"
 	"github.com/llm-d/llm-d/loadgen"
+	"github.com/llm-d/llm-d/sandbox"
 	"github.com/llm-d/llm-d/sim"
 	"github.com/llm-d/llm-d/sim/plot"
-	"github.com/llm-d/llm-d/test/e2e"
-	"github.com/llm-d/llm-d/test/testenv"
 )
 
 const ns = "inference"
@@ -42,7 +43,7 @@ func run() int {
 	var (
 		burstFor = flag.Duration("burst", 90*time.Second, "how long the burst lasts")
 		rps      = flag.Float64("rps", 12, "requests per second to llama-3-8b (phi-3-mini gets half)")
-		window   = flag.Duration("window", 30*time.Second, "scaleDownStabilizationSeconds for the demo (the article's is 300 s)")
+		window   = flag.Duration("window", 30*time.Second, "scaleDownStabilizationSeconds for the demo (the samples' is 300 s)")
 		out      = flag.String("plot", "demo-timeline.png", "where to write the PNG timeline")
 	)
 	flag.Parse()
@@ -63,7 +64,7 @@ func demo(ctx context.Context, burstFor time.Duration, rps float64, window time.
 	say := func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
 	say("demo: starting a local cluster (the first run builds kube-apiserver, the controller manager, the scheduler, etcd, kwok and KEDA from the Go module proxy: ~25 min on 2 cores; later runs start in under a minute)")
 	start := time.Now()
-	stack, err := e2e.Start(ctx, e2e.Options{HPASyncPeriod: 5 * time.Second, ScrapeInterval: 2 * time.Second, Speed: 10, MutualTLS: true,
+	stack, err := sandbox.Start(ctx, sandbox.Options{HPASyncPeriod: 5 * time.Second, ScrapeInterval: 2 * time.Second, Speed: 10, MutualTLS: true,
 		StartupDelay: 30 * time.Second, Logf: say})
 	if err != nil {
 		return err
@@ -103,11 +104,11 @@ func demo(ctx context.Context, burstFor time.Duration, rps float64, window time.
 	if err := k.Create(ctx, pool); err != nil {
 		return err
 	}
-	say("demo: applied the article's pool: %s GPUs shared by weight and priority", pool.Spec.ResourcePolicy.GPUBudget.String())
+	say("demo: applied the production-pool sample: %s GPUs shared by weight and priority", pool.Spec.ResourcePolicy.GPUBudget.String())
 
 	say("demo: waiting for the first replica of each service and its ScaledObject")
 	for _, svc := range services {
-		err := testenv.Eventually(ctx, 5*time.Minute, func() error {
+		err := poll.Eventually(ctx, 5*time.Minute, func() error {
 			s := &v1alpha1.LLMInferenceService{}
 			if err := k.Get(ctx, client.ObjectKeyFromObject(svc), s); err != nil {
 				return err
@@ -215,7 +216,7 @@ type row struct {
 	rule, reason     string
 }
 
-func table(ctx context.Context, stack *e2e.Stack, services []*v1alpha1.LLMInferenceService) []row {
+func table(ctx context.Context, stack *sandbox.Stack, services []*v1alpha1.LLMInferenceService) []row {
 	pods := stack.Fleet.Snapshot()
 	var rows []row
 	for _, svc := range services {
@@ -287,7 +288,7 @@ func writePlot(path string, series map[string][]sim.Point) error {
 }
 
 func sample(file string, into any) error {
-	data, err := os.ReadFile(filepath.Join(testenv.Root(), "config", "samples", file))
+	data, err := os.ReadFile(filepath.Join(repo.Root(), "config", "samples", file))
 	if err != nil {
 		return err
 	}

@@ -21,9 +21,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
-	"github.com/llm-d/llm-d/controllers"
 	"github.com/llm-d/llm-d/scaler/decision"
+	"github.com/llm-d/llm-d/scaler/pool"
 )
 
 // PodTarget is one ready pod to scrape.
@@ -63,7 +64,8 @@ func PolicyFor(svc *v1alpha1.LLMInferenceService) (decision.Policy, error) {
 	if a == nil || !a.Enabled {
 		return decision.Policy{}, fmt.Errorf("autoscaling is not enabled")
 	}
-	p := decision.Policy{MinReplicas: max(a.MinReplicas, 1), MaxReplicas: a.MaxReplicas, ScaleDownWindow: 300 * time.Second}
+	p := decision.Policy{MinReplicas: max(a.MinReplicas, 1), MaxReplicas: a.MaxReplicas,
+		ScaleDownWindow: contract.DefaultScaleDownStabilizationSeconds * time.Second}
 	if a.ScaleDownStabilizationSeconds != nil {
 		p.ScaleDownWindow = time.Duration(*a.ScaleDownStabilizationSeconds) * time.Second
 	}
@@ -89,6 +91,18 @@ func PolicyFor(svc *v1alpha1.LLMInferenceService) (decision.Policy, error) {
 		return p, fmt.Errorf("spec.autoscaling: %w", err)
 	}
 	return p, nil
+}
+
+// PoolPriority is the allocator's priority of a pool member's spec.services[].priority (unset is normal).
+func PoolPriority(p v1alpha1.PoolPriority) pool.Priority {
+	switch p {
+	case v1alpha1.PriorityHigh:
+		return pool.High
+	case v1alpha1.PriorityLow:
+		return pool.Low
+	default:
+		return pool.Normal
+	}
 }
 
 // Get returns the target of one service. It returns ErrNotFound (wrapped) when the service does not exist or
@@ -138,7 +152,7 @@ func target(ctx context.Context, c client.Reader, svc *v1alpha1.LLMInferenceServ
 		return Target{}, fmt.Errorf("LLMInferenceService %s: %w", key, err)
 	}
 	t := Target{Namespace: svc.Namespace, Name: svc.Name, UID: svc.UID, Policy: policy,
-		GPUsPerReplica: controllers.GPUsPerReplica(svc)}
+		GPUsPerReplica: contract.GPUsPerReplica(svc.Spec.Resources)}
 
 	dep := &appsv1.Deployment{}
 	if err := c.Get(ctx, key, dep); err != nil {
@@ -154,7 +168,7 @@ func target(ctx context.Context, c client.Reader, svc *v1alpha1.LLMInferenceServ
 		t.Current = *dep.Spec.Replicas
 	}
 	pods := &corev1.PodList{}
-	if err := c.List(ctx, pods, client.InNamespace(svc.Namespace), client.MatchingLabels(controllers.SelectorLabels(svc))); err != nil {
+	if err := c.List(ctx, pods, client.InNamespace(svc.Namespace), client.MatchingLabels(contract.SelectorLabels(svc.Name))); err != nil {
 		return t, err
 	}
 	rsOwned := map[types.UID]bool{} // ReplicaSet UID -> controlled by dep
@@ -173,7 +187,7 @@ func target(ctx context.Context, c client.Reader, svc *v1alpha1.LLMInferenceServ
 			continue
 		}
 		t.Ready = append(t.Ready, PodTarget{UID: pod.UID, Name: pod.Name,
-			Addr: net.JoinHostPort(ip.String(), strconv.Itoa(controllers.HTTPPort))})
+			Addr: net.JoinHostPort(ip.String(), strconv.Itoa(contract.HTTPPort))})
 	}
 	return t, nil
 }
@@ -206,7 +220,7 @@ func podReady(pod *corev1.Pod) bool {
 // CacheOptions restricts the scaler's informers to the operator's objects: the scaler never needs the rest
 // of the cluster's pods, ReplicaSets or Deployments. The informers' list and watch errors go to errs.
 func CacheOptions(errs *ReadErrors) cache.Options {
-	managed := labels.SelectorFromSet(labels.Set{controllers.LabelManagedBy: controllers.ManagedByValue})
+	managed := labels.SelectorFromSet(labels.Set{contract.LabelManagedBy: contract.ManagedByValue})
 	return cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Pod{}:        {Label: managed},

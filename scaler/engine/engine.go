@@ -364,7 +364,7 @@ func (e *Engine) scrapePod(ctx context.Context, key types.NamespacedName, s *ser
 	if err == nil {
 		sample, err = e.parse(payload)
 		if err != nil {
-			err = &scrape.Error{Reason: scrape.ReasonParse, Err: err}
+			err = &scrape.Error{Reason: scrape.ReasonBadPayload, Err: err}
 		}
 	}
 	e.metrics.ScrapeDuration.Observe(time.Since(start).Seconds())

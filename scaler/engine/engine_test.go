@@ -25,8 +25,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
 	"github.com/llm-d/llm-d/controllers"
+	"github.com/llm-d/llm-d/internal/poll"
 	pb "github.com/llm-d/llm-d/proto/externalscaler"
 	"github.com/llm-d/llm-d/scaler/decision"
 	"github.com/llm-d/llm-d/scaler/discovery"
@@ -121,7 +123,7 @@ func must(t *testing.T, err error) {
 
 func eventually(t *testing.T, what string, f func() error) {
 	t.Helper()
-	if err := testenv.Eventually(context.Background(), 60*time.Second, f); err != nil {
+	if err := poll.Eventually(context.Background(), 60*time.Second, f); err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
 }
@@ -134,7 +136,7 @@ func vllmPod(t *testing.T, ip string, maxSeqs int) (base string, stop func()) {
 	cfg.Params.StartupDelay = 0
 	cfg.Params.MaxNumSeqs = maxSeqs
 	cfg.PromptTokens = 16
-	return servertest.Listen(t, cfg, net.JoinHostPort(ip, fmt.Sprint(controllers.HTTPPort)))
+	return servertest.Listen(t, cfg, net.JoinHostPort(ip, fmt.Sprint(contract.HTTPPort)))
 }
 
 // load keeps n streaming requests of many tokens open against base until the test ends or cancel.
@@ -194,7 +196,7 @@ func readyPodOf(t *testing.T, ns, svc, ip string) string {
 	var name string
 	eventually(t, "a pod to mark ready", func() error {
 		pods := &corev1.PodList{}
-		if err := k8s.List(context.Background(), pods, client.InNamespace(ns), client.MatchingLabels{controllers.LabelInstance: svc}); err != nil {
+		if err := k8s.List(context.Background(), pods, client.InNamespace(ns), client.MatchingLabels{contract.LabelInstance: svc}); err != nil {
 			return err
 		}
 		if len(pods.Items) == 0 {
@@ -253,7 +255,7 @@ func TestScalerDecidesFromScrapedPods(t *testing.T) {
 
 	// A look-alike: same labels, not owned by the service's Deployment, a deep queue. Never scraped.
 	impostor := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "impostor",
-		Labels: map[string]string{controllers.LabelName: "vllm", controllers.LabelInstance: "llama", controllers.LabelManagedBy: "llm-d"}},
+		Labels: map[string]string{contract.LabelName: "vllm", contract.LabelInstance: "llama", contract.LabelManagedBy: "llm-d"}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}}}
 	must(t, k8s.Create(context.Background(), impostor))
 	setReady(impostor, "127.20.0.9")
@@ -323,7 +325,7 @@ func TestPoolBudgetCapsDecisions(t *testing.T) {
 			if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, s); err != nil {
 				return err
 			}
-			s.Spec.Resources.Limits = corev1.ResourceList{controllers.GPUResource: resource.MustParse("1")}
+			s.Spec.Resources.Limits = corev1.ResourceList{contract.GPUResource: resource.MustParse("1")}
 			return k8s.Update(context.Background(), s)
 		})
 	}

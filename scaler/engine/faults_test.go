@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
 	"github.com/llm-d/llm-d/controllers"
 	"github.com/llm-d/llm-d/scaler/decision"
@@ -123,7 +124,7 @@ type fakePod struct {
 
 func startFakePod(t *testing.T, ip string, h http.HandlerFunc) *fakePod {
 	t.Helper()
-	lis, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(controllers.HTTPPort)))
+	lis, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(contract.HTTPPort)))
 	must(t, err)
 	p := &fakePod{}
 	p.set(h)
@@ -213,15 +214,15 @@ func TestFaultScrapeFailuresHoldAndAreCountedAndLoggedOnce(t *testing.T) {
 		h      http.HandlerFunc
 		reason scrape.Reason
 	}{
-		{"HTTP 500", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "engine dead", 500) }, scrape.ReasonStatus},
-		{"Ready but no /metrics (404)", http.NotFound, scrape.ReasonStatus},
-		{"200 with garbage", text("<html><body>hello</body></html>\n"), scrape.ReasonParse},
-		{"200 with JSON", text(`{"detail":"Not Found"}`), scrape.ReasonParse},
-		{"NaN", text(strings.Replace(vllmPayload(0, 1, 1), "} 0.25", "} NaN", 1)), scrape.ReasonParse},
-		{"negative gauge", text(vllmPayload(-3, 1, 1)), scrape.ReasonParse},
-		{"duplicate series", text(vllmPayload(0, 1, 1) + "vllm:num_requests_running{model_name=\"m\",engine=\"0\"} 7\n"), scrape.ReasonParse},
-		{"required series missing (not vLLM)", text("# TYPE up gauge\nup 1\n"), scrape.ReasonParse},
-		{"thousands of label sets", text(many("vllm:num_requests_waiting", 2000)), scrape.ReasonParse},
+		{"HTTP 500", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "engine dead", 500) }, scrape.ReasonHTTPStatus},
+		{"Ready but no /metrics (404)", http.NotFound, scrape.ReasonHTTPStatus},
+		{"200 with garbage", text("<html><body>hello</body></html>\n"), scrape.ReasonBadPayload},
+		{"200 with JSON", text(`{"detail":"Not Found"}`), scrape.ReasonBadPayload},
+		{"NaN", text(strings.Replace(vllmPayload(0, 1, 1), "} 0.25", "} NaN", 1)), scrape.ReasonBadPayload},
+		{"negative gauge", text(vllmPayload(-3, 1, 1)), scrape.ReasonBadPayload},
+		{"duplicate series", text(vllmPayload(0, 1, 1) + "vllm:num_requests_running{model_name=\"m\",engine=\"0\"} 7\n"), scrape.ReasonBadPayload},
+		{"required series missing (not vLLM)", text("# TYPE up gauge\nup 1\n"), scrape.ReasonBadPayload},
+		{"thousands of label sets", text(many("vllm:num_requests_waiting", 2000)), scrape.ReasonBadPayload},
 		{"payload over the cap", text(strings.Repeat("# padding padding padding padding\n", 1<<16)), scrape.ReasonTooLarge}, // 2 MB, cap 1 MB
 		{"no answer (deadline)", func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }, scrape.ReasonTimeout},
 	}
@@ -260,7 +261,7 @@ func TestFaultScrapeFailuresHoldAndAreCountedAndLoggedOnce(t *testing.T) {
 
 	// A pod that is Ready but whose process is gone: connection refused, held, counted, logged once.
 	t.Run("Ready but nothing listening", func(t *testing.T) {
-		errsBefore := counter(te.metrics.ScrapeErrors.WithLabelValues(string(scrape.ReasonRefused)))
+		errsBefore := counter(te.metrics.ScrapeErrors.WithLabelValues(string(scrape.ReasonConnectionRefused)))
 		_ = fp.srv.Close()
 		eventually(t, "refused scrapes held", func() error {
 			r, err := te.Latest(context.Background(), key)
@@ -270,12 +271,12 @@ func TestFaultScrapeFailuresHoldAndAreCountedAndLoggedOnce(t *testing.T) {
 			if r.Missing != 1 || r.Decision.Rule != decision.RuleMissingData || r.Decision.Desired != 3 {
 				return fmt.Errorf("missing %d, desired %d, %s: %s", r.Missing, r.Decision.Desired, r.Decision.Rule, r.Decision.Reason)
 			}
-			if n := counter(te.metrics.ScrapeErrors.WithLabelValues(string(scrape.ReasonRefused))) - errsBefore; n < 3 {
+			if n := counter(te.metrics.ScrapeErrors.WithLabelValues(string(scrape.ReasonConnectionRefused))) - errsBefore; n < 3 {
 				return fmt.Errorf("%v refused scrapes so far", n)
 			}
 			return nil
 		})
-		if n := te.log.count("pod metrics missing", pod, string(scrape.ReasonRefused)); n != 1 {
+		if n := te.log.count("pod metrics missing", pod, string(scrape.ReasonConnectionRefused)); n != 1 {
 			t.Fatalf("%d log lines for the refused pod, want 1", n)
 		}
 	})
@@ -340,7 +341,7 @@ func TestFaultPodChurnAndLookAlikes(t *testing.T) {
 	// Another Deployment whose pods carry exactly the service's labels, Ready, with a deep queue.
 	labels := controllers.Labels(svc, "vllm")
 	other := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "look-alike", Labels: labels},
-		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: controllers.SelectorLabels(svc)},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: contract.SelectorLabels(svc.Name)},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}}}}}
 	must(t, k8s.Create(context.Background(), other))
@@ -396,7 +397,7 @@ func TestFaultPodChurnAndLookAlikes(t *testing.T) {
 	var second string
 	eventually(t, "the replacement to mark ready", func() error {
 		pods := &corev1.PodList{}
-		if err := k8s.List(context.Background(), pods, client.InNamespace(ns), client.MatchingLabels{controllers.LabelInstance: "llama"}); err != nil {
+		if err := k8s.List(context.Background(), pods, client.InNamespace(ns), client.MatchingLabels{contract.LabelInstance: "llama"}); err != nil {
 			return err
 		}
 		for _, p := range pods.Items {

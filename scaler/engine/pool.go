@@ -8,8 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
-	"github.com/llm-d/llm-d/controllers"
 	"github.com/llm-d/llm-d/scaler/decision"
 	"github.com/llm-d/llm-d/scaler/discovery"
 	"github.com/llm-d/llm-d/scaler/pool"
@@ -17,10 +17,6 @@ import (
 
 // RulePoolBudget marks a decision that the service's pool changed.
 const RulePoolBudget decision.Rule = "PoolBudget"
-
-var priorities = map[v1alpha1.PoolPriority]pool.Priority{
-	v1alpha1.PriorityHigh: pool.High, v1alpha1.PriorityNormal: pool.Normal, v1alpha1.PriorityLow: pool.Low, "": pool.Normal,
-}
 
 // applyPool caps a service's own decision by its pool's allocation, computed from the latest demand of
 // every member. Each member's loop computes the same allocation from the same inputs, so the grants agree
@@ -62,7 +58,7 @@ func (e *Engine) applyPool(ctx context.Context, t discovery.Target, d *decision.
 			self = len(members)
 		}
 		members = append(members, pool.Member{
-			Name: m.Name, Priority: priorities[m.Priority], Weight: m.Weight, GPUsPerReplica: mt.GPUsPerReplica,
+			Name: m.Name, Priority: discovery.PoolPriority(m.Priority), Weight: m.Weight, GPUsPerReplica: mt.GPUsPerReplica,
 			Min: mt.Policy.MinReplicas, Max: mt.Policy.MaxReplicas, Demand: demand,
 			InUse: max(mt.Current, int32(len(mt.Ready)+mt.Starting)) + int32(mt.Terminating),
 		})
@@ -118,5 +114,5 @@ func (e *Engine) fixedGPUs(ctx context.Context, key types.NamespacedName) int64 
 	if svc.Spec.Replicas != nil {
 		n = max(n, int64(*svc.Spec.Replicas))
 	}
-	return n * controllers.GPUsPerReplica(svc)
+	return n * contract.GPUsPerReplica(svc.Spec.Resources)
 }

@@ -54,7 +54,7 @@ import (
 )
 
 // Priority orders members of a pool: under eviction policy LowPriority a member takes GPUs from members of
-// strictly lower priority; otherwise it only breaks ties. The article's "priority: high | normal | low".
+// strictly lower priority; otherwise it only breaks ties. LLMInferencePool's priority: high | normal | low.
 type Priority int
 
 const (
@@ -144,6 +144,17 @@ func Allocate(budgetGPUs int64, policy EvictionPolicy, members []Member) []Grant
 		grants[s.idx] = Grant{Name: s.name, Replicas: int32(s.grant), Share: a.share(s), Reason: a.reason(s)}
 	}
 	return grants
+}
+
+// Shares is each member's weighted fair share of budgetGPUs, in GPUs, in the order of members: Grant.Share
+// without the allocation, for a pool's status.
+func Shares(budgetGPUs int64, members []Member) []int64 {
+	a := newAllocation(max(budgetGPUs, 0), EvictNone, members)
+	shares := make([]int64, len(members))
+	for _, s := range a.all {
+		shares[s.idx] = a.share(s)
+	}
+	return shares
 }
 
 // state is one member during the allocation; replica counts are int64 so GPU products need no conversions.

@@ -7,17 +7,17 @@ import (
 	"testing"
 )
 
-// article returns the article's pool: llama-3-8b (high, weight 60) and phi-3-mini (normal, weight 40), one
+// productionPool returns the production-pool sample (config/samples): llama-3-8b (high, weight 60) and phi-3-mini (normal, weight 40), one
 // GPU per replica, 1..8 replicas each, with the given demands and replicas in use.
-func article(llama, phi, llamaInUse, phiInUse int32) []Member {
+func productionPool(llama, phi, llamaInUse, phiInUse int32) []Member {
 	return []Member{
 		{Name: "llama-3-8b", Priority: High, Weight: 60, GPUsPerReplica: 1, Min: 1, Max: 8, Demand: llama, InUse: llamaInUse},
 		{Name: "phi-3-mini", Priority: Normal, Weight: 40, GPUsPerReplica: 1, Min: 1, Max: 8, Demand: phi, InUse: phiInUse},
 	}
 }
 
-// The article's pool, budget 4 GPUs. Shares are 2.4 and 1.6 GPUs (Share reports the floors, 2 and 1).
-func TestArticlePool(t *testing.T) {
+// The production-pool sample, budget 4 GPUs. Shares are 2.4 and 1.6 GPUs (Share reports the floors, 2 and 1).
+func TestProductionPool(t *testing.T) {
 	cases := []struct {
 		name       string
 		policy     EvictionPolicy
@@ -26,24 +26,24 @@ func TestArticlePool(t *testing.T) {
 		// substrings the reasons must contain ("" = reason must be empty)
 		llamaWhy, phiWhy string
 	}{
-		{"a normal load: both get demand", EvictLowPriority, article(2, 1, 0, 0), 2, 1, "", ""},
+		{"a normal load: both get demand", EvictLowPriority, productionPool(2, 1, 0, 0), 2, 1, "", ""},
 		// Water level 2.4 / 1.6 replicas: floors 2 and 1, one GPU left; it goes to the lower GPUs/weight,
 		// phi (1/40 < 2/60). 2/2 is also the nearest whole split of 2.4/1.6 (off by 0.4 each, 3/1 by 0.6).
-		{"b saturated, policy None: 2/2", EvictNone, article(8, 8, 0, 0), 2, 2,
+		{"b saturated, policy None: 2/2", EvictNone, productionPool(8, 8, 0, 0), 2, 2,
 			"held at 2 of the 8 replicas it wants: its weighted fair share is 2 GPUs (weight 60 of 100)", "its weighted fair share is 1 GPU (weight 40 of 100)"},
 		// Same load under LowPriority: llama takes phi's replica above its minimum.
-		{"b' saturated, policy LowPriority: 3/1", EvictLowPriority, article(8, 8, 0, 0), 3, 1,
+		{"b' saturated, policy LowPriority: 3/1", EvictLowPriority, productionPool(8, 8, 0, 0), 3, 1,
 			"held at 3 of the 8 replicas it wants", "gave up GPUs to higher-priority llama-3-8b under eviction policy LowPriority"},
-		{"c pressure, LowPriority: phi gives up first", EvictLowPriority, article(4, 3, 0, 0), 3, 1,
+		{"c pressure, LowPriority: phi gives up first", EvictLowPriority, productionPool(4, 3, 0, 0), 3, 1,
 			"held at 3 of the 4 replicas it wants: its weighted fair share is 2 GPUs (weight 60 of 100) and 0 of the pool's 4 GPUs are unallocated; lower-priority members hold 0 GPUs above their minimums",
 			"held at 1 of the 3 replicas it wants (its minimum): it gave up GPUs to higher-priority llama-3-8b"},
-		{"c pressure, None: fair split", EvictNone, article(4, 3, 0, 0), 2, 2, "held at 2 of the 4", "held at 2 of the 3"},
-		{"d phi idle: llama borrows its share", EvictNone, article(8, 1, 0, 0), 3, 1, "held at 3 of the 8", ""},
-		{"d phi idle, llama wants exactly 3", EvictLowPriority, article(3, 1, 0, 0), 3, 1, "", ""},
-		{"e shrink before grow: no GPU free yet", EvictLowPriority, article(3, 1, 1, 3), 1, 1,
+		{"c pressure, None: fair split", EvictNone, productionPool(4, 3, 0, 0), 2, 2, "held at 2 of the 4", "held at 2 of the 3"},
+		{"d phi idle: llama borrows its share", EvictNone, productionPool(8, 1, 0, 0), 3, 1, "held at 3 of the 8", ""},
+		{"d phi idle, llama wants exactly 3", EvictLowPriority, productionPool(3, 1, 0, 0), 3, 1, "", ""},
+		{"e shrink before grow: no GPU free yet", EvictLowPriority, productionPool(3, 1, 1, 3), 1, 1,
 			"waiting for 2 GPUs that phi-3-mini's terminating replicas still hold", ""},
-		{"e next cycle: phi's pods are gone", EvictLowPriority, article(3, 1, 1, 1), 3, 1, "", ""},
-		{"e halfway: one of phi's pods is gone", EvictLowPriority, article(3, 1, 1, 2), 2, 1,
+		{"e next cycle: phi's pods are gone", EvictLowPriority, productionPool(3, 1, 1, 1), 3, 1, "", ""},
+		{"e halfway: one of phi's pods is gone", EvictLowPriority, productionPool(3, 1, 1, 2), 2, 1,
 			"grows from 1 toward 3 replicas as GPUs free up: waiting for 1 GPU that phi-3-mini's", ""},
 	}
 	for _, c := range cases {
@@ -336,5 +336,27 @@ func TestLargeNumbers(t *testing.T) {
 	}
 	if got[0].Share != 750599938011591 || got[1].Share != 375299968831032 || Low.String() != "low" || High.String() != "high" || Priority(7).String() != "priority(7)" {
 		t.Errorf("share %d, %s %s", got[0].Share, Normal, Priority(7))
+	}
+}
+
+// A member that needs no GPUs takes no share: the budget is split among the members that use GPUs, as the
+// allocation (Grant.Share) splits it.
+func TestSharesLeaveOutMembersWithoutGPUs(t *testing.T) {
+	members := []Member{
+		{Name: "llama", Weight: 60, GPUsPerReplica: 1, Min: 1, Max: 8, Demand: 1},
+		{Name: "cpu-embedder", Weight: 40, GPUsPerReplica: 0, Min: 1, Max: 8, Demand: 1},
+		{Name: "phi", Weight: 20, GPUsPerReplica: 2, Min: 1, Max: 8, Demand: 1},
+	}
+	shares := Shares(8, members)
+	if want := []int64{6, 0, 2}; fmt.Sprint(shares) != fmt.Sprint(want) { // 8×60/80 and 8×20/80
+		t.Errorf("shares %v, want %v", shares, want)
+	}
+	for i, g := range Allocate(8, EvictNone, members) {
+		if g.Share != shares[i] {
+			t.Errorf("%s: Allocate's share %d, Shares %d", g.Name, g.Share, shares[i])
+		}
+	}
+	if got := Shares(8, members[1:2]); got[0] != 0 {
+		t.Errorf("a pool of one member without GPUs: share %d, want 0", got[0])
 	}
 }

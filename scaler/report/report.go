@@ -21,6 +21,17 @@ import (
 	"github.com/llm-d/llm-d/scaler/engine"
 )
 
+// Reasons and the action of the events the scaler records on a service.
+const (
+	// ReasonCannotRead (Warning) says the service's objects could not be read this round.
+	ReasonCannotRead = "CannotRead"
+	// ReasonScaleUp and ReasonScaleDown (Normal) say the desired replica count went up or down.
+	ReasonScaleUp   = "ScaleUp"
+	ReasonScaleDown = "ScaleDown"
+	// ActionAutoscale is the action of every event the scaler records.
+	ActionAutoscale = "Autoscale"
+)
+
 // Reporter writes decisions to status and events.
 type Reporter struct {
 	Client   client.Client
@@ -108,14 +119,14 @@ func (r *Reporter) Observe(ctx context.Context, res engine.Result) {
 	r.last[res.Target.UID] = now
 	r.mu.Unlock()
 	if now.failure != "" && now.failure != prev.failure && r.Recorder != nil {
-		r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, "CannotRead", "Autoscale", "%s", d.Reason)
+		r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, ReasonCannotRead, ActionAutoscale, "%s", d.Reason)
 	}
 	if seen && prev.desired != now.desired && r.Recorder != nil {
-		reason := "ScaleUp"
+		reason := ReasonScaleUp
 		if now.desired < prev.desired {
-			reason = "ScaleDown"
+			reason = ReasonScaleDown
 		}
-		r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, reason, "Autoscale", "%d -> %d replicas: %s", prev.desired, now.desired, d.Reason)
+		r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, reason, ActionAutoscale, "%d -> %d replicas: %s", prev.desired, now.desired, d.Reason)
 	}
 }
 

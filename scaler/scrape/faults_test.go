@@ -57,8 +57,8 @@ func TestFaultHTTPStatuses(t *testing.T) {
 			_, _ = w.Write(bytes.Repeat([]byte("x"), 1<<16)) // a large error page is drained only up to 4 KB
 		})
 		_, err := NewFetcher(5*time.Second, 1<<20).Fetch(context.Background(), addr, nil)
-		if ReasonOf(err) != ReasonStatus {
-			t.Errorf("HTTP %d: got %v, want reason %s", code, err, ReasonStatus)
+		if ReasonOf(err) != ReasonHTTPStatus {
+			t.Errorf("HTTP %d: got %v, want reason %s", code, err, ReasonHTTPStatus)
 		}
 	}
 }

@@ -19,13 +19,13 @@ import (
 type Reason string
 
 const (
-	ReasonTimeout  Reason = "timeout"
-	ReasonRefused  Reason = "connection_refused"
-	ReasonNetwork  Reason = "network"
-	ReasonStatus   Reason = "http_status"
-	ReasonTooLarge Reason = "too_large"
-	ReasonEncoding Reason = "bad_encoding"
-	ReasonParse    Reason = "bad_payload"
+	ReasonTimeout           Reason = "timeout"
+	ReasonConnectionRefused Reason = "connection_refused"
+	ReasonNetwork           Reason = "network"
+	ReasonHTTPStatus        Reason = "http_status"
+	ReasonTooLarge          Reason = "too_large"
+	ReasonBadEncoding       Reason = "bad_encoding"
+	ReasonBadPayload        Reason = "bad_payload"
 )
 
 // Error is a failed scrape with its reason.
@@ -97,13 +97,13 @@ func (f *Fetcher) FetchURL(ctx context.Context, url string, buf []byte) ([]byte,
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return nil, &Error{ReasonStatus, fmt.Errorf("GET /metrics: %s", resp.Status)}
+		return nil, &Error{ReasonHTTPStatus, fmt.Errorf("GET /metrics: %s", resp.Status)}
 	}
 	var body io.Reader = io.LimitReader(resp.Body, f.MaxBytes+1)
 	if resp.Header.Get("Content-Encoding") == "gzip" {
 		zr, err := gzip.NewReader(body)
 		if err != nil {
-			return nil, &Error{ReasonEncoding, err}
+			return nil, &Error{ReasonBadEncoding, err}
 		}
 		defer zr.Close()
 		body = io.LimitReader(zr, f.MaxBytes+1)
@@ -111,7 +111,7 @@ func (f *Fetcher) FetchURL(ctx context.Context, url string, buf []byte) ([]byte,
 	out, err := readAll(body, buf[:0])
 	if err != nil {
 		if errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) {
-			return nil, &Error{ReasonEncoding, err}
+			return nil, &Error{ReasonBadEncoding, err}
 		}
 		return nil, classify(ctx, err)
 	}
@@ -142,7 +142,7 @@ func classify(ctx context.Context, err error) error {
 	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		return &Error{ReasonTimeout, err}
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return &Error{ReasonRefused, err}
+		return &Error{ReasonConnectionRefused, err}
 	default:
 		return &Error{ReasonNetwork, err}
 	}

@@ -46,7 +46,7 @@ func TestFetch(t *testing.T) {
 			w.Header().Set("Content-Encoding", "gzip")
 			w.Write(gz.Bytes())
 		}, payload, "", 0},
-		{"HTTP 500", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "engine dead", 500) }, "", ReasonStatus, 0},
+		{"HTTP 500", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "engine dead", 500) }, "", ReasonHTTPStatus, 0},
 		{"100 MB payload is cut at the cap", func(w http.ResponseWriter, r *http.Request) {
 			chunk := bytes.Repeat([]byte("x"), 1<<20)
 			for i := 0; i < 100; i++ {
@@ -62,7 +62,7 @@ func TestFetch(t *testing.T) {
 		{"garbage gzip", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Encoding", "gzip")
 			w.Write([]byte("not gzip at all"))
-		}, "", ReasonEncoding, 0},
+		}, "", ReasonBadEncoding, 0},
 		{"slow trickle hits the deadline", func(w http.ResponseWriter, r *http.Request) {
 			for i := 0; i < 100; i++ {
 				if _, err := w.Write([]byte("#")); err != nil {
@@ -101,7 +101,7 @@ func TestFetch(t *testing.T) {
 func TestFetchConnectionRefused(t *testing.T) {
 	// Port 1 (tcpmux) is never served here; a port just closed could be taken by another test.
 	_, err := NewFetcher(10*time.Second, 1<<20).Fetch(context.Background(), "127.0.0.1:1", nil)
-	if ReasonOf(err) != ReasonRefused {
+	if ReasonOf(err) != ReasonConnectionRefused {
 		t.Fatalf("got %v", err)
 	}
 	var e *Error
@@ -125,7 +125,7 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 		http.Redirect(w, r, "http://127.0.0.2:1/metrics", http.StatusFound)
 	})
 	_, err := NewFetcher(10*time.Second, 1<<20).Fetch(context.Background(), addr, nil)
-	if ReasonOf(err) != ReasonStatus {
+	if ReasonOf(err) != ReasonHTTPStatus {
 		t.Fatalf("redirect followed or misreported: %v", err)
 	}
 }

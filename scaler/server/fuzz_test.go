@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/llm-d/llm-d/controllers"
+	"github.com/llm-d/llm-d/api/contract"
 	pb "github.com/llm-d/llm-d/proto/externalscaler"
 )
 
@@ -39,7 +39,7 @@ func checkKey(t *testing.T, ref *pb.ScaledObjectRef) {
 	if k.Namespace != ref.GetNamespace() {
 		t.Fatalf("namespace %q, the ref says %q", k.Namespace, ref.GetNamespace())
 	}
-	want, ok := md[controllers.MetadataService]
+	want, ok := md[contract.MetadataService]
 	if !ok {
 		want = ref.GetName()
 	}
@@ -69,7 +69,7 @@ func FuzzScalerMetadata(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name, namespace, service string, hasService bool, extraKey, extraValue string, copies uint16) {
 		md := map[string]string{}
 		if hasService {
-			md[controllers.MetadataService] = service
+			md[contract.MetadataService] = service
 		}
 		for i := range int(copies % 64) {
 			md[fmt.Sprint(extraKey, i)] = extraValue

@@ -30,7 +30,7 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/llm-d/llm-d/controllers"
+	"github.com/llm-d/llm-d/api/contract"
 	pb "github.com/llm-d/llm-d/proto/externalscaler"
 	"github.com/llm-d/llm-d/scaler/discovery"
 	"github.com/llm-d/llm-d/scaler/engine"
@@ -76,20 +76,20 @@ func key(ref *pb.ScaledObjectRef) (types.NamespacedName, error) {
 	if len(md) > maxMetadataEntries || size > maxMetadataBytes {
 		return types.NamespacedName{}, status.Errorf(codes.InvalidArgument,
 			"trigger metadata has %d entries and %d bytes; the llm-d scaler needs only %q and %q (limits %d entries, %d bytes)",
-			len(md), size, controllers.MetadataScalerAddress, controllers.MetadataService, maxMetadataEntries, maxMetadataBytes)
+			len(md), size, contract.MetadataScalerAddress, contract.MetadataService, maxMetadataEntries, maxMetadataBytes)
 	}
 	ns := ref.GetNamespace()
 	if !dns1123.MatchString(ns) || len(ns) > 63 {
 		return types.NamespacedName{}, status.Errorf(codes.InvalidArgument, "ScaledObjectRef.namespace %q is not a namespace name", ns)
 	}
-	name, ok := md[controllers.MetadataService]
+	name, ok := md[contract.MetadataService]
 	if !ok {
 		name = ref.GetName()
 	}
 	if !dns1123.MatchString(name) || len(name) > 253 {
 		return types.NamespacedName{}, status.Errorf(codes.InvalidArgument,
 			"trigger metadata %s=%q is not an LLMInferenceService name: set it to the service's metadata.name (lowercase letters, digits and '-')",
-			controllers.MetadataService, name)
+			contract.MetadataService, name)
 	}
 	return types.NamespacedName{Namespace: ns, Name: name}, nil
 }
@@ -105,7 +105,7 @@ func (s *Server) latest(ctx context.Context, ref *pb.ScaledObjectRef) (engine.Re
 		return r, nil
 	case errors.Is(err, discovery.ErrNotFound):
 		return r, status.Errorf(codes.NotFound, "%v: check the trigger's metadata.%s and that the service has autoscaling.enabled: true",
-			err, controllers.MetadataService)
+			err, contract.MetadataService)
 	case errors.Is(err, engine.ErrCannotRead):
 		return r, status.Errorf(codes.Unavailable, "%v: check the scaler's RBAC (the chart's llm-d-scaler ClusterRole) and its log", err)
 	default:

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/llm-d/llm-d/internal/repo"
 	"github.com/llm-d/llm-d/test/testenv"
 )
 
@@ -66,7 +67,7 @@ func TestCreateOnAPIServer(t *testing.T) {
 // test/tools/promcrds pins and returns its directory in the module cache.
 func prometheusOperatorDir() (string, error) {
 	cmd := exec.Command("go", "mod", "download", "-json", "github.com/prometheus-operator/prometheus-operator")
-	cmd.Dir = filepath.Join(testenv.Root(), "test", "tools", "promcrds")
+	cmd.Dir = filepath.Join(repo.Root(), "test", "tools", "promcrds")
 	out, err := cmd.Output() // on failure, the JSON still carries the reason in Error
 	var m struct{ Dir, Error string }
 	if jerr := json.Unmarshal(out, &m); jerr != nil || m.Error != "" || err != nil {

@@ -20,11 +20,11 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
-	"github.com/llm-d/llm-d/test/testenv"
+	"github.com/llm-d/llm-d/internal/repo"
 )
 
 var (
-	chartDir = filepath.Join(testenv.Root(), "charts", "llm-d")
+	chartDir = filepath.Join(repo.Root(), "charts", "llm-d")
 
 	helmOnce sync.Once
 	helmPath string
@@ -37,7 +37,7 @@ func helm(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	helmOnce.Do(func() {
 		var dir string
-		if dir, helmErr = testenv.Tools("helm"); helmErr == nil {
+		if dir, helmErr = repo.Tools("helm"); helmErr == nil {
 			helmPath = filepath.Join(dir, "helm")
 		}
 	})

@@ -30,8 +30,11 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
 	"github.com/llm-d/llm-d/controllers"
+	"github.com/llm-d/llm-d/internal/poll"
+	"github.com/llm-d/llm-d/internal/repo"
 	pb "github.com/llm-d/llm-d/proto/externalscaler"
 	"github.com/llm-d/llm-d/scaler/discovery"
 	"github.com/llm-d/llm-d/scaler/engine"
@@ -45,8 +48,8 @@ import (
 
 // TestLeastPrivilege runs the operator and the scaler, wired as their commands wire them, as the chart's
 // ServiceAccounts (impersonation) with exactly the RBAC the chart renders, and checks that each does its
-// whole job: the operator turns the article's autoscaled manifest into its objects and a ScaledObject,
-// reconciles the article's pool, measures pod startup, and elects a leader; the scaler reads the pods
+// whole job: the operator turns the autoscaled llama-3-8b sample into its objects and a ScaledObject,
+// reconciles the production-pool sample, measures pod startup, and elects a leader; the scaler reads the pods
 // through their owners, scrapes one, writes status.autoscaler and answers KEDA. Then one rule is taken
 // away from each role and the failure must show where a user looks: the service's status, or for the
 // scaler KEDA's answer, which must never be a smaller count decided without the pods.
@@ -89,7 +92,7 @@ func TestLeastPrivilege(t *testing.T) {
 	go func() { _ = opMgr.Start(ctx) }()
 	keda, stopScaler := startScaler(t, ctx, as(release+"-scaler"), env.Scheme)
 
-	// The article's manifests, verbatim.
+	// The samples, verbatim.
 	must(t, admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "inference"}}))
 	must(t, admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "inference", Name: "hf-token-secret"},
 		StringData: map[string]string{"HF_TOKEN": "hf_never_shown"}}))
@@ -101,10 +104,10 @@ func TestLeastPrivilege(t *testing.T) {
 	const ip = "127.30.0.1"
 	cfg := vllmserver.DefaultConfig()
 	cfg.Params.StartupDelay = 0
-	servertest.Listen(t, cfg, net.JoinHostPort(ip, fmt.Sprint(controllers.HTTPPort)))
+	servertest.Listen(t, cfg, net.JoinHostPort(ip, fmt.Sprint(contract.HTTPPort)))
 	eventually(t, "a pod of llama-3-8b to mark Ready", func() error {
 		pods := &corev1.PodList{}
-		if err := admin.List(ctx, pods, client.InNamespace("inference"), client.MatchingLabels{controllers.LabelInstance: "llama-3-8b"}); err != nil {
+		if err := admin.List(ctx, pods, client.InNamespace("inference"), client.MatchingLabels{contract.LabelInstance: "llama-3-8b"}); err != nil {
 			return err
 		}
 		if len(pods.Items) == 0 {
@@ -156,7 +159,7 @@ func TestLeastPrivilege(t *testing.T) {
 	must(t, admin.Create(ctx, tokenless))
 	eventually(t, "the kubelet's CreateContainerConfigError on the pod of no-token", func() error {
 		pods := &corev1.PodList{}
-		if err := admin.List(ctx, pods, client.InNamespace("inference"), client.MatchingLabels{controllers.LabelInstance: "no-token"}); err != nil {
+		if err := admin.List(ctx, pods, client.InNamespace("inference"), client.MatchingLabels{contract.LabelInstance: "no-token"}); err != nil {
 			return err
 		}
 		if len(pods.Items) == 0 {
@@ -281,7 +284,7 @@ func TestLeastPrivilege(t *testing.T) {
 			eventually(t, name+" to say the pods are forbidden", func() error {
 				res, err := call()
 				if err == nil {
-					return testenv.Permanent(fmt.Errorf("%s answered %v although the scaler cannot read the pods", name, res))
+					return poll.Permanent(fmt.Errorf("%s answered %v although the scaler cannot read the pods", name, res))
 				}
 				if !strings.Contains(err.Error(), "forbidden") {
 					return fmt.Errorf("%s failed with %v; want an error that says the scaler may not read the pods", name, err)
@@ -298,7 +301,7 @@ func TestLeastPrivilege(t *testing.T) {
 				return fmt.Errorf("status.autoscaler %+v; want a reason that says the pods are forbidden", a)
 			}
 			if a.DesiredReplicas < before.DesiredReplicas {
-				return testenv.Permanent(fmt.Errorf("status.autoscaler asks for %d replicas, fewer than the %d before, without reading a pod", a.DesiredReplicas, before.DesiredReplicas))
+				return poll.Permanent(fmt.Errorf("status.autoscaler asks for %d replicas, fewer than the %d before, without reading a pod", a.DesiredReplicas, before.DesiredReplicas))
 			}
 			return nil
 		})
@@ -340,7 +343,7 @@ func startScaler(t *testing.T, ctx context.Context, cfg *rest.Config, scheme *ru
 
 func applySample(t *testing.T, c client.Client, file string) {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testenv.Root(), "config", "samples", file))
+	data, err := os.ReadFile(filepath.Join(repo.Root(), "config", "samples", file))
 	must(t, err)
 	u := &unstructured.Unstructured{}
 	must(t, yaml.Unmarshal(data, &u.Object))
@@ -349,7 +352,7 @@ func applySample(t *testing.T, c client.Client, file string) {
 
 func sampleService(t *testing.T, file string) *v1alpha1.LLMInferenceService {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testenv.Root(), "config", "samples", file))
+	data, err := os.ReadFile(filepath.Join(repo.Root(), "config", "samples", file))
 	must(t, err)
 	s := &v1alpha1.LLMInferenceService{}
 	must(t, yaml.UnmarshalStrict(data, s))
@@ -358,7 +361,7 @@ func sampleService(t *testing.T, file string) *v1alpha1.LLMInferenceService {
 
 func eventually(t *testing.T, what string, f func() error) {
 	t.Helper()
-	if err := testenv.Eventually(context.Background(), 90*time.Second, f); err != nil {
+	if err := poll.Eventually(context.Background(), 90*time.Second, f); err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
 }

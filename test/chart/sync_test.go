@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
-	"github.com/llm-d/llm-d/test/testenv"
+	"github.com/llm-d/llm-d/internal/repo"
 )
 
 // TestCRDsMatchGenerated fails when charts/llm-d/crds is not a byte-for-byte copy of config/crd/bases:
@@ -19,7 +19,7 @@ import (
 // generates, and they must not drift.
 func TestCRDsMatchGenerated(t *testing.T) {
 	const fix = "run: cp config/crd/bases/*.yaml charts/llm-d/crds/"
-	gen := filepath.Join(testenv.Root(), "config", "crd", "bases")
+	gen := filepath.Join(repo.Root(), "config", "crd", "bases")
 	chart := filepath.Join(chartDir, "crds")
 	want, err := filepath.Glob(filepath.Join(gen, "*.yaml"))
 	if err != nil || len(want) == 0 {
@@ -51,7 +51,7 @@ func TestClusterRoleRulesMatchGenerated(t *testing.T) {
 		{"operator", "config/rbac/operator/role.yaml", "charts/llm-d/files/rbac/operator-role.yaml"},
 		{"scaler", "config/rbac/scaler/role.yaml", "charts/llm-d/files/rbac/scaler-role.yaml"},
 	} {
-		raw, err := os.ReadFile(filepath.Join(testenv.Root(), tc.generated))
+		raw, err := os.ReadFile(filepath.Join(repo.Root(), tc.generated))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -25,12 +25,14 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/llm-d/llm-d/api/v1alpha1"
+	"github.com/llm-d/llm-d/internal/poll"
+	"github.com/llm-d/llm-d/internal/repo"
 	"github.com/llm-d/llm-d/loadgen"
-	"github.com/llm-d/llm-d/test/testenv"
+	"github.com/llm-d/llm-d/sandbox"
 )
 
 // The windows are shortened so that the whole run takes minutes: the HPA syncs every 2 s (Kubernetes'
-// default is 15 s), the scaler decides every second, the article's 300 s scale-down window becomes 20 s, and
+// default is 15 s), the scaler decides every second, the samples' 300 s scale-down window becomes 20 s, and
 // the simulated GPUs run ten times faster than real ones.
 const (
 	ns          = "inference"
@@ -39,7 +41,7 @@ const (
 	hpaSync     = 2 * time.Second
 )
 
-var stack *Stack
+var stack *sandbox.Stack
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -54,7 +56,7 @@ func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var err error
-	stack, err = Start(ctx, Options{HPASyncPeriod: hpaSync, ScrapeInterval: scrapeEvery, Speed: 10, MutualTLS: true,
+	stack, err = sandbox.Start(ctx, sandbox.Options{HPASyncPeriod: hpaSync, ScrapeInterval: scrapeEvery, Speed: 10, MutualTLS: true,
 		KeepDir:      os.Getenv("LLMD_KEEP_CLUSTER") != "",
 		StartupDelay: 20 * time.Second, Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
 	if err != nil {
@@ -69,7 +71,7 @@ func run(m *testing.M) int {
 	return code
 }
 
-// TestScalingPath runs the article's service through a burst, the quiet after it, a scaler crash, and a
+// TestScalingPath runs the llama-3-8b sample through a burst, the quiet after it, a scaler crash, and a
 // shared pool. The steps share one cluster and run in order. KEDA calls the scaler over mutual TLS
 // throughout, so every scaling step also proves KEDA's operator reaches the scaler through the
 // ClusterTriggerAuthentication the operator writes.
@@ -278,7 +280,7 @@ func deploy(t *testing.T, namespace, file string) *v1alpha1.LLMInferenceService 
 
 func readSample(t *testing.T, file string, into any) {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testenv.Root(), "config", "samples", file))
+	data, err := os.ReadFile(filepath.Join(repo.Root(), "config", "samples", file))
 	must(t, err)
 	must(t, yaml.UnmarshalStrict(data, into))
 }
@@ -426,7 +428,7 @@ func waitFor(d time.Duration) { <-time.After(d) }
 
 func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
 	t.Helper()
-	if err := testenv.Eventually(context.Background(), timeout, f); err != nil {
+	if err := poll.Eventually(context.Background(), timeout, f); err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
 }

@@ -31,6 +31,7 @@ import (
 	"k8s.io/metrics/pkg/apis/external_metrics"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
 	"github.com/llm-d/llm-d/controllers"
 	pb "github.com/llm-d/llm-d/proto/externalscaler"
@@ -272,11 +273,11 @@ func TestOperatorTriggerIsAnExternalAverageValueTrigger(t *testing.T) {
 	if cfg.MetricType != v2.AverageValueMetricType {
 		t.Errorf("trigger metricType %q, want AverageValue", cfg.MetricType)
 	}
-	if got := cfg.TriggerMetadata[controllers.MetadataScalerAddress]; got != "scaler.llm-d-system.svc:9090" {
-		t.Errorf("metadata %s=%q", controllers.MetadataScalerAddress, got)
+	if got := cfg.TriggerMetadata[contract.MetadataScalerAddress]; got != "scaler.llm-d-system.svc:9090" {
+		t.Errorf("metadata %s=%q", contract.MetadataScalerAddress, got)
 	}
-	if got := cfg.TriggerMetadata[controllers.MetadataService]; got != "llama" {
-		t.Errorf("metadata %s=%q, want llama", controllers.MetadataService, got)
+	if got := cfg.TriggerMetadata[contract.MetadataService]; got != "llama" {
+		t.Errorf("metadata %s=%q, want llama", contract.MetadataService, got)
 	}
 }
 
@@ -399,8 +400,8 @@ func TestUnknownService(t *testing.T) {
 	for _, want := range []string{
 		"LLMInferenceService " + namespace + "/ghost", // which object
 		"not found",
-		"metadata." + controllers.MetadataService, // what to fix
-		"autoscaling.enabled: true",               // or what else to fix
+		"metadata." + contract.MetadataService, // what to fix
+		"autoscaling.enabled: true",            // or what else to fix
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
@@ -415,7 +416,7 @@ func TestUnknownService(t *testing.T) {
 func TestBadServiceName(t *testing.T) {
 	src := newSource()
 	so := scaledObject("llama", startServer(t, src, never))
-	so.Spec.Triggers[0].Metadata[controllers.MetadataService] = "Bad_Name!"
+	so.Spec.Triggers[0].Metadata[contract.MetadataService] = "Bad_Name!"
 	s := newKEDAScaler(t, kedaConfig(t, so))
 
 	if specs := s.GetMetricSpecForScaling(kedaCtx(t)); len(specs) != 0 {
@@ -634,7 +635,7 @@ func TestStreamsWithKEDAsGeneratedClient(t *testing.T) {
 	}
 
 	ghost := &kpb.ScaledObjectRef{Name: "ghost", Namespace: namespace, ScalerMetadata: map[string]string{
-		controllers.MetadataScalerAddress: addr, controllers.MetadataService: "ghost"}}
+		contract.MetadataScalerAddress: addr, contract.MetadataService: "ghost"}}
 	ghostActive, err := c.StreamIsActive(ctx, ghost)
 	if err == nil {
 		_, err = ghostActive.Recv()

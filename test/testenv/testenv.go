@@ -8,27 +8,24 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
 
-	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/llm-d/llm-d/api/v1alpha1"
+	"github.com/llm-d/llm-d/internal/loopback"
+	"github.com/llm-d/llm-d/internal/poll"
+	"github.com/llm-d/llm-d/internal/repo"
+	"github.com/llm-d/llm-d/internal/scheme"
 )
 
 // Env is a running control plane.
@@ -52,67 +49,24 @@ type Options struct {
 	Scheduler bool
 }
 
-// Root is the repository's root directory.
-func Root() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
-
-// Tools returns the directory holding the named program set, building it on first use.
-// `make test` passes LLMD_<NAME>_DIR so that parallel packages do not each ask.
-func Tools(name string) (string, error) {
-	if dir := os.Getenv("LLMD_" + strings.ToUpper(name) + "_DIR"); dir != "" {
-		return dir, nil
-	}
-	out, err := exec.Command(filepath.Join(Root(), "hack", "tools.sh"), name).Output()
-	if err != nil {
-		var stderr string
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		return "", fmt.Errorf("building %s with hack/tools.sh: %w\n%s", name, err, stderr)
-	}
-	return strings.TrimSpace(string(out)), nil
-}
-
-// ModuleDir is the directory of a module in the module cache, e.g. KEDA's for its CRDs.
-func ModuleDir(path string) (string, error) {
-	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", path)
-	cmd.Dir = Root()
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("locating module %s: %w", path, err)
-	}
-	return strings.TrimSpace(string(out)), nil
-}
-
-// NewScheme registers the kinds the tests use: Kubernetes', llm-d's and KEDA's.
-func NewScheme() *k8sruntime.Scheme {
-	s := k8sruntime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(v1alpha1.AddToScheme(s))
-	utilruntime.Must(kedav1alpha1.AddToScheme(s))
-	return s
-}
-
 // Start starts the control plane. Stop it with Stop.
 func Start(opts Options) (*Env, error) {
-	etcdDir, err := Tools("etcd")
+	etcdDir, err := repo.Tools("etcd")
 	if err != nil {
 		return nil, err
 	}
-	kubeDir, err := Tools("kubernetes")
+	kubeDir, err := repo.Tools("kubernetes")
 	if err != nil {
 		return nil, err
 	}
-	keda, err := ModuleDir("github.com/kedacore/keda/v2")
+	keda, err := repo.ModuleDir("github.com/kedacore/keda/v2")
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{Scheme: NewScheme()}
+	e := &Env{Scheme: scheme.New()}
 	e.env = &envtest.Environment{
 		Scheme:                e.Scheme,
-		CRDDirectoryPaths:     []string{filepath.Join(Root(), "config", "crd", "bases"), filepath.Join(keda, "config", "crd", "bases")},
+		CRDDirectoryPaths:     []string{filepath.Join(repo.Root(), "config", "crd", "bases"), filepath.Join(keda, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		// envtest's 20 s default is too short on 2 busy cores, where the first start of kube-apiserver (its
 		// bootstrap of the default namespace and priority classes) takes longer.
@@ -180,7 +134,7 @@ func (e *Env) startComponent(name, path string, args []string) error {
 	if err != nil {
 		return err
 	}
-	port, err := FreePort()
+	port, err := loopback.FreePort()
 	if err != nil {
 		return err
 	}
@@ -204,10 +158,10 @@ func (e *Env) startComponent(name, path string, args []string) error {
 	go func() { _ = cmd.Wait(); close(exited) }()
 	// Its serving certificate is self-signed; only loopback is reached, and only /healthz is read.
 	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	err = Eventually(context.Background(), 60*time.Second, func() error {
+	err = poll.Eventually(context.Background(), 60*time.Second, func() error {
 		select {
 		case <-exited:
-			return Permanent(fmt.Errorf("%s exited:\n%s", name, log.String()))
+			return poll.Permanent(fmt.Errorf("%s exited:\n%s", name, log.String()))
 		default:
 		}
 		resp, err := hc.Get(fmt.Sprintf("https://127.0.0.1:%d/healthz", port))
@@ -226,31 +180,6 @@ func (e *Env) startComponent(name, path string, args []string) error {
 	return nil
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// FreePorts returns n distinct TCP ports on 127.0.0.1 that were free a moment ago: all are held until the
-// last is found, so that two calls cannot return the same port.
-func FreePorts(n int) ([]int, error) {
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	return ports, nil
-}
-
 // Stop stops every process the Env started.
 func (e *Env) Stop() error {
 	for _, p := range e.procs {
@@ -264,30 +193,6 @@ func (e *Env) Stop() error {
 		_ = os.RemoveAll(e.dir)
 	}
 	return err
-}
-
-// Eventually polls f until it returns nil or the timeout passes, and returns f's last error. An error
-// wrapped by Permanent stops the polling at once.
-func Eventually(ctx context.Context, timeout time.Duration, f func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		var p permanent
-		if errors.As(err, &p) {
-			return p.error
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-tick.C:
-		}
-	}
 }
 
 // SyncBuffer is a bytes.Buffer that several goroutines may write (a program's output, a logger).
@@ -304,8 +209,3 @@ func (s *SyncBuffer) Write(p []byte) (int, error) {
 
 // String returns what was written so far.
 func (s *SyncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-type permanent struct{ error }
-
-// Permanent marks an error that Eventually must not retry.
-func Permanent(err error) error { return permanent{err} }

@@ -1,9 +1,9 @@
-// Package e2e runs llm-d's whole scaling path on one machine: a local cluster of real programs (etcd,
+// Package sandbox runs llm-d's whole scaling path on one machine: a local cluster of real programs (etcd,
 // kube-apiserver, kube-controller-manager with the HPA, kube-scheduler, kwok with fake GPU nodes, KEDA's
 // operator and metrics adapter; package localcluster), llm-d's operator and scaler as the binaries they
 // ship as, and a fleet of simulated vLLM servers on the pods' loopback IPs (package fleet). The end-to-end
-// tests and `make demo` both run a Stack.
-package e2e
+// tests (test/e2e) and `make demo` both run a Stack.
+package sandbox
 
 import (
 	"context"
@@ -26,15 +26,16 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/llm-d/llm-d/fleet"
+	"github.com/llm-d/llm-d/internal/loopback"
+	"github.com/llm-d/llm-d/internal/repo"
 	"github.com/llm-d/llm-d/localcluster"
 	"github.com/llm-d/llm-d/scaler/mtls/mtlstest"
-	"github.com/llm-d/llm-d/test/testenv"
 	"github.com/llm-d/llm-d/vllmsim"
 )
 
 // Options shape a Stack.
 type Options struct {
-	// Nodes are the fake GPU nodes. Empty: two nodes of eight A10Gs (24 GiB), the article's GPU.
+	// Nodes are the fake GPU nodes. Empty: two nodes of eight A10Gs (24 GiB), the GPU that the samples' models fit.
 	Nodes []localcluster.Node
 	// HPASyncPeriod is the HPA's sync period (Kubernetes' default 15 s is slow for a demo).
 	HPASyncPeriod time.Duration
@@ -115,7 +116,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	}
 	opts.Logf("e2e: building the operator and the scaler")
 	build := exec.CommandContext(ctx, "go", "build", "-o", s.bin+"/", "./cmd/operator", "./cmd/scaler")
-	build.Dir = testenv.Root()
+	build.Dir = repo.Root()
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("go build ./cmd/operator ./cmd/scaler: %w\n%s", err, out)
 	}
@@ -135,7 +136,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	if err := s.StartScaler(ctx); err != nil {
 		return nil, err
 	}
-	ports, err := testenv.FreePorts(2)
+	ports, err := loopback.FreePorts(2)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +172,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 // StartScaler starts the scaler binary (again, after KillScaler) on the same addresses.
 func (s *Stack) StartScaler(ctx context.Context) error {
 	if s.ScalerAddress == "" {
-		ports, err := testenv.FreePorts(2)
+		ports, err := loopback.FreePorts(2)
 		if err != nil {
 			return err
 		}
@@ -179,7 +180,7 @@ func (s *Stack) StartScaler(ctx context.Context) error {
 		s.scalerMetricsAddr = fmt.Sprintf("127.0.0.1:%d", ports[1])
 		s.ScalerMetrics = "http://" + s.scalerMetricsAddr + "/metrics"
 	}
-	probe, err := testenv.FreePort()
+	probe, err := loopback.FreePort()
 	if err != nil {
 		return err
 	}
