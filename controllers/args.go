@@ -8,6 +8,7 @@ import (
 
 	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
+	"github.com/llm-d/llm-d/vram"
 )
 
 // reservedFlags are the vLLM flags the operator sets itself: the probes and the Service depend on --port,
@@ -23,23 +24,13 @@ func reservedFlags(svc *v1alpha1.LLMInferenceService) map[string]string {
 	return r
 }
 
-// flagName returns the normalised name of a command-line token ("--max_model_len=1" -> "--max-model-len"),
-// and whether the token carries its value after '='. vLLM's parser treats '_' and '-' alike.
-func flagName(tok string) (name string, inline bool) {
-	if !strings.HasPrefix(tok, "--") {
-		return "", false
-	}
-	name, _, inline = strings.Cut(tok, "=")
-	return "--" + strings.ReplaceAll(name[2:], "_", "-"), inline
-}
-
 // userArgs returns the user's engine args without the flags the operator owns, in their original order, and
 // a description of each dropped flag. A reserved flag written as two tokens ("--port 9000") drops both.
 func userArgs(svc *v1alpha1.LLMInferenceService) (kept []string, dropped []string) {
 	reserved := reservedFlags(svc)
 	args := svc.Spec.Engine.Args
 	for i := 0; i < len(args); i++ {
-		name, inline := flagName(args[i])
+		name, inline := vram.FlagName(args[i])
 		why, isReserved := reserved[name]
 		if !isReserved {
 			kept = append(kept, args[i])
@@ -58,7 +49,7 @@ func userArgs(svc *v1alpha1.LLMInferenceService) (kept []string, dropped []strin
 // hasFlag reports whether args set the flag name in either spelling.
 func hasFlag(args []string, name string) bool {
 	for _, a := range args {
-		if n, _ := flagName(a); n == name {
+		if n, _ := vram.FlagName(a); n == name {
 			return true
 		}
 	}
@@ -75,10 +66,10 @@ func ConfigurationWarnings(svc *v1alpha1.LLMInferenceService) []string {
 		w = append(w, "engine.args has no --max-model-len: vLLM then reserves KV cache for the model's whole "+
 			"context window, which may not fit or leaves room for few requests; set it, e.g. --max-model-len=32768")
 	}
-	if v, ok := EstimateVRAM(svc); ok {
+	if v, ok := vram.Estimate(svc); ok {
 		if size := cacheSize(svc); size.Value() < v.WeightsBytes {
 			w = append(w, fmt.Sprintf("modelCache.size is %s but the weights alone take about %s: the download "+
-				"would fill the claim and fail; raise modelCache.size", size.String(), GiB(v.WeightsBytes)))
+				"would fill the claim and fail; raise modelCache.size", size.String(), vram.GiB(v.WeightsBytes)))
 		}
 	}
 	if accessMode(svc) != corev1.ReadWriteMany && maxReplicas(svc) > 1 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
+	"github.com/llm-d/llm-d/vram"
 )
 
 func svcWith(f func(*v1alpha1.LLMInferenceService)) *v1alpha1.LLMInferenceService {
@@ -272,7 +273,7 @@ func TestGPUMemoryAffinity(t *testing.T) {
 		s.Spec.Resources.Limits = corev1.ResourceList{contract.GPUResource: resource.MustParse("1")}
 	}
 	a := gpuMemoryAffinity(svcWith(gpu))
-	v, _ := EstimateVRAM(svcWith(gpu))
+	v, _ := vram.Estimate(svcWith(gpu))
 	if a == nil {
 		t.Fatal("no affinity for a GPU pod of known size")
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
+	"github.com/llm-d/llm-d/vram"
 )
 
 const (
@@ -245,16 +246,16 @@ func gpuTolerations(svc *v1alpha1.LLMInferenceService) []corev1.Toleration {
 // ORed), so a cluster without feature discovery schedules as before. No affinity when the model's size is
 // unknown or it asks for no GPU.
 func gpuMemoryAffinity(svc *v1alpha1.LLMInferenceService) *corev1.Affinity {
-	v, ok := EstimateVRAM(svc)
+	v, ok := vram.Estimate(svc)
 	if !ok || contract.GPUsPerReplica(svc.Spec.Resources) == 0 {
 		return nil
 	}
 	return &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
 		RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{
 			{MatchExpressions: []corev1.NodeSelectorRequirement{{
-				Key: LabelGPUMemory, Operator: corev1.NodeSelectorOpGt, Values: []string{strconv.FormatInt(v.MinGPUMiB()-1, 10)},
+				Key: contract.LabelGPUMemory, Operator: corev1.NodeSelectorOpGt, Values: []string{strconv.FormatInt(v.MinGPUMiB()-1, 10)},
 			}}},
-			{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: LabelGPUMemory, Operator: corev1.NodeSelectorOpDoesNotExist}}},
+			{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: contract.LabelGPUMemory, Operator: corev1.NodeSelectorOpDoesNotExist}}},
 		}},
 	}}
 }

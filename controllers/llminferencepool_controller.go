@@ -25,6 +25,7 @@ import (
 	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
 	scalerpool "github.com/llm-d/llm-d/scaler/pool"
+	"github.com/llm-d/llm-d/vram"
 )
 
 // Reasons of a pool's Ready condition.
@@ -150,11 +151,11 @@ func (c *poolCheck) addMember(pool *v1alpha1.LLMInferencePool, svc *v1alpha1.LLM
 	}
 	c.minGPUs += int64(minReplicas(svc)) * g
 	c.inUse += int64(svc.Status.Replicas) * g
-	v, ok := EstimateVRAM(svc)
+	v, ok := vram.Estimate(svc)
 	if !ok || g == 0 {
 		return memberNeed{}, false
 	}
-	st.VRAMPerGPU = GiB(v.PerGPUBytes)
+	st.VRAMPerGPU = vram.GiB(v.PerGPUBytes)
 	if fits, msg := fitsSomeGPU(v, gpus); !fits {
 		c.problems[ReasonVRAMMisfit] = append(c.problems[ReasonVRAMMisfit], svc.Name+" "+msg)
 	}
@@ -191,7 +192,7 @@ func minReplicas(svc *v1alpha1.LLMInferenceService) int32 {
 
 type memberNeed struct {
 	name string
-	v    VRAM
+	v    vram.VRAM
 }
 
 // gpuNode is a node's GPU memory as GPU feature discovery labels it.
@@ -206,16 +207,16 @@ type gpuNode struct {
 func gpuNodes(ctx context.Context, c client.Reader) ([]gpuNode, error) {
 	nodes := &metav1.PartialObjectMetadataList{}
 	nodes.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
-	if err := c.List(ctx, nodes, client.HasLabels{LabelGPUMemory}); err != nil {
+	if err := c.List(ctx, nodes, client.HasLabels{contract.LabelGPUMemory}); err != nil {
 		return nil, err
 	}
 	var out []gpuNode
 	for _, n := range nodes.Items {
-		mem, err := strconv.ParseInt(n.Labels[LabelGPUMemory], 10, 64)
+		mem, err := strconv.ParseInt(n.Labels[contract.LabelGPUMemory], 10, 64)
 		if err != nil || mem <= 0 {
 			continue
 		}
-		rep, _ := strconv.ParseInt(n.Labels[LabelGPUReplicas], 10, 64)
+		rep, _ := strconv.ParseInt(n.Labels[contract.LabelGPUReplicas], 10, 64)
 		out = append(out, gpuNode{n.Name, mem, max(rep, 1)})
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -230,11 +231,11 @@ const largestGPUMiB = 288 << 10
 
 // fitsSomeGPU checks a need against the largest GPU of the cluster, as GPU feature discovery labels the
 // nodes, or against the largest GPU made when no node carries the label.
-func fitsSomeGPU(v VRAM, nodes []gpuNode) (bool, string) {
+func fitsSomeGPU(v vram.VRAM, nodes []gpuNode) (bool, string) {
 	if len(nodes) == 0 {
-		return v.Fits(largestGPUMiB, fmt.Sprintf("the largest GPU made (no node carries %s)", LabelGPUMemory))
+		return v.Fits(largestGPUMiB, fmt.Sprintf("the largest GPU made (no node carries %s)", contract.LabelGPUMemory))
 	}
-	return v.Fits(nodes[0].memMiB, fmt.Sprintf("the largest GPU (node %s, %s=%d)", nodes[0].name, LabelGPUMemory, nodes[0].memMiB))
+	return v.Fits(nodes[0].memMiB, fmt.Sprintf("the largest GPU (node %s, %s=%d)", nodes[0].name, contract.LabelGPUMemory, nodes[0].memMiB))
 }
 
 // sharedGPUMisfit checks members that may share one time-sliced GPU: on a node whose GPUs carry
@@ -251,12 +252,12 @@ func sharedGPUMisfit(needs []memberNeed, nodes []gpuNode) string {
 		var names []string
 		for _, m := range sorted[:k] {
 			sum += m.v.PerGPUBytes
-			names = append(names, fmt.Sprintf("%s (%s)", m.name, GiB(m.v.PerGPUBytes)))
+			names = append(names, fmt.Sprintf("%s (%s)", m.name, vram.GiB(m.v.PerGPUBytes)))
 		}
 		if have := n.memMiB << 20; sum > have {
 			return fmt.Sprintf("node %s shares each GPU among %d pods (%s=%d) and %s would need %s together on one GPU of %s: "+
-				"keep these models off shared GPUs or lower their --max-model-len", n.name, n.replicas, LabelGPUReplicas, n.replicas,
-				strings.Join(names, " and "), GiB(sum), GiB(have))
+				"keep these models off shared GPUs or lower their --max-model-len", n.name, n.replicas, contract.LabelGPUReplicas, n.replicas,
+				strings.Join(names, " and "), vram.GiB(sum), vram.GiB(have))
 		}
 	}
 	return ""

@@ -29,6 +29,7 @@ import (
 
 	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
+	"github.com/llm-d/llm-d/vram"
 )
 
 // Reasons of the conditions an LLMInferenceService carries.
@@ -136,6 +137,9 @@ func (r *LLMInferenceServiceReconciler) reconcileObjects(ctx context.Context, sv
 
 	svc.Status.Replicas = dep.Status.Replicas
 	svc.Status.ReadyReplicas = dep.Status.ReadyReplicas
+	if svc.Status.GPUProduct, err = r.gpuProduct(ctx, svc); err != nil {
+		return err
+	}
 	switch {
 	case dep.Status.ReadyReplicas > 0:
 		r.setReady(svc, metav1.ConditionTrue, ReasonAvailable,
@@ -159,6 +163,39 @@ func (r *LLMInferenceServiceReconciler) reconcileObjects(ctx context.Context, sv
 			"no replica is ready yet: a first start downloads the weights (minutes), later starts load them from the cache")
 	}
 	return r.reconcileScaledObject(ctx, svc, dep, autoscaling)
+}
+
+// gpuProduct is the nvidia.com/gpu.product label most common among the nodes of the service's ready pods;
+// "" when none of them carries it.
+func (r *LLMInferenceServiceReconciler) gpuProduct(ctx context.Context, svc *v1alpha1.LLMInferenceService) (string, error) {
+	pods := &corev1.PodList{}
+	if err := r.Client.List(ctx, pods, client.InNamespace(svc.Namespace), client.MatchingLabels(contract.SelectorLabels(svc.Name))); err != nil {
+		return "", err
+	}
+	count := map[string]int{}
+	best := ""
+	for _, p := range pods.Items {
+		if _, ready := firstReady(&p); p.Spec.NodeName == "" || !ready {
+			continue
+		}
+		node := &metav1.PartialObjectMetadata{}
+		node.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Node"))
+		if err := r.Client.Get(ctx, client.ObjectKey{Name: p.Spec.NodeName}, node); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return "", err
+		}
+		product := node.Labels[contract.LabelGPUProduct]
+		if product == "" {
+			continue
+		}
+		count[product]++
+		if c := count[product]; c > count[best] || c == count[best] && product < best {
+			best = product
+		}
+	}
+	return best, nil
 }
 
 // reconcileScaledObject creates the ScaledObject once the first replica is ready (so the scaler has a pod to
@@ -249,7 +286,7 @@ func invalidAutoscaling(a *v1alpha1.AutoscalingSpec) string {
 // vramMisfit says, with the numbers, why the service cannot fit the largest GPU of the cluster (as GPU
 // feature discovery labels nodes); "" when it fits, when it asks for no GPU, or when nothing is known.
 func (r *LLMInferenceServiceReconciler) vramMisfit(ctx context.Context, svc *v1alpha1.LLMInferenceService) (string, error) {
-	v, ok := EstimateVRAM(svc)
+	v, ok := vram.Estimate(svc)
 	if !ok || contract.GPUsPerReplica(svc.Spec.Resources) == 0 {
 		return "", nil
 	}

@@ -32,7 +32,8 @@ import (
 //   - with no node labelled with its GPU memory, a model no GPU can hold (405B parameters on one GPU, about
 //     810 GB of bf16 weights) is refused: Ready=False VRAMMisfit, a Warning event, no Deployment;
 //   - GPU nodes without nvidia.com/gpu.memory still take pods (a cluster without GPU feature discovery);
-//   - with a 24 GB and an 80 GB node, a model that needs about 40 GB per GPU lands on the 80 GB node only.
+//   - with a 24 GB and an 80 GB node, a model that needs about 40 GB per GPU lands on the 80 GB node only;
+//   - status.gpuProduct names the GPU most of the ready pods run on (nvidia.com/gpu.product).
 func TestGPUPlacementOnTheRealScheduler(t *testing.T) {
 	e, err := testenv.Start(testenv.Options{Controllers: []string{"deployment", "replicaset", "persistentvolume-binder"}, Scheduler: true})
 	must(t, err)
@@ -102,7 +103,7 @@ func TestGPUPlacementOnTheRealScheduler(t *testing.T) {
 	}
 
 	// A GPU node without the label: the affinity's DoesNotExist term lets pods onto it.
-	addGPUNode(t, c, "gpu-unlabelled", "")
+	addGPUNode(t, c, "gpu-unlabelled", "", "")
 	// Qwen2.5 32B in fp8 with a 16k context: 29.8 GiB weights + 5 GiB KV cache + 1 GiB, /0.9 = ~40 GiB per GPU.
 	const mid = "qwen-32b"
 	service(mid, "Qwen/Qwen2.5-32B-Instruct", 2, "--quantization=fp8", "--max-model-len=16384")
@@ -110,8 +111,8 @@ func TestGPUPlacementOnTheRealScheduler(t *testing.T) {
 	poll("both pods on the unlabelled node", func() error { return placed(ctx, c, ns, mid, map[string]int{"gpu-unlabelled": 2}) })
 
 	// Nodes with feature discovery's label; the unlabelled one is cordoned so the new pods choose between them.
-	addGPUNode(t, c, "gpu-24gb", "23028") // A10G
-	addGPUNode(t, c, "gpu-80gb", "81920") // A100 80GB
+	addGPUNode(t, c, "gpu-24gb", "23028", "NVIDIA-A10G")
+	addGPUNode(t, c, "gpu-80gb", "81920", "NVIDIA-A100-SXM4-80GB")
 	node := &corev1.Node{}
 	must(t, c.Get(ctx, types.NamespacedName{Name: "gpu-unlabelled"}, node))
 	node.Spec.Unschedulable = true
@@ -127,12 +128,33 @@ func TestGPUPlacementOnTheRealScheduler(t *testing.T) {
 	poll("the 4 new pods on the 80 GB node only", func() error {
 		return placed(ctx, c, ns, mid, map[string]int{"gpu-unlabelled": 2, "gpu-80gb": 4})
 	})
+
+	// Every pod ready, the most on the A100 node: the service reports that GPU.
+	pods := &corev1.PodList{}
+	must(t, c.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{contract.LabelInstance: mid}))
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		now := metav1.Now()
+		p.Status.Phase = corev1.PodRunning
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now}}
+		must(t, c.Status().Update(ctx, p))
+	}
+	poll("status.gpuProduct", func() error {
+		s := &v1alpha1.LLMInferenceService{}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: mid}, s); err != nil {
+			return err
+		}
+		if s.Status.GPUProduct != "NVIDIA-A100-SXM4-80GB" {
+			return fmt.Errorf("status.gpuProduct %q", s.Status.GPUProduct)
+		}
+		return nil
+	})
 }
 
 // addGPUNode registers a node with 8 GPUs, as a kubelet with NVIDIA's device plugin would, labelled with
-// feature discovery's nvidia.com/gpu.memory when memMiB is set, and clears the not-ready taint the API
-// server puts on a new node (no node controller runs here to lift it).
-func addGPUNode(t *testing.T, c client.Client, name, memMiB string) {
+// feature discovery's nvidia.com/gpu.memory and nvidia.com/gpu.product when memMiB and product are set,
+// and clears the not-ready taint the API server puts on a new node (no node controller runs here to lift it).
+func addGPUNode(t *testing.T, c client.Client, name, memMiB, product string) {
 	t.Helper()
 	res := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("64"), corev1.ResourceMemory: resource.MustParse("512Gi"),
 		corev1.ResourcePods: resource.MustParse("110"), contract.GPUResource: resource.MustParse("8")}
@@ -142,7 +164,10 @@ func addGPUNode(t *testing.T, c client.Client, name, memMiB string) {
 			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.Now()}}},
 	}
 	if memMiB != "" {
-		n.Labels[controllers.LabelGPUMemory] = memMiB
+		n.Labels[contract.LabelGPUMemory] = memMiB
+	}
+	if product != "" {
+		n.Labels[contract.LabelGPUProduct] = product
 	}
 	must(t, c.Create(context.Background(), n))
 	if err := poll.Eventually(context.Background(), timeout, func() error {

@@ -265,9 +265,9 @@ func isNotFound(err error) error {
 }
 
 func gpuNode(name, memMiB, replicas string) *corev1.Node {
-	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{controllers.LabelGPUMemory: memMiB}}}
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{contract.LabelGPUMemory: memMiB}}}
 	if replicas != "" {
-		n.Labels[controllers.LabelGPUReplicas] = replicas
+		n.Labels[contract.LabelGPUReplicas] = replicas
 	}
 	return n
 }

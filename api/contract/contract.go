@@ -25,6 +25,13 @@ const (
 	// NameVLLM is LabelName's value on model server pods.
 	NameVLLM = "vllm"
 
+	// LabelGPUProduct, LabelGPUMemory (MiB per GPU) and LabelGPUReplicas (pods sharing a time-sliced GPU)
+	// are the node labels NVIDIA's GPU feature discovery sets: the operator places pods and checks memory by
+	// them, and reports the product its pods run on for the scaler's capacity prior.
+	LabelGPUProduct  = "nvidia.com/gpu.product"
+	LabelGPUMemory   = "nvidia.com/gpu.memory"
+	LabelGPUReplicas = "nvidia.com/gpu.replicas"
+
 	// ContainerName is the name of the vLLM container in every model server pod.
 	ContainerName = "vllm"
 	// HTTPPort is the port vLLM listens on, for the OpenAI API and /metrics alike.

@@ -328,6 +328,12 @@ type LLMInferenceServiceStatus struct {
 	// +optional
 	ScaledObject string `json:"scaledObject,omitempty"`
 
+	// GPUProduct is the GPU the ready replicas run on, from their nodes' nvidia.com/gpu.product label (GPU
+	// feature discovery), the most common one when they differ; empty when no node says. The scaler's
+	// capacity model starts from what this GPU does for the model's size.
+	// +optional
+	GPUProduct string `json:"gpuProduct,omitempty"`
+
 	// Autoscaler is the llm-d scaler's latest decision and the signals behind it, written by the scaler when
 	// the decision changes, and when only the signals changed at most every 30 seconds.
 	// +optional

@@ -7,6 +7,9 @@ type Mechanism string
 const (
 	// MechanismCapacity is the capacity model (capacity.go); off, the queue and throughput rules decide alone.
 	MechanismCapacity Mechanism = "capacity"
+	// MechanismCalibration is the capacity prior's calibration from saturated pods (calibration.go); off,
+	// the prior is used as it is.
+	MechanismCalibration Mechanism = "calibration"
 	// MechanismHeadroom is the burst headroom (headroom.go); off, the capacity model sizes for the current
 	// demand only.
 	MechanismHeadroom Mechanism = "headroom"
@@ -18,7 +21,7 @@ const (
 
 // Mechanisms lists every mechanism in report order.
 func Mechanisms() []Mechanism {
-	return []Mechanism{MechanismCapacity, MechanismHeadroom, MechanismHotPod, MechanismKVHeadroom}
+	return []Mechanism{MechanismCapacity, MechanismCalibration, MechanismHeadroom, MechanismHotPod, MechanismKVHeadroom}
 }
 
 // Option configures an Autoscaler.

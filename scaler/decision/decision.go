@@ -203,6 +203,7 @@ type Autoscaler struct {
 	kv      []kvSample // the KV-cache load of the last kvWindow
 	sizes   sizes
 	growth  growth
+	calib   calibration
 	window  time.Duration
 	off     map[Mechanism]bool
 }

@@ -15,6 +15,10 @@ func (a *Autoscaler) model(p Policy, s Snapshot, d *Decision) bool {
 		return false
 	}
 	c := a.capacity(p.Capacity)
+	if a.on(MechanismCalibration) {
+		a.calib.observe(s.Now, s.Pods, c.Saturation(m.Demand), p.TargetQueue, a.window)
+		c = c.scaled(a.calib.factor())
+	}
 	base := a.growth.base
 	if !m.partial {
 		base = a.growth.observe(s.Now, m.Arrivals, m.count, horizon(s.StartupDelay))

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/llm-d/llm-d/api/v1alpha1"
 	"github.com/llm-d/llm-d/scaler/decision"
 	"github.com/llm-d/llm-d/scaler/pool"
+	"github.com/llm-d/llm-d/vram"
 )
 
 // PodTarget is one ready pod to scrape.
@@ -48,6 +50,9 @@ type Target struct {
 	Terminating int
 	// GPUsPerReplica is what one replica requests, for the pool's budget.
 	GPUsPerReplica int64
+	// StartupDelay is the median, over the ready pods, of the time from a pod's creation to its readiness:
+	// what a scale-up takes to add capacity. 0 when no pod is ready.
+	StartupDelay time.Duration
 }
 
 // Key is namespace/name.
@@ -87,10 +92,28 @@ func PolicyFor(svc *v1alpha1.LLMInferenceService) (decision.Policy, error) {
 			p.Objective.Attainment = v
 		}
 	}
+	p.Capacity = Prior(svc)
 	if err := p.Validate(); err != nil {
 		return p, fmt.Errorf("spec.autoscaling: %w", err)
 	}
 	return p, nil
+}
+
+// Prior is the capacity model's prior for a service: its model's size (spec.model, vLLM's flags) on the GPU
+// its ready pods run on (status.gpuProduct, which the operator reads from their nodes), or on
+// decision.DefaultGPU when the nodes do not say. Zero, and the capacity model off, when the model's
+// parameter count is unknown.
+func Prior(svc *v1alpha1.LLMInferenceService) decision.Capacity {
+	v, ok := vram.Estimate(svc)
+	if !ok {
+		return decision.Capacity{}
+	}
+	gpu, known := decision.LookupGPU(svc.Status.GPUProduct)
+	if !known {
+		gpu = decision.DefaultGPU
+	}
+	return decision.Prior(gpu, decision.Model{Parameters: v.Parameters, BytesPerParameter: float64(v.WeightsBytes) / v.Parameters,
+		KVBytesPerToken: float64(v.KVBytesPerToken), GPUs: int(v.TensorParallel)})
 }
 
 // PoolPriority is the allocator's priority of a pool member's spec.services[].priority (unset is normal).
@@ -172,6 +195,7 @@ func target(ctx context.Context, c client.Reader, svc *v1alpha1.LLMInferenceServ
 		return t, err
 	}
 	rsOwned := map[types.UID]bool{} // ReplicaSet UID -> controlled by dep
+	var startups []time.Duration
 	for i := range pods.Items {
 		pod := &pods.Items[i]
 		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed || !ownedBy(ctx, c, pod, dep, rsOwned) {
@@ -188,8 +212,25 @@ func target(ctx context.Context, c client.Reader, svc *v1alpha1.LLMInferenceServ
 		}
 		t.Ready = append(t.Ready, PodTarget{UID: pod.UID, Name: pod.Name,
 			Addr: net.JoinHostPort(ip.String(), strconv.Itoa(contract.HTTPPort))})
+		if at := readySince(pod); at.After(pod.CreationTimestamp.Time) {
+			startups = append(startups, at.Sub(pod.CreationTimestamp.Time))
+		}
+	}
+	if len(startups) > 0 {
+		slices.Sort(startups)
+		t.StartupDelay = startups[len(startups)/2]
 	}
 	return t, nil
+}
+
+// readySince is when the pod last became ready.
+func readySince(pod *corev1.Pod) time.Time {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.LastTransitionTime.Time
+		}
+	}
+	return time.Time{}
 }
 
 // ownedBy follows pod -> ReplicaSet -> Deployment by controller references.

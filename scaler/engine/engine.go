@@ -270,7 +270,7 @@ func (e *Engine) round(ctx context.Context, key types.NamespacedName, s *service
 	now := e.cfg.Now()
 	s.mu.Lock()
 	s.auto.SetPolicy(t.Policy)
-	snap := decision.Snapshot{Now: now, Current: t.Current, Ready: len(t.Ready), Starting: t.Starting}
+	snap := decision.Snapshot{Now: now, Current: t.Current, Ready: len(t.Ready), Starting: t.Starting, StartupDelay: t.StartupDelay}
 	for _, p := range t.Ready {
 		sig, err := s.pods[p.UID].Signals(now, e.cfg.MaxAge)
 		if err != nil {

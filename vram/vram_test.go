@@ -1,4 +1,4 @@
-package controllers
+package vram
 
 import (
 	"strings"
@@ -7,7 +7,13 @@ import (
 	"github.com/llm-d/llm-d/api/v1alpha1"
 )
 
-func TestEstimateVRAM(t *testing.T) {
+func svcWith(f func(*v1alpha1.LLMInferenceService)) *v1alpha1.LLMInferenceService {
+	s := &v1alpha1.LLMInferenceService{Spec: v1alpha1.LLMInferenceServiceSpec{Model: v1alpha1.ModelSpec{ID: "org/model-8B"}}}
+	f(s)
+	return s
+}
+
+func TestEstimate(t *testing.T) {
 	cases := []struct {
 		id, params string
 		args       []string
@@ -30,7 +36,7 @@ func TestEstimateVRAM(t *testing.T) {
 		s := svcWith(func(s *v1alpha1.LLMInferenceService) {
 			s.Spec.Model.ID, s.Spec.Model.Parameters, s.Spec.Engine.Args = tc.id, tc.params, tc.args
 		})
-		v, ok := EstimateVRAM(s)
+		v, ok := Estimate(s)
 		if !ok || v.Parameters != tc.wantParams {
 			t.Fatalf("%s: params %v ok %v", tc.id, v.Parameters, ok)
 		}
@@ -44,7 +50,7 @@ func TestEstimateVRAM(t *testing.T) {
 			t.Errorf("%s on A100 80GB: fits %v", tc.id, ok)
 		}
 	}
-	if _, ok := EstimateVRAM(svcWith(func(s *v1alpha1.LLMInferenceService) { s.Spec.Model.ID = "org/mystery" })); ok {
+	if _, ok := Estimate(svcWith(func(s *v1alpha1.LLMInferenceService) { s.Spec.Model.ID = "org/mystery" })); ok {
 		t.Error("estimated a model of unknown size")
 	}
 }
@@ -53,7 +59,7 @@ func TestEstimateVRAM(t *testing.T) {
 // and one MiB less does not.
 func TestMinGPUMiBMatchesFits(t *testing.T) {
 	for _, args := range [][]string{{"--max-model-len=8192"}, {"--max-model-len=32768", "--gpu-memory-utilization=0.95"}, {"--tensor-parallel-size=4"}} {
-		v, ok := EstimateVRAM(svcWith(func(s *v1alpha1.LLMInferenceService) { s.Spec.Engine.Args = args }))
+		v, ok := Estimate(svcWith(func(s *v1alpha1.LLMInferenceService) { s.Spec.Engine.Args = args }))
 		if !ok {
 			t.Fatal("no estimate")
 		}

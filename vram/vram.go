@@ -1,4 +1,7 @@
-package controllers
+// Package vram estimates what a served model needs of a GPU: its parameter count, weights and KV cache per
+// token from the model id and vLLM's flags. The operator checks the need against the nodes' GPU memory; the
+// scaler's capacity prior reads the same estimate.
+package vram
 
 import (
 	"fmt"
@@ -8,12 +11,6 @@ import (
 
 	"github.com/llm-d/llm-d/api/v1alpha1"
 )
-
-// LabelGPUMemory is the GPU memory per GPU in MiB that NVIDIA's GPU feature discovery puts on nodes.
-const LabelGPUMemory = "nvidia.com/gpu.memory"
-
-// LabelGPUReplicas is set by GPU feature discovery when GPUs are time-sliced: how many pods share one GPU.
-const LabelGPUReplicas = "nvidia.com/gpu.replicas"
 
 const (
 	gib = 1 << 30
@@ -66,10 +63,10 @@ func parseParameters(s string) (float64, bool) {
 	}
 }
 
-// EstimateVRAM estimates a service's GPU memory from its parameter count (spec.model.parameters or the model
+// Estimate estimates a service's GPU memory from its parameter count (spec.model.parameters or the model
 // id), dtype and quantization, --max-model-len and --tensor-parallel-size. ok is false when the parameter
 // count is unknown.
-func EstimateVRAM(svc *v1alpha1.LLMInferenceService) (v VRAM, ok bool) {
+func Estimate(svc *v1alpha1.LLMInferenceService) (v VRAM, ok bool) {
 	id := strings.ToLower(svc.Spec.Model.ID)
 	switch {
 	case svc.Spec.Model.Parameters != "":
@@ -87,11 +84,11 @@ func EstimateVRAM(svc *v1alpha1.LLMInferenceService) (v VRAM, ok bool) {
 	}
 	args := svc.Spec.Engine.Args
 	bytesPerParam := 2.0 // bf16 / fp16, vLLM's "auto" for these models
-	switch argValue(args, "--dtype") {
+	switch ArgValue(args, "--dtype") {
 	case "float32", "float":
 		bytesPerParam = 4
 	}
-	switch q := argValue(args, "--quantization"); {
+	switch q := ArgValue(args, "--quantization"); {
 	case q == "fp8":
 		bytesPerParam = 1
 	case q != "": // awq, gptq, marlin and bitsandbytes variants are 4-bit
@@ -109,19 +106,19 @@ func EstimateVRAM(svc *v1alpha1.LLMInferenceService) (v VRAM, ok bool) {
 	default:
 		v.KVBytesPerToken = 128 * kib
 	}
-	if argValue(args, "--kv-cache-dtype") == "fp8" || strings.HasPrefix(argValue(args, "--kv-cache-dtype"), "fp8") {
+	if ArgValue(args, "--kv-cache-dtype") == "fp8" || strings.HasPrefix(ArgValue(args, "--kv-cache-dtype"), "fp8") {
 		v.KVBytesPerToken /= 2
 	}
 	v.ContextTokens = defaultContext
-	if n, err := strconv.ParseInt(argValue(args, "--max-model-len"), 10, 64); err == nil && n > 0 {
+	if n, err := strconv.ParseInt(ArgValue(args, "--max-model-len"), 10, 64); err == nil && n > 0 {
 		v.ContextTokens = n
 	}
 	v.TensorParallel = 1
-	if n, err := strconv.ParseInt(argValue(args, "--tensor-parallel-size"), 10, 64); err == nil && n > 0 {
+	if n, err := strconv.ParseInt(ArgValue(args, "--tensor-parallel-size"), 10, 64); err == nil && n > 0 {
 		v.TensorParallel = n
 	}
 	v.Utilization = 0.9
-	if u, err := strconv.ParseFloat(argValue(args, "--gpu-memory-utilization"), 64); err == nil && u > 0 && u <= 1 {
+	if u, err := strconv.ParseFloat(ArgValue(args, "--gpu-memory-utilization"), 64); err == nil && u > 0 && u <= 1 {
 		v.Utilization = u
 	}
 	v.PerGPUBytes = (v.WeightsBytes+v.KVBytesPerToken*v.ContextTokens)/v.TensorParallel + runtimeOverhead
@@ -160,10 +157,10 @@ func (v VRAM) fitsBytes(memMiB int64) bool {
 // GiB formats bytes as GiB with one decimal, as status shows them.
 func GiB(b int64) string { return strconv.FormatFloat(float64(b)/gib, 'f', 1, 64) + "Gi" }
 
-// argValue returns the value of a flag in either spelling (--flag=v or --flag v), "" when absent.
-func argValue(args []string, name string) string {
+// ArgValue returns the value of a flag in either spelling (--flag=v or --flag v), "" when absent.
+func ArgValue(args []string, name string) string {
 	for i, a := range args {
-		n, inline := flagName(a)
+		n, inline := FlagName(a)
 		if n != name {
 			continue
 		}
@@ -176,4 +173,14 @@ func argValue(args []string, name string) string {
 		}
 	}
 	return ""
+}
+
+// FlagName is a command-line token's flag name in vLLM's canonical spelling ("--max_model_len=8" is
+// "--max-model-len"), and whether the token carries its value after "="; "" for a token that is no flag.
+func FlagName(tok string) (name string, inline bool) {
+	if !strings.HasPrefix(tok, "--") {
+		return "", false
+	}
+	name, _, inline = strings.Cut(tok, "=")
+	return "--" + strings.ReplaceAll(name[2:], "_", "-"), inline
 }

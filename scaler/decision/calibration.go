@@ -1,0 +1,72 @@
+package decision
+
+import (
+	"math"
+	"time"
+)
+
+// Calibration.
+//
+// The capacity prior is a table of GPUs and the model's size; the pods show what they really do. A pod with
+// more requests waiting than the queue target at both ends of a rate window is backlogged through it, and
+// admits requests as fast as it can: its first tokens/s is its saturation rate at the current mix. (A
+// request or two waiting is not a backlog: vLLM holds new requests while a long prompt takes the step's
+// token budget.) The autoscaler compares that with the rate the model predicts for
+// the mix (Capacity.Saturation) and keeps their ratio, κ, averaged in logarithm over the saturated windows
+// of the last calibrationHalfLife. The capacity it sizes with is the prior κ times faster: prefill κ times
+// the rate, each step term 1/κ the time (one factor: the cost model's shape stays the prior's, its speed is
+// measured). κ stays within [1/calibrationMax, calibrationMax], and is 1 until a pod has been saturated.
+const (
+	calibrationHalfLife = time.Hour
+	calibrationMax      = 8.0
+)
+
+// calibration is the running log-average of κ.
+type calibration struct {
+	at        time.Time
+	weight    float64 // seconds of saturated windows, decayed
+	logFactor float64 // their weighted sum of log κ
+}
+
+// observe folds in the snapshot's saturated pods, those with more than backlog requests waiting at both ends
+// of their window, against the model's saturation rate for the mix.
+func (k *calibration) observe(now time.Time, pods []Pod, predicted, backlog float64, window time.Duration) {
+	if !(predicted > 0) {
+		return
+	}
+	if !k.at.IsZero() && now.After(k.at) {
+		f := math.Exp2(-now.Sub(k.at).Seconds() / calibrationHalfLife.Seconds())
+		k.weight, k.logFactor = k.weight*f, k.logFactor*f
+	}
+	k.at = now
+	for _, p := range pods {
+		span := p.RateSpan.Seconds()
+		if !p.HasTokenRates || p.RateSpan < window/2 || p.Waiting <= backlog ||
+			p.Waiting-p.WaitingGrowth*span <= backlog || !(p.FirstTokensPS > 0) {
+			continue
+		}
+		ratio := min(max(p.FirstTokensPS/predicted, 1/calibrationMax), calibrationMax)
+		k.weight += span
+		k.logFactor += span * math.Log(ratio)
+	}
+}
+
+// factor is κ, 1 without a saturated window.
+func (k *calibration) factor() float64 {
+	if k.weight <= 0 {
+		return 1
+	}
+	return math.Exp(k.logFactor / k.weight)
+}
+
+// scaled is c with its speed multiplied by f.
+func (c Capacity) scaled(f float64) Capacity {
+	if f == 1 {
+		return c
+	}
+	c.PrefillTPS *= f
+	c.StepBase = time.Duration(float64(c.StepBase) / f)
+	c.StepPerSeq = time.Duration(float64(c.StepPerSeq) / f)
+	c.StepPerContextToken = time.Duration(float64(c.StepPerContextToken) / f)
+	return c
+}

@@ -1,0 +1,126 @@
+package decision
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// handPod is a capacity whose numbers are easy to follow by hand: a pod prefills 10,000 tokens/s alone, a
+// decode step costs 20 ms plus 1 ms per sequence, a step holds 2,000 tokens, the cache 100,000 tokens.
+var handPod = Capacity{PrefillTPS: 10_000, StepBase: 20 * time.Millisecond, StepPerSeq: time.Millisecond,
+	StepTokens: 2_000, MaxSeqs: 256, KVTokens: 100_000}
+
+func near(t *testing.T, what string, got, want, tol float64) {
+	t.Helper()
+	if math.Abs(got-want) > tol*math.Max(math.Abs(want), 1e-12) {
+		t.Errorf("%s = %.6g, want %.6g", what, got, want)
+	}
+}
+
+// One pod, 2 requests/s of 1,000 prompt and 100 output tokens, each sequence holding 1,000 tokens of cache.
+//
+// The batch B solves B = λ·(S + d·t(B)/(1 − u)) with t(B) = 20 ms + 1 ms·B, the pod prefilling at
+// V(B) = (2000 − B) / (t(B) + (2000 − B)/10000), S = 1000/V(B) and u = λ·S. At B = 7.292: t = 27.29 ms,
+// V = 1992.7/0.22656 = 8,795 tokens/s, S = 0.1137 s, u = 0.2274, and 2·(0.1137 + 100·0.02729/0.7726) = 7.292.
+// Without an objective the queue target (5) decides: M/M/1 (C² = 1) gives σ = u and P(Nq ≥ 5) = u·u⁵ =
+// 1.38e-4. The cache holds 7.29 × 1,000 of 100,000 tokens: 7.3 %.
+func TestCapacityOnePodByHand(t *testing.T) {
+	d := Demand{Arrivals: 2, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000, PromptCV2: 1}
+	pl := handPod.At(1, d, Budget{QueueDepth: 5, Attainment: 0.99}, 0)
+	near(t, "batch", pl.Batch, 7.2924, 1e-3)
+	near(t, "prefill tokens/s", pl.PrefillTPS, 8795.4, 1e-3)
+	near(t, "utilization", pl.Utilization, 0.22739, 1e-3)
+	near(t, "step", pl.Step.Seconds(), 0.027292, 1e-3)
+	near(t, "queue late", pl.QueueLate, 1.383e-4, 1e-2)
+	near(t, "KV fill", pl.KVFill, 0.072924, 1e-3)
+	if !pl.Fits || pl.KVLate > 1e-12 {
+		t.Fatalf("%+v: one pod fits", pl)
+	}
+}
+
+// With an objective of 500 ms, a request may wait 0.5 − S − t = 0.359 s; the exponential tail gives
+// 0.2274·exp(−2·0.7726·0.359/(0.1137·2)) = 1.98 % late on one pod, 0.60 % on two: two pods.
+func TestCapacityObjectiveByHand(t *testing.T) {
+	d := Demand{Arrivals: 2, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000, PromptCV2: 1}
+	b := Budget{TTFT: 500 * time.Millisecond, Attainment: 0.99}
+	one := handPod.At(1, d, b, 0)
+	near(t, "budget", one.Budget.Seconds(), 0.35901, 1e-3)
+	near(t, "late on one pod", one.QueueLate, 0.019827, 1e-2)
+	two := handPod.At(2, d, b, 0)
+	near(t, "late on two pods", two.QueueLate, 0.0059993, 1e-2)
+	if got := handPod.Fewest(d, b, 0, 8); got.Pods != 2 || one.Fits || !two.Fits {
+		t.Fatalf("fewest = %d (one fits %v, two fits %v), want 2", got.Pods, one.Fits, two.Fits)
+	}
+}
+
+// A saturated pod: the demand is more than one pod can decode at any batch (Little's law has no solution),
+// and Saturation is the rate at which it still has one.
+func TestCapacitySaturatedPod(t *testing.T) {
+	d := Demand{Arrivals: 50, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000, PromptCV2: 1}
+	if pl := handPod.At(1, d, Budget{QueueDepth: 5, Attainment: 0.99}, 0); pl.Fits || pl.Limit != "decode" {
+		t.Fatalf("50 requests/s on one pod: %+v", pl)
+	}
+	sat := handPod.Saturation(d)
+	// A request's prefill (0.1 s alone) and its decodes' per-sequence share (100 × 1 ms) cap a pod at 5
+	// requests/s even with the step base amortized over an infinite batch; prefill steps also stretch the
+	// decodes, so the saturation rate lies well under that.
+	if !(sat > 2.5 && sat < 5) {
+		t.Fatalf("saturation %.2f requests/s, want between 2.5 and 5", sat)
+	}
+	for _, lam := range []float64{sat * 0.99, sat * 1.01} {
+		d.Arrivals = lam
+		pl := handPod.At(1, d, Budget{Attainment: 0}, 0)
+		if serves := pl.Utilization < 1 && !math.IsInf(pl.Batch, 0) && pl.KVFill <= 1; serves != (lam < sat) {
+			t.Errorf("at %.3f requests/s (saturation %.3f): %+v", lam, sat, pl)
+		}
+	}
+}
+
+// Prefix-cache hits leave less to prefill: the same requests with 80 % of their prompt cached need fewer pods.
+// The pods report uncached prompt tokens/s (package signals subtracts vllm:prompt_tokens_cached_total).
+func TestCapacityPrefixCacheHits(t *testing.T) {
+	prompt := Demand{Arrivals: 20, PromptPerRequest: 1800, DecodePerRequest: 20, ContextPerSeq: 1810, PromptCV2: 1}
+	cached := prompt
+	cached.PromptPerRequest = 360
+	b := Budget{QueueDepth: 5, Attainment: 0.99}
+	full, hit := handPod.Fewest(prompt, b, 0, 100), handPod.Fewest(cached, b, 0, 100)
+	if !(hit.Pods < full.Pods) {
+		t.Fatalf("80 %% prefix hits: %d pods, without: %d", hit.Pods, full.Pods)
+	}
+}
+
+// An old vLLM without the prompt and first-token counters: the capacity model does not run, the queue and
+// throughput rules decide as they did, and the decision says so by its rule.
+func TestCapacityOffWithoutTheCounters(t *testing.T) {
+	p := article()
+	p.ScaleDownWindow = 0
+	p.Capacity = handPod
+	a := New(p)
+	a.started = t0.Add(-time.Hour)
+	d := a.Decide(Snapshot{Now: t0, Current: 4, Ready: 4, Pods: pods(4, busy(0, 2, 100))})
+	if d.Capacity != 0 || d.Rule != RuleScaleDown || d.Desired != 2 {
+		t.Fatalf("old vLLM: %d (%s: %s), want the floor's 2 without the model", d.Desired, d.Rule, d.Reason)
+	}
+}
+
+// More demand never needs fewer pods, whatever the mix.
+func TestCapacityMonotone(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 3000; i++ {
+		d := Demand{Arrivals: r.Float64() * 30, PromptPerRequest: 10 + r.Float64()*8000, DecodePerRequest: 1 + r.Float64()*1000,
+			PromptCV2: 0.1 + r.Float64()*3}
+		d.ContextPerSeq = d.PromptPerRequest + d.DecodePerRequest/2
+		b := Budget{QueueDepth: float64(1 + r.IntN(10)), Attainment: 0.9 + r.Float64()*0.099}
+		if r.IntN(2) == 0 {
+			b = Budget{TTFT: time.Duration(100+r.IntN(5000)) * time.Millisecond, Attainment: b.Attainment}
+		}
+		more := d
+		more.Arrivals *= 1 + r.Float64()
+		lo, hi := handPod.Fewest(d, b, 0, 64), handPod.Fewest(more, b, 0, 64)
+		if hi.Pods < lo.Pods {
+			t.Fatalf("%+v asks %d pods, %.3g× the arrivals asks %d", d, lo.Pods, more.Arrivals/d.Arrivals, hi.Pods)
+		}
+	}
+}

@@ -1,0 +1,132 @@
+package decision
+
+import (
+	"testing"
+	"time"
+)
+
+// modelled is the article's policy with handPod's capacity prior.
+func modelled() Policy {
+	p := article()
+	p.Capacity = handPod
+	return p
+}
+
+// load is a service's demand, spread over n ready pods as the Service would: per pod, the counters' rates
+// over a whole rate window and the gauges they imply (a pod with 1,000-token sequences holds 1 % of its cache
+// per running sequence).
+func load(n int, arrivals, prompt, decode, waiting float64) []Pod {
+	per := arrivals / float64(n)
+	running := per * 1.5
+	return pods(n, Pod{Waiting: waiting, Running: running, KVCacheUsage: running * 0.01,
+		DecodeTPS: per * decode, HasDecodeTPS: true, PromptTPS: per * prompt, FirstTokensPS: per,
+		HasTokenRates: true, RateSpan: RateWindow, KVCacheTokens: 100_000})
+}
+
+// run feeds the autoscaler rounds every 5 s from from to to, the HPA applying each decision at once and every
+// pod ready; demand gives the service's arrivals at each instant. It returns the last decision.
+func run(a *Autoscaler, current *int32, from, to time.Duration, demand func(time.Duration) float64) Decision {
+	var d Decision
+	for at := from; at < to; at += 5 * time.Second {
+		n := int(*current)
+		d = a.Decide(Snapshot{Now: t0.Add(at), Current: *current, Ready: n, Pods: load(n, demand(at), 1000, 100, 0),
+			StartupDelay: 60 * time.Second})
+		*current = d.Desired
+	}
+	return d
+}
+
+// The capacity model sizes a steady load, with the reason naming its numbers.
+func TestModelSizesSteadyLoad(t *testing.T) {
+	a := New(modelled(), Without(MechanismHeadroom))
+	current := int32(1)
+	d := run(a, &current, 0, 20*time.Minute, func(time.Duration) float64 { return 10 })
+	want := handPod.Fewest(Demand{Arrivals: 10, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000},
+		modelled().budget(), 0, 9).Pods
+	if d.Desired != want || d.Capacity != want || d.Rule != RuleSteady {
+		t.Fatalf("10 requests/s: %d (capacity %d, %s: %s), want the model's %d", d.Desired, d.Capacity, d.Rule, d.Reason, want)
+	}
+}
+
+// A burst that ends returns to the steady count within the window and one startup delay.
+func TestModelBurstReturnsToSteadyCount(t *testing.T) {
+	a := New(modelled(), Without(MechanismHeadroom))
+	current := int32(1)
+	steady := run(a, &current, 0, 20*time.Minute, func(time.Duration) float64 { return 4 }).Desired
+	burst := run(a, &current, 20*time.Minute, 25*time.Minute, func(time.Duration) float64 { return 16 })
+	if burst.Desired <= steady {
+		t.Fatalf("a 4x burst: %d replicas (%s), steady %d", burst.Desired, burst.Reason, steady)
+	}
+	back := run(a, &current, 25*time.Minute, 25*time.Minute+modelled().ScaleDownWindow+horizon(60*time.Second),
+		func(time.Duration) float64 { return 4 })
+	if back.Desired != steady {
+		t.Fatalf("after the burst, window and one startup: %d (%s: %s), want the steady %d", back.Desired, back.Rule, back.Reason, steady)
+	}
+}
+
+// The burst headroom: after a 4x burst, the quiet keeps more pods than before it, by the growth it saw, never
+// more than growthMax times the baseline and never above maxReplicas.
+func TestModelHeadroomLearnsAndIsBounded(t *testing.T) {
+	a := New(modelled())
+	current := int32(1)
+	before := run(a, &current, 0, 30*time.Minute, func(time.Duration) float64 { return 2 }).Desired
+	run(a, &current, 30*time.Minute, 32*time.Minute, func(time.Duration) float64 { return 8 })
+	after := run(a, &current, 32*time.Minute, 60*time.Minute, func(time.Duration) float64 { return 2 })
+	if !(after.Desired > before) || !(after.Headroom > 2 && after.Headroom <= 4) {
+		t.Fatalf("after a 4x burst: %d replicas, headroom ×%.2f (%s); before: %d", after.Desired, after.Headroom, after.Reason, before)
+	}
+	want := handPod.Fewest(Demand{Arrivals: 2 * after.Headroom, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000},
+		modelled().budget(), 0, 9).Pods
+	if after.Desired != want {
+		t.Fatalf("headroom ×%.2f on 2 requests/s should ask for %d, got %d (%s)", after.Headroom, want, after.Desired, after.Reason)
+	}
+	// A 100x burst: the headroom stops at growthMax, the count at maxReplicas.
+	run(a, &current, 60*time.Minute, 62*time.Minute, func(time.Duration) float64 { return 200 })
+	huge := run(a, &current, 62*time.Minute, 90*time.Minute, func(time.Duration) float64 { return 2 })
+	if huge.Headroom > growthMax || huge.Desired > modelled().MaxReplicas {
+		t.Fatalf("after a 100x burst: headroom ×%.2f, %d replicas", huge.Headroom, huge.Desired)
+	}
+}
+
+// Pods that stay saturated at half the rate the prior predicts teach the autoscaler that the pods are half as
+// fast: κ falls towards 0.5 and the same demand asks for more pods.
+func TestCalibrationLearnsFromSaturatedPods(t *testing.T) {
+	d := Demand{Arrivals: 4, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000, PromptCV2: 1}
+	sat := handPod.Saturation(d)
+	var k calibration
+	saturated := Pod{Waiting: 10, HasTokenRates: true, RateSpan: RateWindow, FirstTokensPS: sat / 2}
+	for i := range 60 {
+		k.observe(t0.Add(time.Duration(i)*5*time.Second), []Pod{saturated, {Waiting: 3, HasTokenRates: true, RateSpan: RateWindow, FirstTokensPS: 9}}, sat, 5, RateWindow)
+	}
+	near(t, "κ", k.factor(), 0.5, 1e-6)
+	slow := handPod.scaled(k.factor())
+	if a, b := handPod.Fewest(d, modelled().budget(), 0, 64).Pods, slow.Fewest(d, modelled().budget(), 0, 64).Pods; !(b > a) {
+		t.Fatalf("pods half as fast: %d pods, the prior %d", b, a)
+	}
+	// A pod whose queue only filled during the window (none waiting at its start) is not saturated through it,
+	// nor is one with fewer requests waiting than the target (the second pod above).
+	var fresh calibration
+	fresh.observe(t0, []Pod{{Waiting: 10, WaitingGrowth: 10.0 / RateWindow.Seconds(), HasTokenRates: true, RateSpan: RateWindow, FirstTokensPS: 1}}, sat, 5, RateWindow)
+	if fresh.factor() != 1 {
+		t.Fatalf("a queue that built during the window calibrated κ to %.2f", fresh.factor())
+	}
+}
+
+// Missing data never scales down in the model either, and a scale-down waits a whole window after a restart.
+func TestModelKeepsTheFaultMatrixPromises(t *testing.T) {
+	a := New(modelled())
+	current := int32(6)
+	for at := time.Duration(0); at < 10*time.Minute; at += 5 * time.Second {
+		s := Snapshot{Now: t0.Add(at), Current: current, Ready: 6, Pods: load(5, 1, 1000, 100, 0), Missing: 1}
+		if d := a.Decide(s); d.Desired < current {
+			t.Fatalf("at %s, one pod without data: scaled down to %d (%s)", at, d.Desired, d.Reason)
+		}
+	}
+	b := New(modelled())
+	for at := time.Duration(0); at < modelled().ScaleDownWindow; at += 5 * time.Second {
+		d := b.Decide(Snapshot{Now: t0.Add(at), Current: 6, Ready: 6, Pods: load(6, 1, 1000, 100, 0)})
+		if d.Desired != 6 {
+			t.Fatalf("at %s after a restart: %d (%s: %s)", at, d.Desired, d.Rule, d.Reason)
+		}
+	}
+}
