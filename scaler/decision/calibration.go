@@ -16,7 +16,12 @@ import (
 // of the last calibrationHalfLife. The capacity it sizes with is the prior κ times faster: prefill κ times
 // the rate, each step term 1/κ the time (one factor: the cost model's shape stays the prior's, its speed is
 // measured). κ stays within [1/calibrationMax, calibrationMax], and is 1 until a pod has been saturated.
+//
+// The model itself predicts the saturation rate of a pod whose costs it knows only within about a quarter
+// (against the simulator's replicas across prompt and output mixes), so a ratio within calibrationBand of 1
+// says nothing about the prior: only the excess beyond the band corrects it.
 const (
+	calibrationBand     = 1.25
 	calibrationHalfLife = time.Hour
 	calibrationMax      = 8.0
 )
@@ -51,12 +56,19 @@ func (k *calibration) observe(now time.Time, pods []Pod, predicted, backlog floa
 	}
 }
 
-// factor is κ, 1 without a saturated window.
+// factor is κ beyond the band, 1 without a saturated window.
 func (k *calibration) factor() float64 {
 	if k.weight <= 0 {
 		return 1
 	}
-	return math.Exp(k.logFactor / k.weight)
+	f := math.Exp(k.logFactor / k.weight)
+	switch {
+	case f > calibrationBand:
+		return f / calibrationBand
+	case f < 1/calibrationBand:
+		return f * calibrationBand
+	}
+	return 1
 }
 
 // scaled is c with its speed multiplied by f.

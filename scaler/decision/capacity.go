@@ -34,13 +34,12 @@ import (
 //     f)/√(r·f)).
 //   - Prefill queue: a request also waits for the prompts ahead of it. Each pod is a queue of prefill work
 //     with utilization u and service time S (an M/G/1 queue, C² the squared coefficient of variation of the
-//     prompt lengths, 1 if unknown). With an objective, the request may wait its time to first token less its
-//     own prefill and first step; the Pollaczek–Khinchine waiting time has an exponential tail, P(W > T) ≈
-//     u·exp(−2(1−u)·T/(S·(1+C²))). Without one, the queue target says it: a request should not find more
-//     than targetAverageQueueDepth requests waiting ahead of it in its pod; the queue length's tail is
-//     geometric with the ratio that gives the Pollaczek–Khinchine mean Lq = u²(1+C²)/(2(1−u)): P(Nq ≥ q) ≈
-//     u·σ^q, σ = Lq/(u+Lq) (exact for exponential service, σ = u).
+//     prompt lengths, 1 if unknown). A request may wait the objective's time to first token less its own
+//     prefill and first step; the Pollaczek–Khinchine waiting time has an exponential tail, P(W > T) ≈
+//     u·exp(−2(1−u)·T/(S·(1+C²))).
 //   - The two ways to be late add up; at most 1 − attainment of the requests may be.
+//   - The queue target bounds what its name says, the average queue per pod: the Pollaczek–Khinchine mean
+//     Lq = u²(1+C²)/(2(1−u)) stays at or under targetAverageQueueDepth.
 //
 // The pods needed are the fewest N that meet all of these (and B within --max-num-seqs).
 
@@ -89,14 +88,12 @@ type Demand struct {
 
 // Budget is what a pod's prefill queue must achieve.
 type Budget struct {
-	// TTFT, when set, is the time to first token a request should meet: it may wait that long less its own
-	// prefill and first step.
-	TTFT time.Duration
-	// QueueDepth, without TTFT, is the number of requests that may wait ahead of one: it may wait as long as
-	// that many requests take to prefill.
-	QueueDepth float64
-	// Attainment is the share of requests that must wait no longer than the budget.
+	// TTFT is the time to first token a request should meet: it may wait that long less its own prefill and
+	// first step. Attainment is the share of requests that must.
+	TTFT       time.Duration
 	Attainment float64
+	// QueueDepth bounds the average number of requests waiting per pod.
+	QueueDepth float64
 }
 
 // PodLoad is the model's picture of one pod at a given replica count.
@@ -108,8 +105,10 @@ type PodLoad struct {
 	// PrefillTPS is the pod's prefill rate while decoding Batch; Utilization the share of its time spent
 	// prefilling.
 	PrefillTPS, Utilization float64
-	// Service is a request's mean prefill time; Budget the wait the objective allows (0 without one).
+	// Service is a request's mean prefill time; Budget the wait the objective allows.
 	Service, Budget time.Duration
+	// QueueMean is the average number of requests waiting per pod.
+	QueueMean float64
 	// KVFill is the share of the KV cache the batch holds on average.
 	KVFill float64
 	// QueueLate and KVLate are the predicted shares of requests late for the prefill queue (waiting longer
@@ -146,6 +145,8 @@ func (c Capacity) At(n int32, d Demand, b Budget, kvDispersion float64) PodLoad 
 		pl.Limit = "KV cache"
 	case pl.Late > 1-b.Attainment:
 		pl.Limit = "prefill queue"
+	case b.QueueDepth > 0 && pl.QueueMean > b.QueueDepth:
+		pl.Limit = "average queue"
 	default:
 		pl.Fits = true
 	}
@@ -217,17 +218,15 @@ func (c Capacity) queue(lam float64, d Demand, b Budget, pl *PodLoad) {
 	if !(cv2 > 0) {
 		cv2 = 1
 	}
+	budget := max(b.TTFT.Seconds()-service-pl.Step.Seconds(), 0)
+	pl.Budget = seconds(budget)
 	switch {
 	case u >= 1:
-		pl.QueueLate = 1
+		pl.QueueLate, pl.QueueMean = 1, math.Inf(1)
 	case u <= 0 || service <= 0:
-	case b.TTFT > 0:
-		budget := max(b.TTFT.Seconds()-service-pl.Step.Seconds(), 0)
-		pl.Budget = seconds(budget)
-		pl.QueueLate = u * math.Exp(-2*(1-u)*budget/(service*(1+cv2)))
 	default:
-		lq := u * u * (1 + cv2) / (2 * (1 - u))
-		pl.QueueLate = u * math.Pow(lq/(u+lq), b.QueueDepth)
+		pl.QueueLate = u * math.Exp(-2*(1-u)*budget/(service*(1+cv2)))
+		pl.QueueMean = u * u * (1 + cv2) / (2 * (1 - u))
 	}
 }
 

@@ -24,19 +24,32 @@ func near(t *testing.T, what string, got, want, tol float64) {
 // The batch B solves B = λ·(S + d·t(B)/(1 − u)) with t(B) = 20 ms + 1 ms·B, the pod prefilling at
 // V(B) = (2000 − B) / (t(B) + (2000 − B)/10000), S = 1000/V(B) and u = λ·S. At B = 7.292: t = 27.29 ms,
 // V = 1992.7/0.22656 = 8,795 tokens/s, S = 0.1137 s, u = 0.2274, and 2·(0.1137 + 100·0.02729/0.7726) = 7.292.
-// Without an objective the queue target (5) decides: M/M/1 (C² = 1) gives σ = u and P(Nq ≥ 5) = u·u⁵ =
-// 1.38e-4. The cache holds 7.29 × 1,000 of 100,000 tokens: 7.3 %.
+// With the default objective (2 s for 99 %) a request may wait 2 − 0.1137 − 0.0273 = 1.859 s, which
+// 0.2274·exp(−2·0.7726·1.859/(0.1137·2)) = 7.4e-7 of the requests exceed; the average queue is
+// u²·(1+C²)/(2(1−u)) = 0.067 (C² = 1). The cache holds 7.29 × 1,000 of 100,000 tokens: 7.3 %.
 func TestCapacityOnePodByHand(t *testing.T) {
 	d := Demand{Arrivals: 2, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000, PromptCV2: 1}
-	pl := handPod.At(1, d, Budget{QueueDepth: 5, Attainment: 0.99}, 0)
+	pl := handPod.At(1, d, Budget{TTFT: 2 * time.Second, Attainment: 0.99, QueueDepth: 5}, 0)
 	near(t, "batch", pl.Batch, 7.2924, 1e-3)
 	near(t, "prefill tokens/s", pl.PrefillTPS, 8795.4, 1e-3)
 	near(t, "utilization", pl.Utilization, 0.22739, 1e-3)
 	near(t, "step", pl.Step.Seconds(), 0.027292, 1e-3)
-	near(t, "queue late", pl.QueueLate, 1.383e-4, 1e-2)
+	near(t, "budget", pl.Budget.Seconds(), 1.8590, 1e-3)
+	near(t, "queue late", pl.QueueLate, 7.41e-7, 2e-2)
+	near(t, "average queue", pl.QueueMean, 0.066926, 1e-3)
 	near(t, "KV fill", pl.KVFill, 0.072924, 1e-3)
 	if !pl.Fits || pl.KVLate > 1e-12 {
 		t.Fatalf("%+v: one pod fits", pl)
+	}
+}
+
+// The average queue bounds the count: at 6 requests/s one pod's queue averages more than a target of 1.
+func TestCapacityAverageQueue(t *testing.T) {
+	d := Demand{Arrivals: 6, PromptPerRequest: 1000, DecodePerRequest: 10, ContextPerSeq: 1000, PromptCV2: 1}
+	lax := handPod.At(1, d, Budget{TTFT: time.Minute, Attainment: 0.5, QueueDepth: 100}, 0)
+	strict := handPod.At(1, d, Budget{TTFT: time.Minute, Attainment: 0.5, QueueDepth: 1}, 0)
+	if !lax.Fits || strict.Fits || strict.Limit != "average queue" || !(strict.QueueMean > 1) {
+		t.Fatalf("average queue %.2f: target 100 fits %v, target 1 fits %v (%s)", strict.QueueMean, lax.Fits, strict.Fits, strict.Limit)
 	}
 }
 
@@ -59,7 +72,7 @@ func TestCapacityObjectiveByHand(t *testing.T) {
 // and Saturation is the rate at which it still has one.
 func TestCapacitySaturatedPod(t *testing.T) {
 	d := Demand{Arrivals: 50, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000, PromptCV2: 1}
-	if pl := handPod.At(1, d, Budget{QueueDepth: 5, Attainment: 0.99}, 0); pl.Fits || pl.Limit != "decode" {
+	if pl := handPod.At(1, d, Budget{TTFT: 2 * time.Second, Attainment: 0.99, QueueDepth: 5}, 0); pl.Fits || pl.Limit != "decode" {
 		t.Fatalf("50 requests/s on one pod: %+v", pl)
 	}
 	sat := handPod.Saturation(d)
@@ -84,7 +97,7 @@ func TestCapacityPrefixCacheHits(t *testing.T) {
 	prompt := Demand{Arrivals: 20, PromptPerRequest: 1800, DecodePerRequest: 20, ContextPerSeq: 1810, PromptCV2: 1}
 	cached := prompt
 	cached.PromptPerRequest = 360
-	b := Budget{QueueDepth: 5, Attainment: 0.99}
+	b := Budget{TTFT: 2 * time.Second, Attainment: 0.99, QueueDepth: 5}
 	full, hit := handPod.Fewest(prompt, b, 0, 100), handPod.Fewest(cached, b, 0, 100)
 	if !(hit.Pods < full.Pods) {
 		t.Fatalf("80 %% prefix hits: %d pods, without: %d", hit.Pods, full.Pods)
@@ -112,10 +125,8 @@ func TestCapacityMonotone(t *testing.T) {
 		d := Demand{Arrivals: r.Float64() * 30, PromptPerRequest: 10 + r.Float64()*8000, DecodePerRequest: 1 + r.Float64()*1000,
 			PromptCV2: 0.1 + r.Float64()*3}
 		d.ContextPerSeq = d.PromptPerRequest + d.DecodePerRequest/2
-		b := Budget{QueueDepth: float64(1 + r.IntN(10)), Attainment: 0.9 + r.Float64()*0.099}
-		if r.IntN(2) == 0 {
-			b = Budget{TTFT: time.Duration(100+r.IntN(5000)) * time.Millisecond, Attainment: b.Attainment}
-		}
+		b := Budget{TTFT: time.Duration(100+r.IntN(5000)) * time.Millisecond, Attainment: 0.9 + r.Float64()*0.099,
+			QueueDepth: float64(1 + r.IntN(10))}
 		more := d
 		more.Arrivals *= 1 + r.Float64()
 		lo, hi := handPod.Fewest(d, b, 0, 64), handPod.Fewest(more, b, 0, 64)

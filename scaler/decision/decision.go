@@ -50,8 +50,7 @@ type Policy struct {
 	TargetDecodeTPS float64
 	// ScaleDownWindow is scaleDownStabilizationSeconds.
 	ScaleDownWindow time.Duration
-	// Objective, when its TTFT is set, is what the capacity model sizes for; without it, the queue target's
-	// worth of waiting for DefaultAttainment of the requests.
+	// Objective is what the capacity model sizes for; DefaultObjective when its TTFT is 0.
 	Objective Objective
 	// Capacity is the prior of what one pod can do; the zero value leaves the capacity model off, and the
 	// queue and throughput rules decide alone.
@@ -62,13 +61,14 @@ type Policy struct {
 type Objective struct {
 	// TTFT is the time to first token a request should meet; 0 means no objective.
 	TTFT time.Duration
-	// Attainment is the share of requests that should meet it (DefaultAttainment if 0).
+	// Attainment is the share of requests that should meet it (DefaultObjective's if 0).
 	Attainment float64
 }
 
-// DefaultAttainment is the share of requests the capacity model plans to meet their budget for when the
-// objective does not say.
-const DefaultAttainment = 0.99
+// DefaultObjective is what the capacity model sizes for when the service sets no objective: a first token
+// within 2 s for 99 % of the requests, the usual objective of interactive chat. The queue target bounds the
+// average queue per pod besides, and triggers a scale-up at once when the queue exceeds it.
+var DefaultObjective = Objective{TTFT: 2 * time.Second, Attainment: 0.99}
 
 // Validate says what is wrong with a policy.
 func (p Policy) Validate() error {
@@ -98,11 +98,14 @@ func (p Policy) Validate() error {
 
 // budget is what the capacity model sizes the pods' prefill queues for.
 func (p Policy) budget() Budget {
-	b := Budget{TTFT: p.Objective.TTFT, QueueDepth: p.TargetQueue, Attainment: p.Objective.Attainment}
-	if b.Attainment == 0 {
-		b.Attainment = DefaultAttainment
+	o := p.Objective
+	if o.TTFT == 0 {
+		o = DefaultObjective
 	}
-	return b
+	if o.Attainment == 0 {
+		o.Attainment = DefaultObjective.Attainment
+	}
+	return Budget{TTFT: o.TTFT, Attainment: o.Attainment, QueueDepth: p.TargetQueue}
 }
 
 // Pod is what one ready pod's latest scrapes say.

@@ -86,10 +86,8 @@ func explain(m measured, pl PodLoad, b Budget) string {
 	if pl.Pods == 0 {
 		return s + ": no pod needed"
 	}
-	goal := fmt.Sprintf("%.0f %% of requests find at most %g waiting ahead", 100*b.Attainment, b.QueueDepth)
-	if b.TTFT > 0 {
-		goal = fmt.Sprintf("%.0f %% of requests get a first token within %s", 100*b.Attainment, b.TTFT)
-	}
+	goal := fmt.Sprintf("%.0f %% of requests get a first token within %s and %.1f wait per pod on average (target %g)",
+		100*b.Attainment, b.TTFT, pl.QueueMean, b.QueueDepth)
 	s += fmt.Sprintf(": %d pods (batch %.0f, prefill %.0f tokens/s, %.0f %% of the time prefilling, KV cache %.0f %% full; late: %.2g queue + %.2g KV)",
 		pl.Pods, pl.Batch, pl.PrefillTPS, 100*pl.Utilization, 100*pl.KVFill, pl.QueueLate, pl.KVLate)
 	if !pl.Fits {
