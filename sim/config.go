@@ -42,6 +42,9 @@ type Config struct {
 	Seed uint64
 	// Off switches decision mechanisms off in the llmd policy, for ablations.
 	Off []decision.Mechanism
+	// PriorSpeed, when not 0 or 1, makes llmd's capacity prior that many times faster than the replicas
+	// really are: how the scaler fares with a GPU table that is wrong.
+	PriorSpeed float64
 	// LeastLoaded routes each request to the pod with the fewest in flight instead of kube-proxy's random
 	// pick.
 	LeastLoaded bool

@@ -33,9 +33,7 @@ type llmdControl struct {
 
 func newLLMD(cfg *Config) *llmdControl {
 	policy := cfg.Policy
-	if policy.Capacity == (decision.Capacity{}) {
-		policy.Capacity = Prior(cfg.Replica)
-	}
+	policy.Capacity = Prior(cfg.Replica).Scaled(max(cfg.PriorSpeed, 0))
 	return &llmdControl{cfg: cfg, auto: decision.New(policy, decision.Without(cfg.Off...)), latest: cfg.initial(),
 		hpa:   HPA{Behavior: OperatorBehavior(), Min: cfg.Policy.MinReplicas, Max: cfg.Policy.MaxReplicas},
 		rules: map[decision.Rule]int{}}
@@ -142,7 +140,7 @@ func (s *scheduleControl) tick(now time.Duration, c *cluster) (int32, bool) {
 }
 
 // Prior is the capacity prior the simulated scaler starts from: the replica model's own parameters, as the
-// scaler's table of GPUs gives them for a real pod.
+// scaler's table of GPUs gives them for a real pod (TestPriorMatchesPresets).
 func Prior(p vllmsim.Params) decision.Capacity {
 	return decision.Capacity{
 		PrefillTPS: float64(p.PrefillTokensPerSec), StepBase: p.IterationBase, StepPerSeq: p.DecodePerSeq,

@@ -71,9 +71,9 @@ func (k *calibration) factor() float64 {
 	return 1
 }
 
-// scaled is c with its speed multiplied by f.
-func (c Capacity) scaled(f float64) Capacity {
-	if f == 1 {
+// Scaled is c with its speed multiplied by f (0 and 1 leave it as it is).
+func (c Capacity) Scaled(f float64) Capacity {
+	if f == 1 || f == 0 {
 		return c
 	}
 	c.PrefillTPS *= f

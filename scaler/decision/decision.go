@@ -126,6 +126,10 @@ type Pod struct {
 	// RateSpan is the time the rates cover: RateWindow once the pod has been scraped that long, less for a
 	// pod that has just started.
 	RateSpan time.Duration
+	// RecentArrivals is first tokens/s plus the waiting queue's growth over the last scrape interval only,
+	// RecentSpan: a burst shorter than the rate window shows in it undiluted.
+	RecentArrivals float64
+	RecentSpan     time.Duration
 	// KVCacheTokens is the pod's KV-cache size in tokens, 0 if unknown.
 	KVCacheTokens float64
 }

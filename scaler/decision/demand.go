@@ -52,12 +52,14 @@ type measured struct {
 	partial bool
 	// count is the arrivals the rates are made of: the rate times each pod's span.
 	count float64
+	// recent and recentCount are the same over the last scrape interval.
+	recent, recentCount float64
 }
 
 // measure reads the snapshot's demand into the autoscaler's running sizes and returns the estimate. window
 // is the rate window the pods' rates span (signals.RateWindow in the scaler and the simulator).
 func (a *Autoscaler) measure(s Snapshot, prior Capacity) measured {
-	var arrivals, count, prompt, decode, first, running, kvUsed, kvCap float64
+	var arrivals, count, recent, recentCount, prompt, decode, first, running, kvUsed, kvCap float64
 	var withRates, withCap int
 	for _, p := range s.Pods {
 		if p.KVCacheTokens > 0 {
@@ -70,6 +72,8 @@ func (a *Autoscaler) measure(s Snapshot, prior Capacity) measured {
 		withRates++
 		arrivals += p.FirstTokensPS + p.WaitingGrowth
 		count += (p.FirstTokensPS + p.WaitingGrowth) * p.RateSpan.Seconds()
+		recent += p.RecentArrivals
+		recentCount += p.RecentArrivals * p.RecentSpan.Seconds()
 		prompt += p.PromptTPS
 		decode += p.DecodeTPS
 		first += p.FirstTokensPS
@@ -99,6 +103,7 @@ func (a *Autoscaler) measure(s Snapshot, prior Capacity) measured {
 	}
 	m := measured{window: a.window, ok: true, partial: withRates < max(s.Ready, len(s.Pods))}
 	m.Arrivals, m.count = max(arrivals, 0), max(count, 0)
+	m.recent, m.recentCount = max(recent, 0), max(recentCount, 0)
 	if z.requests > 0 {
 		m.PromptPerRequest = z.prompt / z.requests
 		m.DecodePerRequest = z.decode / z.requests

@@ -22,9 +22,11 @@ import (
 //   - The headroom multiplies the baseline, the median of the last baseSpan: long enough that the bursts
 //     themselves do not raise it (a burst on a burst is not what was measured), and the capacity model
 //     sizes for the current rate, burst included, anyway.
-//   - A rate over one rate window of Poisson arrivals is noisy (60 requests ± 8 at 2 requests/s), and the
-//     largest of many noisy ratios would read as growth. The later rates enter at a lower confidence bound,
-//     (n − growthZ·√n) / window for n arrivals in the window, so noise reads as no growth while a burst still
+//   - The later rates are each scrape interval's own, not the rate window's: a burst of ten seconds is as
+//     intense as its requests are close together, however short, and a 30-second average would dilute it
+//     threefold. A rate over a few seconds of Poisson arrivals is noisy (10 requests ± 3 at 2 requests/s),
+//     and the largest of many noisy ratios would read as growth: they enter at a lower confidence bound,
+//     (n − growthZ·√n) / span for n arrivals in the span, so noise reads as no growth while a burst still
 //     reads as most of its size. Moments whose baseline covers fewer than minBaseRequests arrivals teach
 //     nothing: a ratio to nearly nothing measures the silence, not a burst, and minReplicas is the lever
 //     for what follows silences. Nor does the first levelSpan after the autoscaler starts: the baseline
@@ -73,8 +75,9 @@ type growth struct {
 	events []growthEvent
 }
 
-// observe records one round's arrivals (a rate made of count arrivals) and returns the baseline.
-func (g *growth) observe(now time.Time, arrivals, count float64, horizon time.Duration) float64 {
+// observe records one round's arrivals, over the rate window and over the last scrape interval (each a rate
+// made of so many arrivals), and returns the baseline.
+func (g *growth) observe(now time.Time, arrivals, recent, recentCount float64, horizon time.Duration) float64 {
 	if g.since.IsZero() {
 		g.since = now
 	}
@@ -84,14 +87,14 @@ func (g *growth) observe(now time.Time, arrivals, count float64, horizon time.Du
 	}
 	g.rates = append(g.rates[cut:], timedRate{now, arrivals})
 	g.base = median(g.rates)
-	recent := 0
-	for recent < len(g.rates) && now.Sub(g.rates[recent].at) > levelSpan {
-		recent++
+	from := 0
+	for from < len(g.rates) && now.Sub(g.rates[from].at) > levelSpan {
+		from++
 	}
-	g.level = median(g.rates[recent:])
+	g.level = median(g.rates[from:])
 	low := 0.0
-	if count > 0 {
-		low = arrivals * max(1-growthZ/math.Sqrt(count), 0)
+	if recentCount > 0 {
+		low = recent * max(1-growthZ/math.Sqrt(recentCount), 0)
 	}
 	keep := g.pending[:0]
 	for _, p := range g.pending {

@@ -20,7 +20,7 @@ func load(n int, arrivals, prompt, decode, waiting float64) []Pod {
 	running := per * 1.5
 	return pods(n, Pod{Waiting: waiting, Running: running, KVCacheUsage: running * 0.01,
 		DecodeTPS: per * decode, HasDecodeTPS: true, PromptTPS: per * prompt, FirstTokensPS: per,
-		HasTokenRates: true, RateSpan: RateWindow, KVCacheTokens: 100_000})
+		HasTokenRates: true, RateSpan: RateWindow, RecentArrivals: per, RecentSpan: 5 * time.Second, KVCacheTokens: 100_000})
 }
 
 // run feeds the autoscaler rounds every 5 s from from to to, the HPA applying each decision at once and every
@@ -99,7 +99,7 @@ func TestCalibrationLearnsFromSaturatedPods(t *testing.T) {
 		k.observe(t0.Add(time.Duration(i)*5*time.Second), []Pod{saturated, {Waiting: 3, HasTokenRates: true, RateSpan: RateWindow, FirstTokensPS: 9}}, sat, 5, RateWindow)
 	}
 	near(t, "κ", k.factor(), 0.5*calibrationBand, 1e-6) // the band's quarter is the model's own error
-	slow := handPod.scaled(k.factor())
+	slow := handPod.Scaled(k.factor())
 	if a, b := handPod.Fewest(d, modelled().budget(), 0, 64).Pods, slow.Fewest(d, modelled().budget(), 0, 64).Pods; !(b > a) {
 		t.Fatalf("pods half as fast: %d pods, the prior %d", b, a)
 	}

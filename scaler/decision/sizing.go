@@ -17,11 +17,11 @@ func (a *Autoscaler) model(p Policy, s Snapshot, d *Decision) bool {
 	c := a.capacity(p.Capacity)
 	if a.on(MechanismCalibration) {
 		a.calib.observe(s.Now, s.Pods, c.Saturation(m.Demand), p.TargetQueue, a.window)
-		c = c.scaled(a.calib.factor())
+		c = c.Scaled(a.calib.factor())
 	}
 	base := a.growth.base
 	if !m.partial {
-		base = a.growth.observe(s.Now, m.Arrivals, m.count, horizon(s.StartupDelay))
+		base = a.growth.observe(s.Now, m.Arrivals, m.recent, m.recentCount, horizon(s.StartupDelay))
 	}
 	g, event := 1.0, growthEvent{}
 	if a.on(MechanismHeadroom) {

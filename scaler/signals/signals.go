@@ -115,6 +115,10 @@ func (p *Pod) Signals(now time.Time, maxAge time.Duration) (decision.Pod, error)
 		d.FirstTokensPS = (last.s.FirstTokens - first.s.FirstTokens) / dt
 		d.WaitingGrowth = (last.s.Waiting - first.s.Waiting) / dt
 		d.HasTokenRates = true
+		if prev := p.history[len(p.history)-2]; prev.s.HasTokenCounters {
+			d.RecentSpan = last.at.Sub(prev.at)
+			d.RecentArrivals = (last.s.FirstTokens - prev.s.FirstTokens + last.s.Waiting - prev.s.Waiting) / d.RecentSpan.Seconds()
+		}
 	}
 	return d, nil
 }
