@@ -44,7 +44,8 @@ func (a *Autoscaler) model(p Policy, s Snapshot, d *Decision) bool {
 	nowPods, needPods := now.Pods, need.Pods
 	d.Capacity, d.Headroom = nowPods, g
 	if needPods > nowPods {
-		why += fmt.Sprintf("; headroom ×%.1f (%s) asks for %d", g, event.String(s.Now), needPods)
+		why += fmt.Sprintf("; headroom: %.2f requests/s (the %s median) ×%.1f (%s) asks for %d",
+			base, baseSpan, g, event.String(s.Now), needPods)
 	}
 	count := max(needPods, 1)
 	switch d.Rule {
