@@ -24,8 +24,7 @@ func pods(n int, p Pod) []Pod {
 }
 
 // busy is a pod with a decode rate; its KV cache holds its running requests at 2 % of the cache each
-// (~670 tokens of an A10G's 33,600), so an idle pod's cache is empty. (It used to be 0.5 whatever the load,
-// a placeholder from before a rule read KV-cache usage: 0.5 on an idle pod is a snapshot no vLLM reports.)
+// (~670 tokens of an A10G's 33,600), so an idle pod's cache is empty, as vLLM reports it.
 func busy(waiting, running, tps float64) Pod {
 	return Pod{Waiting: waiting, Running: running, DecodeTPS: tps, HasDecodeTPS: true, KVCacheUsage: min(running/50, 1)}
 }

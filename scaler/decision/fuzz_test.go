@@ -147,8 +147,8 @@ func TestHugeRunningCountNeverScalesDown(t *testing.T) {
 }
 
 // An SRE lowers maxReplicas while the window remembers a higher recommendation: the next decision is
-// within the new bounds (DESIGN.md: an edit takes effect at the next decision). (Found by FuzzDecide: the
-// window's peak, recorded under the old bound, used to be answered unclamped.)
+// within the new bounds: an edit takes effect at the next decision, and the window's peak, recorded under the
+// old bound, is clamped to the new one.
 func TestLoweredMaxAppliesAtOnce(t *testing.T) {
 	p := Policy{MinReplicas: 1, MaxReplicas: 8, TargetQueue: 1, ScaleDownWindow: time.Minute}
 	a := New(p)
