@@ -79,7 +79,9 @@ func (m Mix) Sample(rng *rand.Rand) (prompt, output int) {
 	return prompt, output
 }
 
-func (m Mix) String() string { return fmt.Sprintf("%s tokens: prompt %s, output %s", m.Name, m.Prompt, m.Output) }
+func (m Mix) String() string {
+	return fmt.Sprintf("%s tokens: prompt %s, output %s", m.Name, m.Prompt, m.Output)
+}
 
 // The token mixes. Chat and Code are the Azure LLM inference trace 2023's own distributions (Patel et al.,
 // "Splitwise", ISCA 2024, CC-BY 4.0), as quantile tables, prompt and output drawn independently:
