@@ -3,6 +3,7 @@ package suite
 import (
 	"fmt"
 	"io"
+	"runtime/metrics"
 	"slices"
 	"sync"
 	"time"
@@ -72,7 +73,7 @@ var Baselines = []string{sim.LLMD, sim.HPAQueue, sim.TokenAware}
 // Run runs every case and scores it. The simulations of a case run on Workers goroutines; cases run one
 // after the other, so that one case's requests and per-request outcomes are in memory at a time.
 func Run(cases []Case, opt Options) (Report, error) {
-	start := time.Now()
+	start, cpu := time.Now(), cpuSeconds()
 	rep := Report{Workers: max(opt.Workers, 1), SLOTTFT: opt.Config.SLOTTFT, Warmup: opt.Config.Warmup,
 		MinReplicas: opt.Config.Policy.MinReplicas, MaxReplicas: opt.Config.Policy.MaxReplicas}
 	for _, m := range opt.Mechanisms {
@@ -89,8 +90,22 @@ func Run(cases []Case, opt Options) (Report, error) {
 		}
 	}
 	rep.summarize()
-	rep.Elapsed = time.Since(start)
+	rep.Elapsed, rep.CPUSeconds = time.Since(start), cpuSeconds()-cpu
 	return rep, nil
+}
+
+// cpuSeconds is the CPU time the process's Go code (and its garbage collector) has used: on a shared
+// machine the wall time says more about the neighbours than about the benchmark.
+func cpuSeconds() float64 {
+	s := []metrics.Sample{{Name: "/cpu/classes/user:cpu-seconds"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	total := 0.0
+	for _, x := range s {
+		if x.Value.Kind() == metrics.KindFloat64 {
+			total += x.Value.Float64()
+		}
+	}
+	return total
 }
 
 // job is one simulation of a case.

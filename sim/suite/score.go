@@ -174,6 +174,8 @@ type Report struct {
 	MinReplicas int32         `json:"min_replicas"`
 	MaxReplicas int32         `json:"max_replicas"`
 	Elapsed     time.Duration `json:"elapsed_ns"`
+	// CPUSeconds is the CPU time the simulations used.
+	CPUSeconds float64 `json:"cpu_seconds"`
 }
 
 // SuiteGoals is one policy's goals over the whole suite.
