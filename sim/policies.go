@@ -12,14 +12,16 @@ const (
 	LLMD       = "llmd"
 	HPAQueue   = "hpa-queue"
 	TokenAware = "token-aware"
-	StaticPeak = "static-peak"
-	LowerBound = "lower-bound"
+	// TokenAwareShipped is the token-aware recipe with the behavior its ScaledObject ships.
+	TokenAwareShipped = "token-aware-shipped"
+	StaticPeak        = "static-peak"
+	LowerBound        = "lower-bound"
 	// StaticPrefix names a fixed count: "static:3" is three replicas, ready from the start.
 	StaticPrefix = "static:"
 )
 
 // Policies lists every policy in report order (fixed counts, static:N, are named by their count).
-var Policies = []string{LLMD, HPAQueue, TokenAware, StaticPeak, LowerBound}
+var Policies = []string{LLMD, HPAQueue, TokenAware, TokenAwareShipped, StaticPeak, LowerBound}
 
 // Static names the fixed count n as a policy.
 func Static(n int32) string { return StaticPrefix + strconv.Itoa(int(n)) }
@@ -65,12 +67,16 @@ func Run(cfg Config, policy string, reqs []Request) (Result, error) {
 		return simulate(cfg, newLLMD(&cfg), reqs, runOpts{name: LLMD, chargeDrain: true, warmup: cfg.Warmup})
 	case HPAQueue:
 		return simulate(cfg, newQueue(&cfg), reqs, runOpts{name: HPAQueue, chargeDrain: true, warmup: cfg.Warmup})
-	case TokenAware:
-		ctl, err := newTokenAware(&cfg, reqs)
+	case TokenAware, TokenAwareShipped:
+		b := DefaultBehavior()
+		if policy == TokenAwareShipped {
+			b = ShippedTokenAwareBehavior()
+		}
+		ctl, err := newTokenAware(&cfg, reqs, b)
 		if err != nil {
 			return Result{}, err
 		}
-		return simulate(cfg, ctl, reqs, runOpts{name: TokenAware, chargeDrain: true, warmup: cfg.Warmup})
+		return simulate(cfg, ctl, reqs, runOpts{name: policy, chargeDrain: true, warmup: cfg.Warmup})
 	case StaticPeak:
 		res, err := staticPeak(cfg, reqs)
 		res.Policy = StaticPeak

@@ -111,9 +111,22 @@ func MeasurePrefillVelocity(p vllmsim.Params) (float64, error) {
 	return float64(chunk) / ttfts[len(ttfts)/2].Seconds(), nil
 }
 
+// ShippedTokenAwareBehavior is the behavior the recipe's own ScaledObject sets (its optimized-baseline
+// overlay): at most one pod added per 3 minutes, and one removed per 5 minutes after a 5-minute
+// stabilization window, "a replica bought on a burst that drains in seconds is pure cost". The tolerance
+// stays the HPA's default.
+func ShippedTokenAwareBehavior() Behavior {
+	return Behavior{
+		Tolerance: 0.1,
+		Up:        Rules{Window: 0, Pods: 1, Period: 180 * time.Second},
+		Down:      Rules{Window: 300 * time.Second, Pods: 1, Period: 300 * time.Second},
+	}
+}
+
 // tokenAwareControl is the recipe in the loop: Prometheus scrapes the endpoint picker's in-flight tokens
 // and the pods' KV-cache usage, KEDA's Prometheus scaler reads the two sums with the same lags as
-// hpa-queue's, and the HPA, with its default behavior, takes the larger of the two counts.
+// hpa-queue's, and the HPA takes the larger of the two counts: with its default behavior (token-aware) or
+// with the one the recipe's ScaledObject ships (token-aware-shipped).
 type tokenAwareControl struct {
 	cfg        *Config
 	cal        TokenAwareCalibration
@@ -121,13 +134,13 @@ type tokenAwareControl struct {
 	tokens, kv promSum
 }
 
-func newTokenAware(cfg *Config, reqs []Request) (*tokenAwareControl, error) {
+func newTokenAware(cfg *Config, reqs []Request, b Behavior) (*tokenAwareControl, error) {
 	cal, err := CalibrateTokenAware(cfg.TokenAware, cfg.Replica, cfg.SLOTTFT, reqs)
 	if err != nil {
 		return nil, err
 	}
 	return &tokenAwareControl{cfg: cfg, cal: cal,
-		hpa:    HPA{Behavior: DefaultBehavior(), Min: cfg.Policy.MinReplicas, Max: cfg.Policy.MaxReplicas},
+		hpa:    HPA{Behavior: b, Min: cfg.Policy.MinReplicas, Max: cfg.Policy.MaxReplicas},
 		tokens: newPromSum(cfg, func(p *pod) float64 { return float64(p.inflightPrompt) }),
 		kv:     newPromSum(cfg, func(p *pod) float64 { return p.r.Metrics().KVCacheUsage }),
 	}, nil

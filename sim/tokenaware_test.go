@@ -73,7 +73,7 @@ func readyPod(t *testing.T, prompt int) *pod {
 func TestTokenAwareArithmetic(t *testing.T) {
 	cfg := article().withDefaults()
 	cfg.TokenAware = TokenAwareCalibration{PrefillVelocity: 6000, ISL: 1, Threshold: 1, KVTarget: 0.8}
-	ctl, err := newTokenAware(&cfg, nil)
+	ctl, err := newTokenAware(&cfg, nil, DefaultBehavior())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestTokenAwareArithmetic(t *testing.T) {
 	}
 
 	// Decode: two caches 95 % full are 1.9 / 0.8 = 2.4 pods' worth, 3 replicas; no prefill backlog.
-	ctl, _ = newTokenAware(&cfg, nil)
+	ctl, _ = newTokenAware(&cfg, nil, DefaultBehavior())
 	a, b = readyPod(t, 31900), readyPod(t, 31900)
 	usage := a.r.Metrics().KVCacheUsage
 	if usage < 0.94 || usage > 0.96 {

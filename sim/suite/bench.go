@@ -68,7 +68,7 @@ type Options struct {
 }
 
 // Baselines are the policies every case runs besides the fixed counts, in report order.
-var Baselines = []string{sim.LLMD, sim.HPAQueue, sim.TokenAware}
+var Baselines = []string{sim.LLMD, sim.HPAQueue, sim.TokenAware, sim.TokenAwareShipped}
 
 // Run runs every case and scores it. The simulations of a case run on Workers goroutines; cases run one
 // after the other, so that one case's requests and per-request outcomes are in memory at a time.

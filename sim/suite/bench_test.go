@@ -32,7 +32,7 @@ func TestShortSuite(t *testing.T) {
 	if len(rep.Cases) != 2 || rep.Suite.Cases != 2 || len(rep.Ablations) != len(mechs) {
 		t.Fatalf("%d cases, suite over %d, %d ablations; want 2, 2, %d", len(rep.Cases), rep.Suite.Cases, len(rep.Ablations), len(mechs))
 	}
-	want := []string{"static:1", "static:2", "static:3", "static:4", sim.LLMD, sim.HPAQueue, sim.TokenAware}
+	want := []string{"static:1", "static:2", "static:3", "static:4", sim.LLMD, sim.HPAQueue, sim.TokenAware, sim.TokenAwareShipped}
 	for _, c := range rep.Cases {
 		var names []string
 		for _, r := range c.Results {
@@ -44,7 +44,7 @@ func TestShortSuite(t *testing.T) {
 		if !slices.Equal(names, want) {
 			t.Errorf("%s: results %v, want %v", c.Case, names, want)
 		}
-		if len(c.Frontier.Fixed) != 4 || len(c.Frontier.Policies) != 3 {
+		if len(c.Frontier.Fixed) != 4 || len(c.Frontier.Policies) != len(Baselines) {
 			t.Errorf("%s: frontier of %d counts and %d policies", c.Case, len(c.Frontier.Fixed), len(c.Frontier.Policies))
 		}
 		// llmd's goals agree with its frontier comparison, and its pays figures with the fixed runs.
@@ -59,11 +59,11 @@ func TestShortSuite(t *testing.T) {
 			t.Errorf("%s: %d bursts, %d requests outside the first bursts of %d", c.Case, len(c.Bursts), c.Goals.Learns.Requests, c.Requests)
 		}
 		for _, b := range c.Bursts {
-			if len(b.Attainment) != 4 || b.Requests == 0 {
+			if len(b.Attainment) != len(Baselines)+1 || b.Requests == 0 {
 				t.Errorf("%s: burst %+v", c.Case, b)
 			}
 		}
-		if len(c.Ablation) != len(mechs) || c.Runs != len(want)+len(mechs) || len(c.plot) != 4 {
+		if len(c.Ablation) != len(mechs) || c.Runs != len(want)+len(mechs) || len(c.plot) != len(Baselines)+1 {
 			t.Errorf("%s: %d ablations, %d runs, %d plotted", c.Case, len(c.Ablation), c.Runs, len(c.plot))
 		}
 	}

@@ -9,8 +9,9 @@ import (
 
 // The issue's goals, checked on every case with the article's targets:
 //
-//   - not dominated: no fixed count within [minReplicas, maxReplicas], and neither hpa-queue nor token-aware,
-//     is at least as good as llmd on SLO attainment and GPU-hours and better on one;
+//   - not dominated: no fixed count within [minReplicas, maxReplicas], and neither hpa-queue nor token-aware
+//     (with the HPA's default behavior or the one its ScaledObject ships), is at least as good as llmd on SLO
+//     attainment and GPU-hours and better on one;
 //   - learns from what it has seen: wherever a fixed count within maxReplicas meets the SLO for at least
 //     LearnsFixed of the whole trace, llmd meets it for at least LearnsTarget of the requests outside the
 //     first burst of each size (the burst and one startup delay after it, bursts found by
@@ -37,7 +38,7 @@ type CaseReport struct {
 	Requests  int     `json:"requests"`
 	DurationS float64 `json:"duration_s"`
 	StartupS  float64 `json:"startup_s"`
-	// Results are the fixed counts in order, then llmd, hpa-queue and token-aware.
+	// Results are the fixed counts in order, then the Baselines.
 	Results  []sim.Result     `json:"results"`
 	Frontier sim.Frontier     `json:"frontier"`
 	Bursts   []sim.BurstScore `json:"bursts"`
@@ -110,7 +111,10 @@ func score(c Case, reqs []sim.Request, labels []Label, results []sim.Result, abl
 		a.Result.Met, a.Result.Series = nil, nil
 		cr.Ablation = append(cr.Ablation, a)
 	}
-	scored := []sim.Result{find(results, sim.LLMD), find(results, sim.HPAQueue), find(results, sim.TokenAware)}
+	var scored []sim.Result
+	for _, p := range Baselines {
+		scored = append(scored, find(results, p))
+	}
 	fixedShown := cr.Frontier.Fixed[len(cr.Frontier.Fixed)-1].Replicas
 	if cr.Goals.Learns.Applies {
 		fixedShown = cr.Goals.Learns.FixedCount
