@@ -263,8 +263,8 @@ func (r *runner) finish(end time.Duration) Result {
 		if res.Met[i] {
 			continue
 		}
-		if i := int((s.arrival - w) / r.cfg.SeriesStep); i < len(res.Series) {
-			res.Series[i].Misses++
+		if k := int((s.arrival - w) / r.cfg.SeriesStep); k < len(res.Series) {
+			res.Series[k].Misses++
 		}
 	}
 	if rr, ok := r.ctl.(interface{ ruleCounts() map[string]int }); ok {
