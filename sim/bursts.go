@@ -11,9 +11,9 @@ import (
 // the window, and at least 4 standard deviations of a Poisson count above it (so that noise on a quiet
 // trace is not a burst), with at least 10 requests. The baseline is frozen while a burst lasts, for at most
 // 6 minutes (the longest generated burst, 5 minutes, and the windows' edges): a level that lasts longer is
-// the new normal. A burst's size is its busiest window's ratio to
-// the baseline, bucketed at the geometric midpoints of 2, 4 and 8: under 2√2 is a 2x burst, under 4√2 a
-// 4x, above an 8x (load after minutes of silence is an 8x burst).
+// the new normal. A burst's size is its busiest window's ratio to the baseline, bucketed at the geometric
+// midpoints of 2, 4 and 8: under 2√2 is a 2x burst, under 4√2 a 4x, above an 8x (load after minutes of
+// silence is an 8x burst).
 
 // BurstRule is the detector's parameters.
 type BurstRule struct {
