@@ -3,7 +3,6 @@ package suite
 import (
 	"fmt"
 	"io"
-	"runtime/metrics"
 	"slices"
 	"sync"
 	"time"
@@ -92,20 +91,6 @@ func Run(cases []Case, opt Options) (Report, error) {
 	rep.summarize()
 	rep.Elapsed, rep.CPUSeconds = time.Since(start), cpuSeconds()-cpu
 	return rep, nil
-}
-
-// cpuSeconds is the CPU time the process's Go code (and its garbage collector) has used: on a shared
-// machine the wall time says more about the neighbours than about the benchmark.
-func cpuSeconds() float64 {
-	s := []metrics.Sample{{Name: "/cpu/classes/user:cpu-seconds"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}}
-	metrics.Read(s)
-	total := 0.0
-	for _, x := range s {
-		if x.Value.Kind() == metrics.KindFloat64 {
-			total += x.Value.Float64()
-		}
-	}
-	return total
 }
 
 // job is one simulation of a case.
