@@ -132,7 +132,7 @@ func runCase(c Case, opt Options) (CaseReport, error) {
 			for j := range work {
 				jc := cfg
 				if j.without != "" {
-					jc.Without = []decision.Mechanism{j.without}
+					jc.Off = []decision.Mechanism{j.without}
 				}
 				j.res, j.err = sim.Run(jc, j.policy, reqs)
 			}
