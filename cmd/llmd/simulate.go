@@ -188,13 +188,13 @@ func loadTrace(path string, preset suite.Preset, seed uint64) ([]sim.Request, er
 // writeSeries writes the --csv and --plot files.
 func (f *simulateFlags) writeSeries(results []sim.Result, tracePath string, n int) error {
 	if f.csv != "" {
-		if err := writeFile(f.csv, func(w io.Writer) error { return sim.WriteSeriesCSV(w, results) }); err != nil {
+		if err := suite.WriteFile(f.csv, func(w io.Writer) error { return sim.WriteSeriesCSV(w, results) }); err != nil {
 			return err
 		}
 	}
 	if f.plot != "" {
 		title := fmt.Sprintf("%s, %d requests, SLO TTFT %s", baseName(tracePath), n, f.slo)
-		return writeFile(f.plot, func(w io.Writer) error { return plot.PNG(w, title, results) })
+		return suite.WriteFile(f.plot, func(w io.Writer) error { return plot.PNG(w, title, results) })
 	}
 	return nil
 }
@@ -261,18 +261,6 @@ func readTrace(path string) ([]sim.Request, error) {
 	}
 	defer f.Close()
 	return trace.ParseAzure(f)
-}
-
-func writeFile(path string, write func(io.Writer) error) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := write(f); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return f.Close()
 }
 
 func baseName(p string) string {
@@ -357,13 +345,13 @@ func simulatePool(cfg sim.Config, o poolOpts, stdout io.Writer, fail func(int, s
 		}
 	}
 	if o.csv != "" {
-		if err := writeFile(o.csv, func(w io.Writer) error { return sim.WriteSeriesCSV(w, series) }); err != nil {
+		if err := suite.WriteFile(o.csv, func(w io.Writer) error { return sim.WriteSeriesCSV(w, series) }); err != nil {
 			return fail(1, "%v", err)
 		}
 	}
 	if o.plot != "" {
 		title := fmt.Sprintf("pool %s, budget %d GPUs, SLO TTFT %s", lp.Name, p.BudgetGPUs, cfg.SLOTTFT)
-		if err := writeFile(o.plot, func(w io.Writer) error { return plot.PNG(w, title, series) }); err != nil {
+		if err := suite.WriteFile(o.plot, func(w io.Writer) error { return plot.PNG(w, title, series) }); err != nil {
 			return fail(1, "%v", err)
 		}
 	}

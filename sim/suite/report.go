@@ -24,7 +24,7 @@ func (r Report) Write(dir string, about About) error {
 			return err
 		}
 		title := fmt.Sprintf("%s, %d requests, SLO TTFT %s", c.Case, c.Requests, r.SLOTTFT)
-		if err := writeFile(filepath.Join(dir, c.Case+".png"), func(w io.Writer) error { return plot.PNG(w, title, c.plot) }); err != nil {
+		if err := WriteFile(filepath.Join(dir, c.Case+".png"), func(w io.Writer) error { return plot.PNG(w, title, c.plot) }); err != nil {
 			return err
 		}
 	}
@@ -33,7 +33,7 @@ func (r Report) Write(dir string, about About) error {
 	if err := writeJSON(filepath.Join(dir, "suite.json"), summary); err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(dir, "RESULTS.md"), func(w io.Writer) error { return r.Markdown(w, about) })
+	return WriteFile(filepath.Join(dir, "RESULTS.md"), func(w io.Writer) error { return r.Markdown(w, about) })
 }
 
 // About is what the report says about how it was made.
@@ -311,14 +311,15 @@ func (p *printer) f(format string, a ...any) {
 }
 
 func writeJSON(path string, v any) error {
-	return writeFile(path, func(w io.Writer) error {
+	return WriteFile(path, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	})
 }
 
-func writeFile(path string, write func(io.Writer) error) error {
+// WriteFile creates path and writes it with write; an error names the file.
+func WriteFile(path string, write func(io.Writer) error) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
