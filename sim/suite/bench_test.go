@@ -76,7 +76,7 @@ func TestShortSuite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"## Goals over the suite", "## Per case", "## Ablation", "## The traces",
+	for _, s := range []string{"## Summary", "## Goals over the suite", "## Per case", "## Ablation", "## The traces",
 		"### short-steps-4x-a10g", "### short-mix-a10g", "| fixed | 1 | 2 | 3 |", "![short-mix-a10g](short-mix-a10g.png)"} {
 		if !bytes.Contains(md, []byte(s)) {
 			t.Errorf("RESULTS.md lacks %q", s)

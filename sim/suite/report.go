@@ -55,6 +55,7 @@ func (r Report) Markdown(w io.Writer, about About) error {
 		about.Command, about.Service, r.MinReplicas, r.MaxReplicas, r.SLOTTFT, about.Seed, about.RoutingSeed, r.Warmup,
 		len(r.Cases), r.MaxReplicas-r.MinReplicas+1, len(Baselines), len(r.Mechanisms), r.runs(), r.Workers,
 		r.Elapsed.Round(time.Second), (time.Duration(r.CPUSeconds) * time.Second).Round(time.Second), about.Machine)
+	r.digestSection(p)
 	p.f("%s\n", howToRead)
 	r.goalsSection(p)
 	r.summarySection(p)
