@@ -5,7 +5,7 @@ SHELL := /usr/bin/env bash -o pipefail
 GO    ?= go
 CONTROLLER_GEN := $(GO) tool controller-gen
 
-.PHONY: all build test demo fuzz soak manifests generate verify-generated tools images lint-workflows clean
+.PHONY: all build test demo fuzz soak bench-scaling manifests generate verify-generated tools images lint-workflows clean
 
 all: build
 
@@ -85,6 +85,13 @@ lint-workflows: ## actionlint on .github/workflows (built by hack/tools.sh), wit
 	@sc=shellcheck; if ! command -v shellcheck >/dev/null; then sc=; \
 		echo "lint-workflows: shellcheck is not installed, so the workflows' shell scripts are not checked (apt-get install shellcheck)"; fi; \
 	"$$(hack/tools.sh actionlint)/actionlint" -no-color -pyflakes= -shellcheck="$$sc"
+
+# The Azure LLM inference traces the scaling benchmark replays besides its generated ones.
+TRACES ?= ../shared/traces
+
+bench-scaling: ## The scaling benchmark: every trace of the suite under every policy and fixed count; writes docs/simulation/suite/.
+	$(GO) run ./cmd/llmd bench-scaling --service config/samples/llama-3-8b-autoscaling.yaml --traces $(TRACES) \
+		--out docs/simulation/suite
 
 clean:
 	rm -rf bin

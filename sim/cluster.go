@@ -20,7 +20,9 @@ type pod struct {
 	removedAt, drained time.Duration
 	inflight           int
 	sig                signals.Pod // the llm-d scaler's view of the pod
-	promWaiting        float64     // Prometheus' latest sample of vllm:num_requests_waiting
+	// inflightPrompt is the prompt tokens of the requests dispatched to the pod that have no first token
+	// yet: what the endpoint picker's in-flight token count holds for it.
+	inflightPrompt int
 }
 
 // cluster is the Deployment, its pods and the Service in front of them.

@@ -48,6 +48,9 @@ type Config struct {
 	// LeastLoaded routes each request to the pod with the fewest in flight instead of kube-proxy's random
 	// pick.
 	LeastLoaded bool
+	// TokenAware is the token-aware recipe's calibration; zero fields are calibrated as its guide says
+	// (see CalibrateTokenAware).
+	TokenAware TokenAwareCalibration
 }
 
 func (c Config) withDefaults() Config {

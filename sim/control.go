@@ -87,41 +87,27 @@ func (l *llmdControl) ruleCounts() map[string]int {
 	return m
 }
 
-// queueControl is the common recipe: Prometheus scrapes vllm:num_requests_waiting every PromScrape, KEDA's
-// Prometheus scaler reads sum() of it every KEDAPoll, and the HPA, with its default behavior, scales on it
-// against an AverageValue target.
+// queueControl is the common recipe: KEDA's Prometheus scaler on sum(vllm:num_requests_waiting) and the HPA,
+// with its default behavior, against an AverageValue target.
 type queueControl struct {
-	cfg    *Config
-	hpa    HPA
-	target float64
-	seen   float64 // the value KEDA last read
+	cfg     *Config
+	hpa     HPA
+	target  float64
+	waiting promSum
 }
 
 func newQueue(cfg *Config) *queueControl {
 	return &queueControl{cfg: cfg, target: cfg.QueueTarget,
-		hpa: HPA{Behavior: DefaultBehavior(), Min: cfg.Policy.MinReplicas, Max: cfg.Policy.MaxReplicas}}
+		hpa:     HPA{Behavior: DefaultBehavior(), Min: cfg.Policy.MinReplicas, Max: cfg.Policy.MaxReplicas},
+		waiting: newPromSum(cfg, func(p *pod) float64 { return float64(p.r.Metrics().Waiting) })}
 }
 
 func (q *queueControl) tick(now time.Duration, c *cluster) (int32, bool) {
-	if now%q.cfg.PromScrape == 0 {
-		for _, p := range c.pods {
-			if p.ready && !p.removed {
-				p.promWaiting = float64(p.r.Metrics().Waiting)
-			}
-		}
-	}
-	if now%q.cfg.KEDAPoll == 0 {
-		q.seen = 0
-		for _, p := range c.pods {
-			if p.ready && !p.removed {
-				q.seen += p.promWaiting
-			}
-		}
-	}
+	seen := q.waiting.read(now, c)
 	if now%q.cfg.HPASync != 0 {
 		return 0, false
 	}
-	return q.hpa.Sync(now, c.replicas, q.seen, q.target), true
+	return q.hpa.Sync(now, c.replicas, seen, q.target), true
 }
 
 // scheduleControl sets the replica count from a fixed plan: one count per Step (static-peak has a single

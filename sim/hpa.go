@@ -103,14 +103,25 @@ type hpaRecord struct {
 // Sync is one HPA sync at now: the target has current replicas and the metric's total value is total,
 // against an AverageValue target. It returns the new replica count.
 func (h *HPA) Sync(now time.Duration, current int32, total, target float64) int32 {
-	raw := current
-	if current > 0 {
-		ratio := total / (target * float64(current))
-		if math.Abs(1-ratio) > h.Behavior.Tolerance {
-			raw = int32(math.Ceil(total / target))
+	return h.SyncMetrics(now, current, Metric{Total: total, Target: target})
+}
+
+// Metric is one external metric's total value and its AverageValue target.
+type Metric struct{ Total, Target float64 }
+
+// SyncMetrics is one HPA sync with several metrics (a ScaledObject with several triggers): each metric
+// proposes a count, within the tolerance of current or ceil(total/target), and the largest proposal wins
+// (computeReplicasForMetrics).
+func (h *HPA) SyncMetrics(now time.Duration, current int32, metrics ...Metric) int32 {
+	var raw int32
+	for i, m := range metrics {
+		n := current
+		if current == 0 || math.Abs(1-m.Total/(m.Target*float64(current))) > h.Behavior.Tolerance {
+			n = int32(math.Ceil(m.Total / m.Target))
 		}
-	} else {
-		raw = int32(math.Ceil(total / target))
+		if i == 0 || n > raw {
+			raw = n
+		}
 	}
 	desired := h.stabilize(now, current, raw)
 	desired = h.limit(now, current, desired)

@@ -2,6 +2,8 @@ package sim
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -9,12 +11,47 @@ import (
 const (
 	LLMD       = "llmd"
 	HPAQueue   = "hpa-queue"
-	StaticPeak = "static-peak"
-	LowerBound = "lower-bound"
+	TokenAware = "token-aware"
+	// TokenAwareShipped is the token-aware recipe with the behavior its ScaledObject ships.
+	TokenAwareShipped = "token-aware-shipped"
+	StaticPeak        = "static-peak"
+	LowerBound        = "lower-bound"
+	// StaticPrefix names a fixed count: "static:3" is three replicas, ready from the start.
+	StaticPrefix = "static:"
 )
 
-// Policies lists every policy in report order.
-var Policies = []string{LLMD, HPAQueue, StaticPeak, LowerBound}
+// Policies lists every policy in report order (fixed counts, static:N, are named by their count).
+var Policies = []string{LLMD, HPAQueue, TokenAware, TokenAwareShipped, StaticPeak, LowerBound}
+
+// Static names the fixed count n as a policy.
+func Static(n int32) string { return StaticPrefix + strconv.Itoa(int(n)) }
+
+// ParseStatic reads a fixed count's policy name, "static:N" with N at least 1; ok is false for any other
+// policy name.
+func ParseStatic(policy string) (n int32, ok bool, err error) {
+	v, found := strings.CutPrefix(policy, StaticPrefix)
+	if !found {
+		return 0, false, nil
+	}
+	i, err := strconv.ParseInt(v, 10, 32)
+	if err != nil || i < 1 {
+		return 0, true, fmt.Errorf("policy %q: the fixed count after %q must be a whole number of at least 1", policy, StaticPrefix)
+	}
+	return int32(i), true, nil
+}
+
+// ValidPolicy says what is wrong with a policy name.
+func ValidPolicy(policy string) error {
+	if _, ok, err := ParseStatic(policy); ok {
+		return err
+	}
+	for _, p := range Policies {
+		if p == policy {
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown policy %q: want one of %s or %sN", policy, strings.Join(Policies, ", "), StaticPrefix)
+}
 
 // Run replays reqs (sorted by arrival) under one policy.
 func Run(cfg Config, policy string, reqs []Request) (Result, error) {
@@ -30,12 +67,31 @@ func Run(cfg Config, policy string, reqs []Request) (Result, error) {
 		return simulate(cfg, newLLMD(&cfg), reqs, runOpts{name: LLMD, chargeDrain: true, warmup: cfg.Warmup})
 	case HPAQueue:
 		return simulate(cfg, newQueue(&cfg), reqs, runOpts{name: HPAQueue, chargeDrain: true, warmup: cfg.Warmup})
+	case TokenAware, TokenAwareShipped:
+		b := DefaultBehavior()
+		if policy == TokenAwareShipped {
+			b = ShippedTokenAwareBehavior()
+		}
+		ctl, err := newTokenAware(&cfg, reqs, b)
+		if err != nil {
+			return Result{}, err
+		}
+		return simulate(cfg, ctl, reqs, runOpts{name: policy, chargeDrain: true, warmup: cfg.Warmup})
 	case StaticPeak:
-		return staticPeak(cfg, reqs)
+		res, err := staticPeak(cfg, reqs)
+		res.Policy = StaticPeak
+		return res, err
 	case LowerBound:
 		return lowerBound(cfg, reqs)
 	}
-	return Result{}, fmt.Errorf("unknown policy %q (want one of %v)", policy, Policies)
+	n, ok, err := ParseStatic(policy)
+	if !ok {
+		err = ValidPolicy(policy)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	return runFixed(cfg, n, reqs)
 }
 
 // checkTrace refuses what the event loop cannot replay: requests out of order or before the start.
@@ -48,18 +104,16 @@ func checkTrace(reqs []Request) error {
 	return nil
 }
 
-// RunFixed replays reqs on n replicas that are ready from the start and never change.
+// RunFixed replays reqs on n replicas that are ready from the start and never change (policy static:n).
 func RunFixed(cfg Config, n int32, reqs []Request) (Result, error) {
-	if err := cfg.Validate(); err != nil {
-		return Result{}, err
-	}
-	cfg = cfg.withDefaults()
-	if err := checkTrace(reqs); err != nil {
-		return Result{}, err
-	}
+	return Run(cfg, Static(n), reqs)
+}
+
+// runFixed is RunFixed on a validated configuration and trace.
+func runFixed(cfg Config, n int32, reqs []Request) (Result, error) {
 	cfg.InitialReplicas = n
 	cfg.Policy.MinReplicas, cfg.Policy.MaxReplicas = n, max(n, cfg.Policy.MaxReplicas)
-	res, err := simulate(cfg, &scheduleControl{plan: []int32{n}}, reqs, runOpts{name: StaticPeak, chargeDrain: true})
+	res, err := simulate(cfg, &scheduleControl{plan: []int32{n}}, reqs, runOpts{name: Static(n), chargeDrain: true})
 	res.Replicas = n
 	return res, err
 }
@@ -68,13 +122,13 @@ func RunFixed(cfg Config, n int32, reqs []Request) (Result, error) {
 // the requests; the trace's peak is what decides it. If even max does not, max.
 func staticPeak(cfg Config, reqs []Request) (Result, error) {
 	lo, hi := cfg.Policy.MinReplicas, cfg.Policy.MaxReplicas
-	best, err := RunFixed(cfg, hi, reqs)
+	best, err := runFixed(cfg, hi, reqs)
 	if err != nil || best.SLOAttainment < cfg.SLOTarget {
 		return best, err
 	}
 	for lo < hi { // attainment grows with replicas: binary search the smallest that meets the target
 		mid := lo + (hi-lo)/2
-		r, err := RunFixed(cfg, mid, reqs)
+		r, err := runFixed(cfg, mid, reqs)
 		if err != nil {
 			return r, err
 		}

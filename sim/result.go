@@ -30,8 +30,12 @@ type Result struct {
 	Plan     []int32 `json:"plan,omitempty"`
 	// Rules counts the llm-d scaler's decisions by rule.
 	Rules map[string]int `json:"rules,omitempty"`
+	// TokenAware is the token-aware recipe's calibration.
+	TokenAware *TokenAwareCalibration `json:"token_aware,omitempty"`
 	// Series is the time series, one Point per SeriesStep.
 	Series []Point `json:"-"`
+	// Met says, for each request of the trace in order, whether it met the SLO.
+	Met []bool `json:"-"`
 }
 
 // Point is the state at the end of one SeriesStep.
@@ -63,15 +67,17 @@ type reqStat struct {
 // summarize fills the request statistics of r.
 func summarize(r *Result, stats []reqStat, slo time.Duration) {
 	r.Requests = len(stats)
+	r.Met = make([]bool, len(stats))
 	var ttft, wait []float64
 	met := 0
-	for _, s := range stats {
+	for i, s := range stats {
 		if s.rejected || !s.firstSeen {
 			r.Rejected++
 			continue
 		}
 		if s.ttft <= slo {
 			met++
+			r.Met[i] = true
 		}
 		ttft = append(ttft, s.ttft.Seconds())
 		wait = append(wait, s.wait.Seconds())

@@ -122,6 +122,7 @@ func (r *runner) dispatch(now time.Duration) error {
 			return fmt.Errorf("request %d: %w", id, err)
 		default:
 			p.inflight++
+			p.inflightPrompt += rq.PromptTokens
 		}
 	}
 	return nil
@@ -173,6 +174,7 @@ func (r *runner) advance(now time.Duration) error {
 				s.firstSeen = true
 				s.ttft = ev.At - s.arrival
 				s.wait = s.dispatch - s.arrival + ev.Queued
+				p.inflightPrompt -= r.reqs[ev.ID].PromptTokens
 			case vllmsim.Finished:
 				p.inflight--
 			}
@@ -257,16 +259,20 @@ func (r *runner) finish(end time.Duration) Result {
 	res, w, slo := r.res, r.o.warmup, r.cfg.SLOTTFT
 	res.GPUHours = gpuHours(r.c, w, r.horizon, end, r.o.chargeDrain)
 	summarize(&res, r.stats[r.nWarm:], slo)
-	for _, s := range r.stats[r.nWarm:] {
-		if !s.rejected && s.firstSeen && s.ttft <= slo {
+	for i, s := range r.stats[r.nWarm:] {
+		if res.Met[i] {
 			continue
 		}
-		if i := int((s.arrival - w) / r.cfg.SeriesStep); i < len(res.Series) {
-			res.Series[i].Misses++
+		if k := int((s.arrival - w) / r.cfg.SeriesStep); k < len(res.Series) {
+			res.Series[k].Misses++
 		}
 	}
 	if rr, ok := r.ctl.(interface{ ruleCounts() map[string]int }); ok {
 		res.Rules = rr.ruleCounts()
+	}
+	if tc, ok := r.ctl.(interface{ calibration() TokenAwareCalibration }); ok {
+		cal := tc.calibration()
+		res.TokenAware = &cal
 	}
 	return res
 }

@@ -3,6 +3,7 @@
 //	llmd probe URL     scrape one vLLM /metrics endpoint twice and print the signals as the scaler computes them
 //	llmd simulate      replay a request trace through simulated replicas under several autoscaling policies
 //	llmd burst         send streaming completions at a fixed rate and report TTFT, latency and errors
+//	llmd bench-scaling run the scaling benchmark's trace suite under every policy and write its report
 package main
 
 import (
@@ -21,6 +22,9 @@ commands:
               (llmd simulate --service FILE --trace FILE [--policy all] [--json] [--plot out.png] [--csv out.csv])
   burst       send streaming completions to a vLLM (or any OpenAI-compatible) server at a fixed rate
               (llmd burst --url URL --rps N --duration D [--model ID] [--prompt-tokens P] [--max-tokens M] [--json])
+  bench-scaling
+              run the trace suite under every policy and fixed count and write the frontier and goal report
+              (llmd bench-scaling --service FILE [--traces DIR] [--out DIR] [--case REGEXP] [--workers N])
 `
 
 func main() {
@@ -40,6 +44,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return simulate(args[1:], stdout, stderr)
 	case "burst":
 		return burst(args[1:], stdout, stderr)
+	case "bench-scaling":
+		return benchScaling(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

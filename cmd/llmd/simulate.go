@@ -19,13 +19,14 @@ import (
 	"github.com/llm-d/llm-d/scaler/pool"
 	"github.com/llm-d/llm-d/sim"
 	"github.com/llm-d/llm-d/sim/plot"
+	"github.com/llm-d/llm-d/sim/suite"
 	"github.com/llm-d/llm-d/sim/trace"
-	"github.com/llm-d/llm-d/vllmsim"
 )
 
-const simulateUsage = `usage: llmd simulate --service FILE --trace FILE [--policy llmd|hpa-queue|static-peak|lower-bound|all]
+const simulateUsage = `usage: llmd simulate --service FILE --trace FILE|suite:NAME
+                     [--policy llmd|hpa-queue|token-aware[-shipped]|static-peak|lower-bound|static:N|all] [--frontier]
                      [--slo-ttft 2s] [--gpu a10g|h100] [--speedup 1] [--duration 0] [--warmup 10m] [--seed 1]
-                     [--json] [--plot out.png] [--csv out.csv]
+                     [--suite-seed 1] [--json] [--plot out.png] [--csv out.csv]
        llmd simulate --pool POOL.yaml --service A.yaml --trace A.csv --service B.yaml --trace B.csv [...]
                      [same flags; llmd only: every member on the shared budget, then on fixed splits]`
 
@@ -35,115 +36,185 @@ type stringList []string
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
+// simulateFlags is what llmd simulate takes from the command line.
+type simulateFlags struct {
+	services, traces stringList
+	pool, policy     string
+	policySet        bool
+	slo              time.Duration
+	gpu              string
+	speedup          float64
+	duration, warmup time.Duration
+	seed, suiteSeed  uint64
+	leastLoaded      bool
+	frontier, json   bool
+	plot, csv        string
+}
+
+func (f *simulateFlags) register(fs *flag.FlagSet) {
+	fs.Var(&f.services, "service", "LLMInferenceService YAML whose autoscaling block drives llmd (repeat with --pool)")
+	fs.Var(&f.traces, "trace", "request trace CSV in the Azure format (TIMESTAMP,ContextTokens,GeneratedTokens), or suite:NAME for a trace of the benchmark suite; with --pool, one per --service, in order")
+	fs.StringVar(&f.pool, "pool", "", "LLMInferencePool YAML: run the --service/--trace pairs on its shared budget and on fixed splits of it")
+	fs.StringVar(&f.policy, "policy", "all", "llmd, hpa-queue, token-aware, token-aware-shipped, static-peak, lower-bound, static:N (N fixed replicas) or all")
+	fs.DurationVar(&f.slo, "slo-ttft", 2*time.Second, "time-to-first-token objective")
+	fs.StringVar(&f.gpu, "gpu", "a10g", "replica model: a10g (Llama 3.1 8B on one A10G) or h100")
+	fs.Float64Var(&f.speedup, "speedup", 1, "play the trace this many times faster")
+	fs.DurationVar(&f.duration, "duration", 0, "keep only the first DURATION of the (sped-up) trace; 0 keeps all")
+	fs.DurationVar(&f.warmup, "warmup", 10*time.Minute, "replay the trace's first WARMUP, unmeasured, before it, so reactive policies start in steady state")
+	fs.Uint64Var(&f.seed, "seed", 1, "seed of the Service's random choice of pod")
+	fs.Uint64Var(&f.suiteSeed, "suite-seed", 1, "seed of the benchmark suite's generated traces (--trace suite:NAME)")
+	fs.BoolVar(&f.leastLoaded, "least-loaded", false, "route to the pod with the fewest requests in flight instead of at random")
+	fs.BoolVar(&f.frontier, "frontier", false, "also run every fixed count from minReplicas to maxReplicas and compare each other policy with them")
+	fs.BoolVar(&f.json, "json", false, "print one JSON object")
+	fs.StringVar(&f.plot, "plot", "", "write a PNG plot of the time series")
+	fs.StringVar(&f.csv, "csv", "", "write the time series as CSV")
+}
+
+// check says what is wrong with the flags, as the message of a usage error.
+func (f *simulateFlags) check() string {
+	switch {
+	case len(f.services) == 0:
+		return "--service FILE is required"
+	case len(f.traces) == 0:
+		return "--trace FILE is required"
+	case f.pool == "" && (len(f.services) > 1 || len(f.traces) > 1):
+		return fmt.Sprintf("--service and --trace given %d and %d times: several services need --pool", len(f.services), len(f.traces))
+	case len(f.services) != len(f.traces):
+		return fmt.Sprintf("--pool needs one --trace per --service, paired in order: got %d and %d", len(f.services), len(f.traces))
+	case f.slo <= 0:
+		return "--slo-ttft must be positive"
+	case !(f.speedup > 0):
+		return "--speedup must be positive"
+	case f.duration < 0:
+		return "--duration must not be negative"
+	case f.warmup < 0 || f.warmup%sim.Base != 0:
+		return fmt.Sprintf("--warmup must be a non-negative multiple of %s", sim.Base)
+	case f.pool != "" && f.policySet && f.policy != sim.LLMD:
+		// Pools are scaled by the llm-d scaler only: the other policies have no notion of a shared budget.
+		return fmt.Sprintf("--pool runs --policy llmd only, not %q", f.policy)
+	case f.pool != "" && f.frontier:
+		return "--frontier compares policies on one service: not with --pool"
+	case f.policy != "all" && sim.ValidPolicy(f.policy) != nil:
+		return fmt.Sprintf("--policy %q: want llmd, hpa-queue, token-aware, token-aware-shipped, static-peak, lower-bound, static:N or all", f.policy)
+	}
+	return ""
+}
+
+// policies lists the policies to run: the one asked for or all of them, and with --frontier every fixed
+// count between the policy's bounds (static-peak is one of them then).
+func (f *simulateFlags) policies(p decision.Policy) []string {
+	out := []string{f.policy}
+	if f.policy == "all" {
+		out = slices.Clone(sim.Policies)
+		if f.frontier {
+			out = slices.DeleteFunc(out, func(s string) bool { return s == sim.StaticPeak })
+		}
+	}
+	if f.frontier {
+		for n := p.MinReplicas; n <= p.MaxReplicas; n++ {
+			if !slices.Contains(out, sim.Static(n)) {
+				out = append(out, sim.Static(n))
+			}
+		}
+	}
+	return out
+}
+
 // simulate replays a trace through the simulator under one policy or all of them and prints the results.
 func simulate(args []string, stdout, stderr io.Writer) int {
 	cmd := newCommand("simulate", simulateUsage, stdout, stderr)
-	fs, fail := cmd.fs, cmd.fail
-	var services, traces stringList
-	fs.Var(&services, "service", "LLMInferenceService YAML whose autoscaling block drives llmd (repeat with --pool)")
-	fs.Var(&traces, "trace", "request trace CSV in the Azure format (TIMESTAMP,ContextTokens,GeneratedTokens); with --pool, one per --service, in order")
-	poolPath := fs.String("pool", "", "LLMInferencePool YAML: run the --service/--trace pairs on its shared budget and on fixed splits of it")
-	policy := fs.String("policy", "all", "llmd, hpa-queue, static-peak, lower-bound or all")
-	slo := fs.Duration("slo-ttft", 2*time.Second, "time-to-first-token objective")
-	gpu := fs.String("gpu", "a10g", "replica model: a10g (Llama 3.1 8B on one A10G) or h100")
-	speedup := fs.Float64("speedup", 1, "play the trace this many times faster")
-	duration := fs.Duration("duration", 0, "keep only the first DURATION of the (sped-up) trace; 0 keeps all")
-	warmup := fs.Duration("warmup", 10*time.Minute, "replay the trace's first WARMUP, unmeasured, before it, so reactive policies start in steady state")
-	seed := fs.Uint64("seed", 1, "seed of the Service's random choice of pod")
-	leastLoaded := fs.Bool("least-loaded", false, "route to the pod with the fewest requests in flight instead of at random")
-	asJSON := fs.Bool("json", false, "print one JSON object")
-	plotPath := fs.String("plot", "", "write a PNG plot of the time series")
-	csvPath := fs.String("csv", "", "write the time series as CSV")
+	fail := cmd.fail
+	f := &simulateFlags{}
+	f.register(cmd.fs)
 	if code, done := cmd.parse(args); done {
 		return code
 	}
-	switch {
-	case len(services) == 0:
-		return fail(2, "--service FILE is required")
-	case len(traces) == 0:
-		return fail(2, "--trace FILE is required")
-	case *poolPath == "" && (len(services) > 1 || len(traces) > 1):
-		return fail(2, "--service and --trace given %d and %d times: several services need --pool", len(services), len(traces))
-	case len(services) != len(traces):
-		return fail(2, "--pool needs one --trace per --service, paired in order: got %d and %d", len(services), len(traces))
-	case *slo <= 0:
-		return fail(2, "--slo-ttft must be positive")
-	case !(*speedup > 0):
-		return fail(2, "--speedup must be positive")
-	case *duration < 0:
-		return fail(2, "--duration must not be negative")
-	case *warmup < 0 || *warmup%sim.Base != 0:
-		return fail(2, "--warmup must be a non-negative multiple of %s", sim.Base)
+	cmd.fs.Visit(func(fl *flag.Flag) { f.policySet = f.policySet || fl.Name == "policy" })
+	if msg := f.check(); msg != "" {
+		return fail(2, "%s", msg)
 	}
-	policySet := false
-	fs.Visit(func(f *flag.Flag) { policySet = policySet || f.Name == "policy" })
-	policies := []string{*policy}
-	if *poolPath != "" {
-		// Pools are scaled by the llm-d scaler only: the other policies have no notion of a shared budget.
-		if policySet && *policy != sim.LLMD {
-			return fail(2, "--pool runs --policy llmd only, not %q", *policy)
-		}
-	} else if *policy == "all" {
-		policies = sim.Policies
-	} else if !slices.Contains(sim.Policies, *policy) {
-		return fail(2, "--policy %q: want llmd, hpa-queue, static-peak, lower-bound or all", *policy)
+	preset, err := suite.PresetNamed(strings.ToLower(f.gpu))
+	if err != nil {
+		return fail(2, "--gpu %q: want a10g or h100", f.gpu)
 	}
-	var params vllmsim.Params
-	switch strings.ToLower(*gpu) {
-	case "a10g":
-		params = vllmsim.A10GLlama8B()
-	case "h100":
-		params = vllmsim.H100Llama8B()
-	default:
-		return fail(2, "--gpu %q: want a10g or h100", *gpu)
-	}
-
-	cfg := sim.Config{Replica: params, SLOTTFT: *slo, Seed: *seed, Warmup: *warmup, LeastLoaded: *leastLoaded}
-	if *poolPath != "" {
-		o := poolOpts{pool: *poolPath, services: services, traces: traces, gpu: strings.ToLower(*gpu), speedup: *speedup,
-			duration: *duration, json: *asJSON, plot: *plotPath, csv: *csvPath}
+	cfg := sim.Config{Replica: preset.Params, SLOTTFT: f.slo, Seed: f.seed, Warmup: f.warmup, LeastLoaded: f.leastLoaded}
+	if f.pool != "" {
+		o := poolOpts{pool: f.pool, services: f.services, traces: f.traces, gpu: preset.Name, speedup: f.speedup,
+			duration: f.duration, json: f.json, plot: f.plot, csv: f.csv}
 		return simulatePool(cfg, o, stdout, fail)
 	}
-	service, tracePath := services[0], traces[0]
-	var err error
+	service, tracePath := f.services[0], f.traces[0]
 	if cfg.Policy, err = readService(service); err != nil {
 		return fail(1, "%s: %v", service, err)
 	}
-	reqs, err := readTrace(tracePath)
+	reqs, err := loadTrace(tracePath, preset, f.suiteSeed)
 	if err != nil {
 		return fail(1, "%s: %v", tracePath, err)
 	}
-	if reqs = sim.Reshape(reqs, *speedup, *duration); len(reqs) == 0 {
-		return fail(1, "%s: no request within --duration %s", tracePath, *duration)
+	if reqs = sim.Reshape(reqs, f.speedup, f.duration); len(reqs) == 0 {
+		return fail(1, "%s: no request within --duration %s", tracePath, f.duration)
 	}
-
 	var results []sim.Result
-	for _, p := range policies {
+	for _, p := range f.policies(cfg.Policy) {
 		r, err := sim.Run(cfg, p, reqs)
 		if err != nil {
 			return fail(1, "%s: %v", p, err)
 		}
 		results = append(results, r)
 	}
-	if *csvPath != "" {
-		if err := writeFile(*csvPath, func(w io.Writer) error { return sim.WriteSeriesCSV(w, results) }); err != nil {
-			return fail(1, "%v", err)
+	if err := f.writeSeries(results, tracePath, len(reqs)); err != nil {
+		return fail(1, "%v", err)
+	}
+	return f.print(stdout, results, service, tracePath, preset.Name)
+}
+
+// loadTrace reads a trace file, or generates the benchmark suite's trace suite:NAME for the preset.
+func loadTrace(path string, preset suite.Preset, seed uint64) ([]sim.Request, error) {
+	name, generated := strings.CutPrefix(path, "suite:")
+	if !generated {
+		return readTrace(path)
+	}
+	var names []string
+	for _, t := range suite.Traces(seed) {
+		if t.Name == name {
+			reqs, _ := suite.Generate(t, preset, seed)
+			return reqs, nil
+		}
+		names = append(names, t.Name)
+	}
+	return nil, fmt.Errorf("no trace %q in the suite: want one of %s", name, strings.Join(names, ", "))
+}
+
+// writeSeries writes the --csv and --plot files.
+func (f *simulateFlags) writeSeries(results []sim.Result, tracePath string, n int) error {
+	if f.csv != "" {
+		if err := suite.WriteFile(f.csv, func(w io.Writer) error { return sim.WriteSeriesCSV(w, results) }); err != nil {
+			return err
 		}
 	}
-	if *plotPath != "" {
-		title := fmt.Sprintf("%s, %d requests, SLO TTFT %s", baseName(tracePath), len(reqs), *slo)
-		if err := writeFile(*plotPath, func(w io.Writer) error { return plot.PNG(w, title, results) }); err != nil {
-			return fail(1, "%v", err)
-		}
+	if f.plot != "" {
+		title := fmt.Sprintf("%s, %d requests, SLO TTFT %s", baseName(tracePath), n, f.slo)
+		return suite.WriteFile(f.plot, func(w io.Writer) error { return plot.PNG(w, title, results) })
 	}
-	if *asJSON {
+	return nil
+}
+
+// print writes the results, and with --frontier the frontier, as JSON or tables.
+func (f *simulateFlags) print(stdout io.Writer, results []sim.Result, service, tracePath, gpu string) int {
+	var front *sim.Frontier
+	if f.frontier {
+		fr := sim.NewFrontier(results)
+		front = &fr
+	}
+	if f.json {
 		out := struct {
-			Trace    string       `json:"trace"`
-			Service  string       `json:"service"`
-			GPU      string       `json:"gpu"`
-			SLOTTFTS float64      `json:"slo_ttft_s"`
-			Results  []sim.Result `json:"results"`
-		}{tracePath, service, strings.ToLower(*gpu), slo.Seconds(), results}
+			Trace    string        `json:"trace"`
+			Service  string        `json:"service"`
+			GPU      string        `json:"gpu"`
+			SLOTTFTS float64       `json:"slo_ttft_s"`
+			Results  []sim.Result  `json:"results"`
+			Frontier *sim.Frontier `json:"frontier,omitempty"`
+		}{tracePath, service, gpu, f.slo.Seconds(), results, front}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {
@@ -151,7 +222,11 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	sim.WriteTable(stdout, results, *slo)
+	sim.WriteTable(stdout, results, f.slo)
+	if front != nil {
+		fmt.Fprintln(stdout)
+		sim.WriteFrontier(stdout, *front)
+	}
 	return 0
 }
 
@@ -186,18 +261,6 @@ func readTrace(path string) ([]sim.Request, error) {
 	}
 	defer f.Close()
 	return trace.ParseAzure(f)
-}
-
-func writeFile(path string, write func(io.Writer) error) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := write(f); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return f.Close()
 }
 
 func baseName(p string) string {
@@ -282,13 +345,13 @@ func simulatePool(cfg sim.Config, o poolOpts, stdout io.Writer, fail func(int, s
 		}
 	}
 	if o.csv != "" {
-		if err := writeFile(o.csv, func(w io.Writer) error { return sim.WriteSeriesCSV(w, series) }); err != nil {
+		if err := suite.WriteFile(o.csv, func(w io.Writer) error { return sim.WriteSeriesCSV(w, series) }); err != nil {
 			return fail(1, "%v", err)
 		}
 	}
 	if o.plot != "" {
 		title := fmt.Sprintf("pool %s, budget %d GPUs, SLO TTFT %s", lp.Name, p.BudgetGPUs, cfg.SLOTTFT)
-		if err := writeFile(o.plot, func(w io.Writer) error { return plot.PNG(w, title, series) }); err != nil {
+		if err := suite.WriteFile(o.plot, func(w io.Writer) error { return plot.PNG(w, title, series) }); err != nil {
 			return fail(1, "%v", err)
 		}
 	}

@@ -49,7 +49,7 @@ func TestSimulateJSON(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
 		t.Fatalf("%v: %s", err, out.String())
 	}
-	want := []string{"llmd", "hpa-queue", "static-peak", "lower-bound"}
+	want := []string{"llmd", "hpa-queue", "token-aware", "token-aware-shipped", "static-peak", "lower-bound"}
 	if len(got.Results) != len(want) {
 		t.Fatalf("%d results, want %d", len(got.Results), len(want))
 	}
@@ -92,6 +92,47 @@ func TestSimulateTable(t *testing.T) {
 	}
 }
 
+// --frontier runs every fixed count and compares the other policies with them; suite:NAME is a trace of
+// the benchmark suite; static:N is one fixed count.
+func TestSimulateFrontier(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"simulate", "--service", sampleService, "--trace", "suite:steps-4x", "--duration", "20m",
+		"--policy", "all", "--frontier", "--warmup", "1m", "--json"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var got struct {
+		Results  []struct{ Policy string }
+		Frontier struct {
+			Fixed    []struct{ Replicas int32 }
+			Policies []struct {
+				Policy      string
+				DominatedBy []string `json:"dominated_by"`
+			}
+		}
+	}
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	var policies []string
+	for _, p := range got.Frontier.Policies {
+		policies = append(policies, p.Policy)
+	}
+	if len(got.Results) != 13 || len(got.Frontier.Fixed) != 8 ||
+		strings.Join(policies, ",") != "llmd,hpa-queue,token-aware,token-aware-shipped,lower-bound" {
+		t.Fatalf("%d results, %d fixed counts, policies %v: want 13, 8 (static-peak is one of them), and the other five",
+			len(got.Results), len(got.Frontier.Fixed), policies)
+	}
+
+	out.Reset()
+	if code := run([]string{"simulate", "--service", sampleService, "--trace", shortTrace(t), "--policy", "static:2", "--frontier"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if s := out.String(); !strings.Contains(s, "static:2") || !strings.Contains(s, "static:8") || !strings.Contains(s, "dominated by") {
+		t.Fatalf("table: %s", s)
+	}
+}
+
 func TestSimulateBadInput(t *testing.T) {
 	dir := t.TempDir()
 	tr := shortTrace(t)
@@ -107,6 +148,8 @@ func TestSimulateBadInput(t *testing.T) {
 		{[]string{"--trace", tr}, 2, "--service"},
 		{[]string{"--service", sampleService}, 2, "--trace"},
 		{[]string{"--service", sampleService, "--trace", tr, "--policy", "magic"}, 2, "--policy"},
+		{[]string{"--service", sampleService, "--trace", tr, "--policy", "static:0"}, 2, "--policy"},
+		{[]string{"--service", sampleService, "--trace", "suite:nonesuch"}, 1, "steps-4x"},
 		{[]string{"--service", sampleService, "--trace", tr, "--gpu", "tpu"}, 2, "--gpu"},
 		{[]string{"--service", sampleService, "--trace", tr, "--slo-ttft", "0s"}, 2, "--slo-ttft"},
 		{[]string{"--service", sampleService, "--trace", tr, "--bogus"}, 2, "bogus"},
@@ -184,6 +227,8 @@ func TestSimulatePoolBadInput(t *testing.T) {
 		{[]string{"--pool", samplePool, "--service", sampleService, "--trace", tr, "--service", samplePhi}, 2, "paired"},
 		{[]string{"--pool", samplePool, "--service", sampleService, "--trace", tr, "--service", samplePhi, "--trace", tr,
 			"--policy", "hpa-queue"}, 2, "llmd only"},
+		{[]string{"--pool", samplePool, "--service", sampleService, "--trace", tr, "--service", samplePhi, "--trace", tr,
+			"--frontier"}, 2, "--frontier"},
 		{[]string{"--pool", samplePool, "--service", sampleService, "--trace", tr}, 1, "phi-3-mini"},
 		{[]string{"--pool", samplePool, "--service", sampleService, "--trace", tr, "--service", sampleService, "--trace", tr}, 1, "twice"},
 		{[]string{"--pool", sampleService, "--service", sampleService, "--trace", tr}, 1, "LLMInferencePool"},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"image/draw"
 	"image/png"
 	"io"
 	"math"
@@ -135,7 +136,14 @@ func PNG(w io.Writer, title string, results []sim.Result) error {
 	}
 	lab := "time (minutes)"
 	text(img, left+plotW/2-textWidth(lab, scaleLabel)/2, height-28, scaleLabel, black, lab)
-	return png.Encode(w, img)
+	// Every pixel is one of a few colours: a paletted PNG of them is under two thirds of the size.
+	pal := color.Palette{white, black, grid, gray}
+	for _, c := range palette {
+		pal = append(pal, c)
+	}
+	out := image.NewPaletted(img.Bounds(), pal)
+	draw.Draw(out, out.Bounds(), img, image.Point{}, draw.Src)
+	return (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(w, out)
 }
 
 // series draws one line; step draws a staircase (replica counts change at instants), dotted skips pixels.
