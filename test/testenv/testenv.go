@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
@@ -209,3 +210,17 @@ func (s *SyncBuffer) Write(p []byte) (int, error) {
 
 // String returns what was written so far.
 func (s *SyncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// SkipUnless skips the test when the machine cannot run it (unavailable says why, nil when it can). Under
+// CI=true the skip is a failure instead: CI promises the machine these tests need, and a skipped test there
+// would hide that it never ran.
+func SkipUnless(t testing.TB, unavailable error) {
+	t.Helper()
+	if unavailable == nil {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true, and this machine cannot run the test: %v", unavailable)
+	}
+	t.Skipf("skipped: %v", unavailable)
+}
