@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/llm-d/llm-d/images"
 )
 
 // KEDA's images as its releases name them; the local cluster builds them from the binaries hack/tools.sh
@@ -32,14 +34,11 @@ func kedaVersion(moduleDir string) string {
 func (c *Cluster) installKEDAPods(ctx context.Context, t *tools) error {
 	version := kedaVersion(t.kedaModule)
 	archive := c.path("node", "images", "keda.tar")
-	if err := WriteImageArchive(archive, []ScratchImage{
-		{Ref: kedaOperatorImage + ":" + version, Files: map[string]string{"/keda": filepath.Join(t.keda, "operator")}, Entrypoint: []string{"/keda"}, User: "65532:65532"},
-		{Ref: kedaAdapterImage + ":" + version, Files: map[string]string{"/keda-adapter": filepath.Join(t.keda, "adapter")}, Entrypoint: []string{"/keda-adapter"}, User: "65532:65532"},
+	if err := c.loadPrebuilt(ctx, archive, []prebuilt{
+		{images.Image{Name: "keda", Command: "keda", Description: "KEDA's operator."}, kedaOperatorImage + ":" + version, filepath.Join(t.keda, "operator")},
+		{images.Image{Name: "keda-metrics-apiserver", Command: "keda-adapter", Description: "KEDA's metrics API server."}, kedaAdapterImage + ":" + version, filepath.Join(t.keda, "adapter")},
 	}); err != nil {
 		return fmt.Errorf("KEDA images: %w", err)
-	}
-	if err := c.LoadImages(ctx, archive); err != nil {
-		return err
 	}
 	objs, err := kustomizationResources(filepath.Join(t.kedaModule, "config", "minimal"))
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/llm-d/llm-d/images"
 	"github.com/llm-d/llm-d/internal/repo"
 )
 
@@ -302,14 +303,10 @@ func (c *Cluster) loadNodeImages(ctx context.Context, t *tools) error {
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building the pause program: %w: %s", err, out)
 	}
-	archive := filepath.Join(dir, "node-images.tar")
-	if err := WriteImageArchive(archive, []ScratchImage{
-		{Ref: pauseImage, Files: map[string]string{"/pause": pause}, Entrypoint: []string{"/pause"}, User: "65535:65535"},
-		{Ref: c.corednsImage(t), Files: map[string]string{"/coredns": filepath.Join(t.coredns, "coredns")}, Entrypoint: []string{"/coredns"}, User: "65532:65532"},
-	}); err != nil {
-		return err
-	}
-	return c.LoadImages(ctx, archive)
+	return c.loadPrebuilt(ctx, filepath.Join(dir, "node-images.tar"), []prebuilt{
+		{images.Image{Name: "pause", Command: "pause", Description: "The local cluster's pod sandbox process."}, pauseImage, pause},
+		{images.Image{Name: "coredns", Command: "coredns", Description: "CoreDNS for the local cluster, without forward."}, c.corednsImage(t), filepath.Join(t.coredns, "coredns")},
+	})
 }
 
 // corednsImage is named for the CoreDNS version hack/tools.sh built (its directory is <name>-<version>-...).

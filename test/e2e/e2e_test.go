@@ -25,7 +25,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/llm-d/llm-d/api/v1alpha1"
-	"github.com/llm-d/llm-d/internal/poll"
 	"github.com/llm-d/llm-d/internal/repo"
 	"github.com/llm-d/llm-d/loadgen"
 	"github.com/llm-d/llm-d/sandbox"
@@ -83,15 +82,15 @@ func TestScalingPath(t *testing.T) {
 	createNamespace(t, ns)
 	llama := deploy(t, ns, "llama-3-8b-autoscaling.yaml")
 	door, err := stack.FrontDoor(ns, llama.Name)
-	must(t, err)
+	testenv.Must(t, err)
 
 	t.Run("KEDA calls the scaler over mutual TLS only", func(t *testing.T) {
-		eventually(t, 3*time.Minute, "ScaledObject and the HPA KEDA makes of it", func() error {
+		testenv.Eventually(t, 3*time.Minute, "ScaledObject and the HPA KEDA makes of it", func() error {
 			hpa := &autoscalingv2.HorizontalPodAutoscaler{}
 			return k.Get(ctx, client.ObjectKey{Namespace: ns, Name: "keda-hpa-" + llama.Name}, hpa)
 		})
 		so := &kedav1alpha1.ScaledObject{}
-		must(t, k.Get(ctx, client.ObjectKey{Namespace: ns, Name: llama.Name}, so))
+		testenv.Must(t, k.Get(ctx, client.ObjectKey{Namespace: ns, Name: llama.Name}, so))
 		if a := so.Spec.Triggers[0].AuthenticationRef; a == nil || a.Kind != "ClusterTriggerAuthentication" || so.Spec.Triggers[0].Metadata["enableTLS"] != "true" {
 			t.Fatalf("the trigger does not use mutual TLS: metadata %v, authenticationRef %+v", so.Spec.Triggers[0].Metadata, a)
 		}
@@ -107,17 +106,17 @@ func TestScalingPath(t *testing.T) {
 		loadCtx, stopLoad := context.WithCancel(ctx)
 		loadDone := make(chan struct{})
 		go func() { defer close(loadDone); _ = burstCtx(loadCtx, door, llama.Spec.Model.ID, 12, 2*time.Minute) }()
-		eventually(t, 2*time.Minute, "the burst to add replicas", func() error {
+		testenv.Eventually(t, 2*time.Minute, "the burst to add replicas", func() error {
 			if rec.Last() < 2 {
 				return fmt.Errorf("%d replicas", rec.Last())
 			}
 			return nil
 		})
 		held := rec.Last()
-		must(t, stack.KillScaler())
+		testenv.Must(t, stack.KillScaler())
 		defer func() { // whatever happens here, the later steps need a scaler
 			if !stack.ScalerRunning() {
-				must(t, stack.StartScaler(context.Background()))
+				testenv.Must(t, stack.StartScaler(context.Background()))
 			}
 		}()
 		stopLoad()
@@ -126,7 +125,7 @@ func TestScalingPath(t *testing.T) {
 		// Without the scaler KEDA cannot even build the metric spec (KEDA v2.21 logs "no metric specs returned
 		// from scalers"), so its fallback counter never starts; the HPA, which gets no metric, holds the size.
 		// Either way the property is the same: nothing scales on missing data.
-		eventually(t, time.Minute, "the HPA to see the metric missing", func() error {
+		testenv.Eventually(t, time.Minute, "the HPA to see the metric missing", func() error {
 			hpa := &autoscalingv2.HorizontalPodAutoscaler{}
 			if err := k.Get(ctx, client.ObjectKey{Namespace: ns, Name: "keda-hpa-" + llama.Name}, hpa); err != nil {
 				return err
@@ -144,9 +143,9 @@ func TestScalingPath(t *testing.T) {
 			t.Fatalf("replicas fell from %d without the scaler: %v", held, rec.History())
 		}
 
-		must(t, stack.StartScaler(ctx))
+		testenv.Must(t, stack.StartScaler(ctx))
 		restarted := time.Now()
-		eventually(t, window+2*time.Minute, "replicas back to minReplicas after the restart", func() error {
+		testenv.Eventually(t, window+2*time.Minute, "replicas back to minReplicas after the restart", func() error {
 			if n := rec.Last(); n != llama.Spec.Autoscaling.MinReplicas {
 				return fmt.Errorf("%d replicas", n)
 			}
@@ -161,11 +160,11 @@ func TestScalingPath(t *testing.T) {
 		phi := deploy(t, ns, "phi-3-mini.yaml")
 		pool := &v1alpha1.LLMInferencePool{}
 		readSample(t, "production-pool.yaml", pool)
-		must(t, k.Create(ctx, pool))
+		testenv.Must(t, k.Create(ctx, pool))
 		budget := pool.Spec.ResourcePolicy.GPUBudget.Value()
 		phiDoor, err := stack.FrontDoor(ns, phi.Name)
-		must(t, err)
-		eventually(t, 3*time.Minute, "phi-3-mini's ScaledObject", func() error {
+		testenv.Must(t, err)
+		testenv.Eventually(t, 3*time.Minute, "phi-3-mini's ScaledObject", func() error {
 			return k.Get(ctx, client.ObjectKey{Namespace: ns, Name: phi.Name}, &kedav1alpha1.ScaledObject{})
 		})
 
@@ -215,8 +214,8 @@ func TestScalingPath(t *testing.T) {
 func createNamespace(t *testing.T, namespace string) {
 	t.Helper()
 	k := stack.Cluster.Client
-	must(t, k.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}))
-	must(t, k.Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "hf-token-secret"},
+	testenv.Must(t, k.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}))
+	testenv.Must(t, k.Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "hf-token-secret"},
 		StringData: map[string]string{"HF_TOKEN": "hf_e2e"}}))
 }
 
@@ -228,9 +227,9 @@ func deploy(t *testing.T, namespace, file string) *v1alpha1.LLMInferenceService 
 	readSample(t, file, svc)
 	svc.Namespace = namespace
 	svc.Spec.Autoscaling.ScaleDownStabilizationSeconds = ptrInt32(int32(window / time.Second))
-	must(t, stack.ModelCacheVolume(context.Background(), namespace, svc.Name))
-	must(t, stack.Cluster.Client.Create(context.Background(), svc))
-	eventually(t, 3*time.Minute, svc.Name+" Ready", func() error {
+	testenv.Must(t, stack.ModelCacheVolume(context.Background(), namespace, svc.Name))
+	testenv.Must(t, stack.Cluster.Client.Create(context.Background(), svc))
+	testenv.Eventually(t, 3*time.Minute, svc.Name+" Ready", func() error {
 		s := &v1alpha1.LLMInferenceService{}
 		if err := stack.Cluster.Client.Get(context.Background(), client.ObjectKeyFromObject(svc), s); err != nil {
 			return err
@@ -246,8 +245,8 @@ func deploy(t *testing.T, namespace, file string) *v1alpha1.LLMInferenceService 
 func readSample(t *testing.T, file string, into any) {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(repo.Root(), "config", "samples", file))
-	must(t, err)
-	must(t, yaml.UnmarshalStrict(data, into))
+	testenv.Must(t, err)
+	testenv.Must(t, yaml.UnmarshalStrict(data, into))
 }
 
 func burstCtx(ctx context.Context, url, model string, rps float64, d time.Duration) loadgen.Summary {
@@ -261,20 +260,6 @@ func burstCtx(ctx context.Context, url, model string, rps float64, d time.Durati
 
 // waitFor lets time pass on purpose: the property checked is that nothing happens during it.
 func waitFor(d time.Duration) { <-time.After(d) }
-
-func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
-	t.Helper()
-	if err := poll.Eventually(context.Background(), timeout, f); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
 
 func ptrInt32(v int32) *int32 { return &v }
 

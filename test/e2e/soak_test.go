@@ -59,7 +59,7 @@ func TestSoak(t *testing.T) {
 	for i, svc := range services {
 		var err error
 		doors[i], err = stack.FrontDoor(soakNamespace, svc.Name)
-		must(t, err)
+		testenv.Must(t, err)
 		recs[i] = testenv.WatchReplicas(t, stack.Cluster.Client, client.ObjectKey{Namespace: soakNamespace, Name: svc.Name})
 	}
 	load := func(ctx context.Context, rps float64, d time.Duration) []loadgen.Summary {
@@ -73,7 +73,7 @@ func TestSoak(t *testing.T) {
 	}
 	atMin := func(what string) {
 		t.Helper()
-		eventually(t, window+3*time.Minute, what, func() error {
+		testenv.Eventually(t, window+3*time.Minute, what, func() error {
 			for i, svc := range services {
 				if n := recs[i].Last(); n != svc.Spec.Autoscaling.MinReplicas {
 					return fmt.Errorf("%s has %d replicas", svc.Name, n)
@@ -138,7 +138,7 @@ func TestSoak(t *testing.T) {
 	}
 	t.Log("\n" + b.String())
 	if path := os.Getenv("LLMD_SOAK_REPORT"); path != "" {
-		must(t, os.WriteFile(path, []byte(soakReportHeader+b.String()), 0o644))
+		testenv.Must(t, os.WriteFile(path, []byte(soakReportHeader+b.String()), 0o644))
 	}
 	for _, f := range failures {
 		t.Error(f)

@@ -224,3 +224,19 @@ func SkipUnless(t testing.TB, unavailable error) {
 	}
 	t.Skipf("skipped: %v", unavailable)
 }
+
+// Eventually fails the test unless f returns nil within timeout, polling it; what names the condition.
+func Eventually(t testing.TB, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	if err := poll.Eventually(context.Background(), timeout, f); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// Must fails the test on err.
+func Must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -24,7 +24,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/llm-d/llm-d/api/v1alpha1"
-	"github.com/llm-d/llm-d/internal/poll"
 	"github.com/llm-d/llm-d/loadgen"
 	"github.com/llm-d/llm-d/localcluster"
 	"github.com/llm-d/llm-d/sandbox"
@@ -50,7 +49,7 @@ func TestHelmInstall(t *testing.T) {
 		// Packages test in parallel; localcluster's own test may hold the machine's real node for minutes.
 		WaitForMachine: 20 * time.Minute,
 		KeepDir:        os.Getenv("LLMD_KEEP_CLUSTER") != "", Logf: t.Logf})
-	must(t, err)
+	testenv.Must(t, err)
 	c := in.Cluster
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -61,45 +60,45 @@ func TestHelmInstall(t *testing.T) {
 		}
 	})
 	k := c.Client
-	must(t, k.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
-	must(t, k.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hf-token-secret"},
+	testenv.Must(t, k.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	testenv.Must(t, k.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hf-token-secret"},
 		StringData: map[string]string{"HF_TOKEN": "hf_e2e"}}))
 	for _, f := range []string{"llama-3-8b-autoscaling.yaml", "phi-3-mini.yaml", "production-pool.yaml"} {
-		must(t, in.ApplySample(ctx, f))
+		testenv.Must(t, in.ApplySample(ctx, f))
 	}
 	llama := types.NamespacedName{Namespace: ns, Name: "llama-3-8b"}
-	must(t, k.Patch(ctx, &v1alpha1.LLMInferenceService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: llama.Name}},
+	testenv.Must(t, k.Patch(ctx, &v1alpha1.LLMInferenceService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: llama.Name}},
 		client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"spec":{"autoscaling":{"scaleDownStabilizationSeconds":%d}}}`, int(window/time.Second)))))
 
 	t.Run("the operator runs the services as pods with real probes", func(t *testing.T) {
 		for _, name := range []string{"llama-3-8b", "phi-3-mini"} {
-			eventually(t, 4*time.Minute, name+" Ready", func() error { return serviceReady(ctx, c, name) })
+			testenv.Eventually(t, 4*time.Minute, name+" Ready", func() error { return serviceReady(ctx, c, name) })
 		}
 	})
 
 	t.Run("KEDA reaches the scaler through cluster DNS and a Service", func(t *testing.T) {
-		eventually(t, 3*time.Minute, "the HPA reading the scaler's metric", func() error { return hpaActive(ctx, c, llama.Name) })
+		testenv.Eventually(t, 3*time.Minute, "the HPA reading the scaler's metric", func() error { return hpaActive(ctx, c, llama.Name) })
 		so := &kedav1alpha1.ScaledObject{}
-		must(t, k.Get(ctx, llama, so))
+		testenv.Must(t, k.Get(ctx, llama, so))
 		if got := so.Spec.Triggers[0].Metadata["scalerAddress"]; got != "llm-d-scaler.llm-d-system.svc:9090" {
 			t.Errorf("trigger scalerAddress %q, want the scaler Service's name", got)
 		}
 	})
 
 	url, err := in.ServiceURL(ctx, ns, llama.Name)
-	must(t, err)
+	testenv.Must(t, err)
 	model := "meta-llama/Meta-Llama-3.1-8B-Instruct"
 	rec := testenv.WatchReplicas(t, c.Client, llama)
 
 	t.Run("a burst to the Service scales out through the HPA; new pods become ready", func(t *testing.T) {
 		g, err := loadgen.New(loadgen.Config{URL: url, Model: model, RPS: 12, Duration: 3 * time.Minute, PromptTokens: 2000,
 			MaxTokens: 400, Concurrency: 4000, Seed: 1})
-		must(t, err)
+		testenv.Must(t, err)
 		loadCtx, stop := context.WithCancel(ctx)
 		defer stop()
 		done := make(chan struct{})
 		go func() { defer close(done); g.Run(loadCtx) }()
-		eventually(t, 3*time.Minute, "two or more ready replicas", func() error {
+		testenv.Eventually(t, 3*time.Minute, "two or more ready replicas", func() error {
 			d := &appsv1.Deployment{}
 			if err := k.Get(ctx, llama, d); err != nil {
 				return err
@@ -140,7 +139,7 @@ func TestHelmInstall(t *testing.T) {
 				tr.wave()
 			}
 		})
-		eventually(t, window+3*time.Minute, "replicas back to minReplicas", func() error {
+		testenv.Eventually(t, window+3*time.Minute, "replicas back to minReplicas", func() error {
 			if n := rec.Last(); n != 1 {
 				return fmt.Errorf("%d replicas; %s", n, rec.History())
 			}
@@ -149,7 +148,7 @@ func TestHelmInstall(t *testing.T) {
 		if d := rec.FirstDecreaseAfter(quiet); d.Sub(quiet) < window-2*time.Second {
 			t.Errorf("scaled down %s into the quiet, before the %s window", d.Sub(quiet).Round(time.Millisecond), window)
 		}
-		eventually(t, 4*time.Minute, "the removed pods gone", func() error { return podsGone(ctx, c, llama.Name, 1) })
+		testenv.Eventually(t, 4*time.Minute, "the removed pods gone", func() error { return podsGone(ctx, c, llama.Name, 1) })
 		stopWaves()
 		sum := tr.wait()
 		t.Logf("streams through the scale-down: %d, %d complete, errors %v; most in flight on each terminating pod: %v",
@@ -163,8 +162,8 @@ func TestHelmInstall(t *testing.T) {
 	})
 
 	t.Run("helm upgrade with a changed value rolls the scaler; nothing is left of the old one", func(t *testing.T) {
-		must(t, in.Helm(ctx, "upgrade", sandbox.Release, sandbox.ChartDir(), "-n", sandbox.ReleaseNamespace, "--reuse-values", "--set", "scaler.scrapeInterval=2s", "--wait", "--timeout", "3m"))
-		eventually(t, 2*time.Minute, "one scaler pod, with the new flag", func() error {
+		testenv.Must(t, in.Helm(ctx, "upgrade", sandbox.Release, sandbox.ChartDir(), "-n", sandbox.ReleaseNamespace, "--reuse-values", "--set", "scaler.scrapeInterval=2s", "--wait", "--timeout", "3m"))
+		testenv.Eventually(t, 2*time.Minute, "one scaler pod, with the new flag", func() error {
 			pods := &corev1.PodList{}
 			if err := k.List(ctx, pods, client.InNamespace(sandbox.ReleaseNamespace), client.MatchingLabels{"app.kubernetes.io/component": "scaler"}); err != nil {
 				return err
@@ -179,12 +178,12 @@ func TestHelmInstall(t *testing.T) {
 			}
 			return fmt.Errorf("scaler pod args %v", pods.Items[0].Spec.Containers[0].Args)
 		})
-		eventually(t, 2*time.Minute, "the HPA reading the new scaler", func() error { return hpaActive(ctx, c, llama.Name) })
+		testenv.Eventually(t, 2*time.Minute, "the HPA reading the new scaler", func() error { return hpaActive(ctx, c, llama.Name) })
 	})
 
 	t.Run("helm uninstall leaves nothing of the release", func(t *testing.T) {
-		must(t, in.Helm(ctx, "uninstall", sandbox.Release, "-n", sandbox.ReleaseNamespace, "--wait", "--timeout", "3m"))
-		eventually(t, 2*time.Minute, "no object of the release", func() error { return releaseObjects(ctx, c) })
+		testenv.Must(t, in.Helm(ctx, "uninstall", sandbox.Release, "-n", sandbox.ReleaseNamespace, "--wait", "--timeout", "3m"))
+		testenv.Eventually(t, 2*time.Minute, "no object of the release", func() error { return releaseObjects(ctx, c) })
 	})
 }
 
@@ -317,18 +316,4 @@ func (w *terminating) seen() map[string]float64 {
 		out[k] = v
 	}
 	return out
-}
-
-func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
-	t.Helper()
-	if err := poll.Eventually(context.Background(), timeout, f); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
 }
