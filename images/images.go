@@ -14,6 +14,7 @@
 package images
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -240,15 +242,21 @@ func Labels(im Image, version, revision string) map[string]string {
 
 // platformImage assembles one platform's image from the binary built into dir.
 func platformImage(o Options, im Image, p v1.Platform, dir string) (v1.Image, error) {
-	layerPath := filepath.Join(dir, im.Name+".layer.tar.gz")
-	if err := writeLayer(layerPath, filepath.Join(dir, im.Command), im, o.Created); err != nil {
+	return assemble(im, p, filepath.Join(dir, im.Command), filepath.Join(dir, im.Name+".layer.tar.gz"),
+		o.Created, Labels(im, o.Version, o.Revision), "images.Build: /"+im.Command+" (cmd/"+im.Command+")", gzip.DefaultCompression)
+}
+
+// assemble writes the layer of binary to layerPath and makes the image of it: one layer, User, im's
+// entrypoint, labels, and createdBy in its history. level is the layer's gzip level.
+func assemble(im Image, p v1.Platform, binary, layerPath string, createdAt time.Time, labels map[string]string, createdBy string, level int) (v1.Image, error) {
+	if err := writeLayer(layerPath, binary, im, createdAt, level); err != nil {
 		return nil, err
 	}
 	layer, err := tarball.LayerFromFile(layerPath, tarball.WithMediaType(types.OCILayer))
 	if err != nil {
 		return nil, err
 	}
-	created := v1.Time{Time: o.Created}
+	created := v1.Time{Time: createdAt}
 	cfg := &v1.ConfigFile{
 		Architecture: p.Architecture,
 		OS:           p.OS,
@@ -258,7 +266,7 @@ func platformImage(o Options, im Image, p v1.Platform, dir string) (v1.Image, er
 			Entrypoint: im.Entrypoint(),
 			Env:        []string{"PATH=" + Path},
 			WorkingDir: WorkingDir,
-			Labels:     Labels(im, o.Version, o.Revision),
+			Labels:     labels,
 		},
 		RootFS: v1.RootFS{Type: "layers"},
 	}
@@ -269,9 +277,40 @@ func platformImage(o Options, im Image, p v1.Platform, dir string) (v1.Image, er
 	}
 	return mutate.Append(img, mutate.Addendum{
 		Layer:     layer,
-		History:   v1.History{Created: created, CreatedBy: "images.Build: /" + im.Command + " (cmd/" + im.Command + ")"},
+		History:   v1.History{Created: created, CreatedBy: createdBy},
 		MediaType: types.OCILayer,
 	})
+}
+
+// Prebuilt is the image of a program this package does not build (another project's, built by hack/tools.sh
+// or by a test), for the host's platform: how a local cluster runs CoreDNS, KEDA or its pause program as pods
+// without pulling their images. The binary is /<im.Command> in the image, ref names the image, and the labels
+// hold the title, the description and ref's tag as the version, not this repository's source and revision.
+// The layer is written into dir, which must outlive the image. It is stored, not compressed: these images
+// stay on this machine, and compressing KEDA's 300 MB of programs takes minutes in a race-enabled test.
+func Prebuilt(dir string, im Image, ref, binary string) (Built, error) {
+	tag, err := name.NewTag(ref, name.StrictValidation)
+	if err != nil {
+		return Built{}, fmt.Errorf("images: reference %q: %w", ref, err)
+	}
+	p, err := v1.ParsePlatform(HostPlatform())
+	if err != nil {
+		return Built{}, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return Built{}, err
+	}
+	labels := map[string]string{LabelTitle: im.Name, LabelVersion: tag.TagStr(), LabelDescription: im.Description}
+	img, err := assemble(im, *p, binary, filepath.Join(dir, im.Name+".layer.tar.gz"), time.Unix(0, 0).UTC(), labels,
+		"images.Prebuilt: /"+im.Command+" ("+filepath.Base(binary)+")", gzip.NoCompression)
+	if err != nil {
+		return Built{}, fmt.Errorf("image %s: %w", ref, err)
+	}
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	idx = mutate.AppendManifests(idx, mutate.IndexAddendum{
+		Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: p.OS, Architecture: p.Architecture}},
+	})
+	return Built{Image: im, Ref: tag.Name(), Index: mutate.Annotations(idx, labels).(v1.ImageIndex)}, nil
 }
 
 // ModuleRoot finds this module's root at or above the working directory.

@@ -83,21 +83,10 @@ func TestBuildVLLMSimForTheHost(t *testing.T) {
 	if mt, _ := b.Index.MediaType(); mt != types.OCIImageIndex {
 		t.Errorf("index media type %s", mt)
 	}
-	im, err := b.Index.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
 	wantLabels := Labels(VLLMSim, version, "0123abc")
-	if len(im.Manifests) != 1 || im.Manifests[0].Platform.String() != HostPlatform() || !maps.Equal(im.Annotations, wantLabels) {
-		t.Fatalf("index %+v: want one manifest for %s and the labels as annotations", im, HostPlatform())
-	}
-	img, err := b.Index.Image(im.Manifests[0].Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
+	img, cf := hostImage(t, b)
+	if im, _ := b.Index.IndexManifest(); !maps.Equal(im.Annotations, wantLabels) {
+		t.Errorf("index annotations %v, want the labels", im.Annotations)
 	}
 	c := cf.Config
 	if cf.OS != "linux" || cf.Architecture != runtime.GOARCH || !cf.Created.Equal(time.Unix(0, 0)) ||
@@ -290,6 +279,27 @@ func TestVersionsMoveTogether(t *testing.T) {
 			t.Errorf("values.yaml does not default to %s/%s", DefaultRegistry, im.Name)
 		}
 	}
+}
+
+// hostImage is b's only image, which must be for the host's platform, and its config.
+func hostImage(t *testing.T, b Built) (v1.Image, *v1.ConfigFile) {
+	t.Helper()
+	im, err := b.Index.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(im.Manifests) != 1 || im.Manifests[0].Platform.String() != HostPlatform() {
+		t.Fatalf("index %+v: want one manifest for %s", im, HostPlatform())
+	}
+	img, err := b.Index.Image(im.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img, cf
 }
 
 func root(t *testing.T) string {

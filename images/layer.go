@@ -12,10 +12,10 @@ import (
 	"time"
 )
 
-// writeLayer writes the image's only layer, gzipped, to dst: the binary at /<Command> (root-owned, 0755,
+// writeLayer writes the image's only layer, gzipped at level, to dst: the binary at /<Command> (root-owned, 0755,
 // as distroless installs programs), then the parent directories of Links and the links themselves. Every
 // entry carries mtime and no owner names, so that the same binary gives the same layer.
-func writeLayer(dst, binary string, im Image, mtime time.Time) (err error) {
+func writeLayer(dst, binary string, im Image, mtime time.Time, level int) (err error) {
 	bin, err := os.Open(binary)
 	if err != nil {
 		return err
@@ -34,7 +34,10 @@ func writeLayer(dst, binary string, im Image, mtime time.Time) (err error) {
 			err = cerr
 		}
 	}()
-	zw := gzip.NewWriter(out)
+	zw, err := gzip.NewWriterLevel(out, level)
+	if err != nil {
+		return err
+	}
 	tw := tar.NewWriter(zw)
 	hdr := func(name string, typ byte, mode int64) *tar.Header {
 		return &tar.Header{Name: name, Typeflag: typ, Mode: mode, ModTime: mtime}

@@ -66,6 +66,8 @@ const (
 	kedaOperatorHost = "keda-operator.keda.svc"
 	// frontProxyClient is the name kube-apiserver's aggregator presents to the adapter.
 	frontProxyClient = "front-proxy-client"
+	// kwokNodeAnnotation marks the nodes kwok manages.
+	kwokNodeAnnotation = "kwok.x-k8s.io/node"
 )
 
 // Options describe the cluster. The zero value is a cluster without nodes, pod IPs from DefaultPodCIDR.
@@ -86,7 +88,51 @@ type Options struct {
 	Timeout time.Duration
 	// Logf, if set, receives a line per startup step, so a slow first start is not silent.
 	Logf func(format string, args ...any)
+	// RealNode adds one node that runs pods for real, next to kwok's fake ones. Linux and root only
+	// (RealNodeSupported says why not), one per machine.
+	RealNode *RealNode
+	// KEDA is how KEDA runs: as processes on loopback (the default), or as pods on the real node.
+	KEDA KEDAMode
 }
+
+// KEDAMode is how the cluster runs KEDA.
+type KEDAMode int
+
+const (
+	// KEDAProcesses runs KEDA's operator and metrics adapter as processes on loopback, the adapter reached
+	// by the aggregator through an ExternalName Service.
+	KEDAProcesses KEDAMode = iota
+	// KEDAPods installs KEDA from its own manifests as pods on the real node: KEDA then reaches external
+	// scalers through cluster DNS and Services, as in any cluster.
+	KEDAPods
+	// KEDANone runs no KEDA (its CRDs are installed all the same).
+	KEDANone
+)
+
+// RealNode is a node whose pods run: containerd with Debian's runc, the kubelet and kube-proxy built from the
+// control plane's own Kubernetes module, a bridge network whose pods reach only each other and the machine,
+// and CoreDNS as cluster DNS (Service kube-system/kube-dns on DNSServiceIP). The API server then listens on
+// NodeIP, the bridge's address, where pods can reach it. Images come only from Cluster.LoadImages: every
+// registry name resolves to a server on loopback that has none. Everything the node changes on the machine
+// (sysctls, iptables rules, fixed paths, mounts, cgroups, the bridge) is recorded before it starts and put
+// back by Stop, on SIGINT, SIGTERM and SIGHUP, or by the next Start after a run that died.
+type RealNode struct {
+	// Name is the node's name (and the kubelet's hostname); "node-0" when empty.
+	Name string
+	// GPUs is the node's nvidia.com/gpu capacity: declared in its status, no GPU behind it.
+	GPUs int
+	// GPUProduct and GPUMemoryMiB (per GPU) become NVIDIA's node labels, as on a Node.
+	GPUProduct   string
+	GPUMemoryMiB int
+	// Labels are added to the node's labels.
+	Labels map[string]string
+	// WaitForMachine is how long Start waits while another cluster's real node runs on this machine (tests
+	// of several packages run at once); zero refuses at once with ErrRealNodeInUse.
+	WaitForMachine time.Duration
+}
+
+// ErrRealNodeInUse is Start's error while another cluster's real node runs on this machine.
+var ErrRealNodeInUse = errors.New("a local cluster with a real node is already running on this machine")
 
 // Node is a fake node kwok manages. Zero fields take the defaults noted.
 type Node struct {
@@ -121,6 +167,7 @@ type Cluster struct {
 
 	opts     Options
 	ca       *authority
+	node     *realNode  // nil without Options.RealNode
 	mu       sync.Mutex // guards procs
 	procs    []*Process
 	stopOnce sync.Once
@@ -130,6 +177,7 @@ type Cluster struct {
 // tools are the resolved program directories and module sources Start needs.
 type tools struct {
 	etcd, kubernetes, keda, kwok string // program directories
+	containerd, coredns          string // program directories, with a real node
 	kedaModule, kwokModule       string // module sources, for CRDs and kwok's stages
 }
 
@@ -149,7 +197,15 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
-	t, err := resolveTools(opts.Logf)
+	if opts.KEDA == KEDAPods && opts.RealNode == nil {
+		return nil, errors.New("KEDA as pods needs a real node (Options.RealNode) to run them")
+	}
+	if opts.RealNode != nil && opts.RealNode.Name == "" {
+		node := *opts.RealNode
+		node.Name = "node-0"
+		opts.RealNode = &node
+	}
+	t, err := resolveTools(opts.Logf, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +230,11 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		}
 	}()
 	start := time.Now()
+	if opts.RealNode != nil {
+		if err := c.prepareNode(); err != nil {
+			return c, err
+		}
+	}
 	if err := c.run(ctx, t); err != nil {
 		return c, err
 	}
@@ -181,12 +242,26 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	return c, nil
 }
 
-func resolveTools(logf func(string, ...any)) (*tools, error) {
+// runsKwok says whether the cluster runs kwok: with fake nodes, or without a real node (AddNode may add some).
+func (o Options) runsKwok() bool { return len(o.Nodes) > 0 || o.RealNode == nil }
+
+func resolveTools(logf func(string, ...any), opts Options) (*tools, error) {
 	t := &tools{}
-	for _, s := range []struct {
+	type set struct {
 		name string
 		dir  *string
-	}{{"etcd", &t.etcd}, {"kubernetes", &t.kubernetes}, {"kwok", &t.kwok}, {"keda", &t.keda}} {
+	}
+	sets := []set{{"etcd", &t.etcd}, {"kubernetes", &t.kubernetes}}
+	if opts.runsKwok() {
+		sets = append(sets, set{"kwok", &t.kwok})
+	}
+	if opts.KEDA != KEDANone {
+		sets = append(sets, set{"keda", &t.keda})
+	}
+	if opts.RealNode != nil {
+		sets = append(sets, set{"containerd", &t.containerd}, set{"coredns", &t.coredns})
+	}
+	for _, s := range sets {
 		logf("localcluster: locating %s (hack/tools.sh builds it on first use)", s.name)
 		dir, err := repo.Tools(s.name)
 		if err != nil {
@@ -197,6 +272,9 @@ func resolveTools(logf func(string, ...any)) (*tools, error) {
 	var err error
 	if t.kedaModule, err = repo.ModuleDir("github.com/kedacore/keda/v2"); err != nil {
 		return nil, err
+	}
+	if !opts.runsKwok() {
+		return t, nil
 	}
 	// kwok is not a dependency of the project, only of its tools module, so it is located from there.
 	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok")
@@ -213,6 +291,12 @@ func (c *Cluster) path(elem ...string) string {
 	return filepath.Join(append([]string{c.Dir}, elem...)...)
 }
 
+// ports are the loopback ports of the cluster's programs.
+type ports struct {
+	etcdClient, etcdPeer, api, kcm, sched, kwok          int
+	kedaGRPC, kedaMetrics, kedaProbe, adapter, adapterMx int
+}
+
 // run starts the programs in dependency order, starting each as early as it can and waiting for readiness
 // only where the next step needs it, then waits for the rest.
 func (c *Cluster) run(ctx context.Context, t *tools) error {
@@ -221,16 +305,85 @@ func (c *Cluster) run(ctx context.Context, t *tools) error {
 	if err != nil {
 		return err
 	}
-	ports, err := freePorts(12)
+	free, err := freePorts(11)
 	if err != nil {
 		return err
 	}
-	etcdClient, etcdPeer, apiPort, kcmPort, schedPort, kwokPort := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]
-	kedaGRPC, kedaMetrics, kedaProbe, adapterPort, adapterMetrics := ports[6], ports[7], ports[8], ports[9], ports[10]
+	p := ports{free[0], free[1], free[2], free[3], free[4], free[5], free[6], free[7], free[8], free[9], free[10]}
+	if err := c.startControlPlane(ctx, t, pki, p); err != nil {
+		return err
+	}
+	logf("localcluster: starting kube-controller-manager, kube-scheduler and kwok (with fake nodes); installing CRDs")
+	if err := c.startControllers(t, pki, p); err != nil {
+		return err
+	}
+	if _, err := envtest.InstallCRDs(c.Config, envtest.CRDInstallOptions{
+		Paths:              []string{filepath.Join(repo.Root(), "config", "crd", "bases"), filepath.Join(t.kedaModule, "config", "crd", "bases")},
+		ErrorIfPathMissing: true,
+		MaxTime:            time.Until(deadlineOf(ctx)),
+	}); err != nil {
+		return fmt.Errorf("installing CRDs: %w", err)
+	}
+	if c.node != nil {
+		logf("localcluster: starting the real node %s: containerd, kubelet, kube-proxy", c.opts.RealNode.Name)
+		if err := c.startNode(ctx, t, pki); err != nil {
+			return err
+		}
+	}
+	if c.opts.KEDA == KEDAProcesses {
+		logf("localcluster: starting KEDA operator and metrics adapter")
+		if err := c.startKEDAProcesses(ctx, t, pki, p); err != nil {
+			return err
+		}
+	}
+	for _, n := range c.opts.Nodes {
+		if err := c.createNode(ctx, n); err != nil {
+			return err
+		}
+	}
+	logf("localcluster: waiting for the controllers, KEDA and %d node(s)", len(c.opts.Nodes)+btoi(c.node != nil))
+	if err := c.waitControllers(ctx, pki, p); err != nil {
+		return err
+	}
+	if c.node != nil {
+		if err := c.waitNode(ctx, t); err != nil {
+			return err
+		}
+	}
+	if c.opts.KEDA == KEDAPods {
+		logf("localcluster: installing KEDA as pods from its own manifests")
+		if err := c.installKEDAPods(ctx, t); err != nil {
+			return err
+		}
+		return c.waitKEDAPods(ctx)
+	}
+	if c.opts.KEDA == KEDAProcesses {
+		return c.waitKEDAProcesses(ctx, p)
+	}
+	return nil
+}
 
-	logf("localcluster: starting etcd and kube-apiserver")
-	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdClient)
-	peerURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPeer)
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// apiAddress is where the API server listens: loopback, or with a real node the node's address, the one
+// address both the machine and pods reach.
+func (c *Cluster) apiAddress() string {
+	if c.node != nil {
+		return NodeIP
+	}
+	return "127.0.0.1"
+}
+
+// startControlPlane starts etcd and kube-apiserver and waits until the API server is ready.
+func (c *Cluster) startControlPlane(ctx context.Context, t *tools, pki *pkiFiles, p ports) error {
+	c.opts.Logf("localcluster: starting etcd and kube-apiserver")
+	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", p.etcdClient)
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", p.etcdPeer)
 	etcd, err := c.startProcess("etcd", filepath.Join(t.etcd, "etcd"), []string{
 		"--name=default",
 		"--data-dir=" + c.path("etcd"),
@@ -248,18 +401,17 @@ func (c *Cluster) run(ctx context.Context, t *tools) error {
 		return err
 	}
 
-	apiURL := fmt.Sprintf("https://127.0.0.1:%d", apiPort)
-	api, err := c.startProcess("kube-apiserver", filepath.Join(t.kubernetes, "kube-apiserver"), []string{
+	addr := c.apiAddress()
+	apiURL := fmt.Sprintf("https://%s:%d", addr, p.api)
+	args := []string{
 		"--etcd-servers=" + etcdURL,
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=" + strconv.Itoa(apiPort),
+		"--bind-address=" + addr, "--advertise-address=" + addr, "--secure-port=" + strconv.Itoa(p.api),
 		"--cert-dir=" + c.path("pki"),
 		"--tls-cert-file=" + pki.apiCert, "--tls-private-key-file=" + pki.apiKey,
 		"--client-ca-file=" + pki.caFile,
-		"--authorization-mode=RBAC",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file=" + pki.saPub, "--service-account-signing-key-file=" + pki.saKey,
-		// No traffic ever goes to a ClusterIP; the range only has to be valid.
-		"--service-cluster-ip-range=10.96.0.0/16",
+		"--service-cluster-ip-range=" + ServiceCIDR,
 		// The aggregation layer, so that the HPA controller can read external metrics from KEDA's adapter.
 		"--requestheader-client-ca-file=" + pki.frontProxyCAFile,
 		"--requestheader-allowed-names=" + frontProxyClient,
@@ -267,15 +419,28 @@ func (c *Cluster) run(ctx context.Context, t *tools) error {
 		"--requestheader-group-headers=X-Remote-Group",
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 		"--proxy-client-cert-file=" + pki.proxyCert, "--proxy-client-key-file=" + pki.proxyKey,
-		// Endpoints reject loopback addresses, so the apiserver cannot publish its own (127.0.0.1) in the
-		// kubernetes Service; nothing reads it here.
-		"--endpoint-reconciler-type=none",
 		// Nodes are created Ready-to-be by kwok; this plugin would taint them not-ready at creation, and
 		// only the node lifecycle controller (with its evictions on missed heartbeats) would lift it.
 		"--disable-admission-plugins=TaintNodesByCondition",
 		"--allow-privileged=true",
 		"--v=1",
-	})
+	}
+	if c.node == nil {
+		args = append(args, "--authorization-mode=RBAC",
+			// Endpoints reject loopback addresses, so the apiserver cannot publish its own (127.0.0.1) in the
+			// kubernetes Service; with kwok's nodes alone, nothing reads it.
+			"--endpoint-reconciler-type=none")
+	} else {
+		args = append(args, "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
+			// Pods reach the API server through the kubernetes Service, whose endpoint is this address.
+			"--endpoint-reconciler-type=lease",
+			// The kubelet is dialled at the node's InternalIP, never by looking its name up in the machine's
+			// resolver.
+			"--kubelet-preferred-address-types=InternalIP",
+			"--kubelet-client-certificate="+pki.kubeletClientCert, "--kubelet-client-key="+pki.kubeletClientKey,
+			"--kubelet-certificate-authority="+pki.caFile)
+	}
+	api, err := c.startProcess("kube-apiserver", filepath.Join(t.kubernetes, "kube-apiserver"), args)
 	if err != nil {
 		return err
 	}
@@ -286,47 +451,55 @@ func (c *Cluster) run(ctx context.Context, t *tools) error {
 	if err != nil {
 		return err
 	}
-	if err := api.WaitReady(ctx, func() error { return httpOK(hc, apiURL+"/readyz") }); err != nil {
-		return err
-	}
+	return api.WaitReady(ctx, func() error { return httpOK(hc, apiURL+"/readyz") })
+}
 
-	logf("localcluster: starting kube-controller-manager, kube-scheduler and kwok; installing CRDs")
+// startControllers starts kube-controller-manager, kube-scheduler and, with fake nodes, kwok.
+func (c *Cluster) startControllers(t *tools, pki *pkiFiles, p ports) error {
 	kc := c.Kubeconfig
-	kcm, err := c.startProcess("kube-controller-manager", filepath.Join(t.kubernetes, "kube-controller-manager"), []string{
+	// nodelifecycle is left out on purpose: kwok's heartbeats are sparse and nothing here needs evictions.
+	// persistentvolume-binder binds the model-cache claims to the volumes a test creates (no provisioner).
+	controllers := "deployment,replicaset,horizontalpodautoscaling,garbagecollector,serviceaccount,serviceaccount-token,namespace,persistentvolume-binder"
+	if c.node != nil {
+		// Pods that run need Services' EndpointSlices (kube-proxy, CoreDNS), the kube-root-ca.crt ConfigMap
+		// their service account volumes read, and claims and volumes released once unused.
+		controllers += ",endpointslice,root-ca-cert-publisher,pvc-protection,pv-protection"
+	}
+	if _, err := c.startProcess("kube-controller-manager", filepath.Join(t.kubernetes, "kube-controller-manager"), []string{
 		"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
-		// nodelifecycle is left out on purpose: kwok's heartbeats are sparse and nothing here needs evictions.
-		// persistentvolume-binder binds the model-cache claims to the volumes a test creates (no provisioner).
-		"--controllers=deployment,replicaset,horizontalpodautoscaling,garbagecollector,serviceaccount,serviceaccount-token,namespace,persistentvolume-binder",
+		"--controllers=" + controllers,
 		"--horizontal-pod-autoscaler-sync-period=" + c.opts.HPASyncPeriod.String(),
 		"--leader-elect=false",
-		"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(kcmPort),
+		"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(p.kcm),
 		"--tls-cert-file=" + pki.loopbackCert, "--tls-private-key-file=" + pki.loopbackKey,
 		"--service-account-private-key-file=" + pki.saKey, "--root-ca-file=" + pki.caFile,
 		"--use-service-account-credentials=false",
 		"--v=1",
-	})
-	if err != nil {
+	}); err != nil {
 		return err
 	}
-	sched, err := c.startProcess("kube-scheduler", filepath.Join(t.kubernetes, "kube-scheduler"), []string{
+	if _, err := c.startProcess("kube-scheduler", filepath.Join(t.kubernetes, "kube-scheduler"), []string{
 		"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
 		"--leader-elect=false",
-		"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(schedPort),
+		"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(p.sched),
 		"--tls-cert-file=" + pki.loopbackCert, "--tls-private-key-file=" + pki.loopbackKey,
 		"--v=1",
-	})
-	if err != nil {
+	}); err != nil {
 		return err
+	}
+	if !c.opts.runsKwok() {
+		return nil
 	}
 	stage := filepath.Join(t.kwokModule, "kustomize", "stage")
 	kwokArgs := []string{
 		"--kubeconfig=" + kc,
-		"--manage-all-nodes",
+		// Only the fake nodes (createNode annotates them), never a real one.
+		"--manage-nodes-with-annotation-selector=" + kwokNodeAnnotation + "=fake",
 		"--cidr=" + c.PodCIDR,
 		"--node-ip=127.0.0.1",
 		// kwok would otherwise listen on all interfaces when a node port is set; this keeps it on loopback
 		// and gives Start a health endpoint to poll.
-		"--server-address=127.0.0.1:" + strconv.Itoa(kwokPort), "--node-port=" + strconv.Itoa(kwokPort),
+		"--server-address=127.0.0.1:" + strconv.Itoa(p.kwok), "--node-port=" + strconv.Itoa(p.kwok),
 	}
 	for _, f := range []string{
 		"node/fast/node-initialize.yaml", "node/heartbeat/node-heartbeat.yaml",
@@ -337,42 +510,35 @@ func (c *Cluster) run(ctx context.Context, t *tools) error {
 		kwokArgs = append(kwokArgs, "--config="+filepath.Join(stage, f))
 	}
 	// KWOK_WORKDIR keeps kwok from also loading a kwok.yaml from the user's home directory.
-	kwok, err := c.startProcess("kwok", filepath.Join(t.kwok, "kwok"), kwokArgs, "KWOK_WORKDIR="+c.path("kwok"))
-	if err != nil {
-		return err
-	}
+	_, err := c.startProcess("kwok", filepath.Join(t.kwok, "kwok"), kwokArgs, "KWOK_WORKDIR="+c.path("kwok"))
+	return err
+}
 
-	if _, err := envtest.InstallCRDs(c.Config, envtest.CRDInstallOptions{
-		Paths:              []string{filepath.Join(repo.Root(), "config", "crd", "bases"), filepath.Join(t.kedaModule, "config", "crd", "bases")},
-		ErrorIfPathMissing: true,
-		MaxTime:            time.Until(deadlineOf(ctx)),
-	}); err != nil {
-		return fmt.Errorf("installing CRDs: %w", err)
-	}
-
-	logf("localcluster: starting KEDA operator and metrics adapter")
+// startKEDAProcesses starts KEDA's operator and metrics adapter on loopback and registers the adapter as the
+// external metrics API.
+func (c *Cluster) startKEDAProcesses(ctx context.Context, t *tools, pki *pkiFiles, p ports) error {
+	kc := c.Kubeconfig
 	if err := c.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: KEDANamespace}}); err != nil {
 		return fmt.Errorf("creating namespace %s: %w", KEDANamespace, err)
 	}
 	// WATCH_NAMESPACE must be set, and empty means every namespace; KEDA exits when it is missing.
 	kedaEnv := []string{"POD_NAMESPACE=" + KEDANamespace, "KEDA_CLUSTER_OBJECT_NAMESPACE=" + KEDANamespace, "WATCH_NAMESPACE="}
-	operator, err := c.startProcess("keda-operator", filepath.Join(t.keda, "operator"), []string{
+	if _, err := c.startProcess("keda-operator", filepath.Join(t.keda, "operator"), []string{
 		"--kubeconfig=" + kc,
 		"--leader-elect=false",
 		"--enable-cert-rotation=false", "--cert-dir=" + pki.kedaDir,
 		"--ca-dir=" + c.path("keda", "custom-ca"),
-		"--metrics-service-bind-address=127.0.0.1:" + strconv.Itoa(kedaGRPC),
-		"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(kedaMetrics),
-		"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(kedaProbe),
+		"--metrics-service-bind-address=127.0.0.1:" + strconv.Itoa(p.kedaGRPC),
+		"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(p.kedaMetrics),
+		"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(p.kedaProbe),
 		"--zap-encoder=console",
-	}, kedaEnv...)
-	if err != nil {
+	}, kedaEnv...); err != nil {
 		return err
 	}
-	adapter, err := c.startProcess("keda-adapter", filepath.Join(t.keda, "adapter"), []string{
+	if _, err := c.startProcess("keda-adapter", filepath.Join(t.keda, "adapter"), []string{
 		"--kubeconfig=" + kc, "--lister-kubeconfig=" + kc,
 		"--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
-		"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(adapterPort),
+		"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(p.adapter),
 		// The adapter reads its gRPC client certificate (ca.crt, tls.crt, tls.key) from --cert-dir.
 		"--cert-dir=" + pki.kedaDir,
 		"--tls-cert-file=" + filepath.Join(pki.kedaDir, "tls.crt"), "--tls-private-key-file=" + filepath.Join(pki.kedaDir, "tls.key"),
@@ -382,33 +548,31 @@ func (c *Cluster) run(ctx context.Context, t *tools) error {
 		"--requestheader-username-headers=X-Remote-User",
 		"--requestheader-group-headers=X-Remote-Group",
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
-		"--metrics-service-address=127.0.0.1:" + strconv.Itoa(kedaGRPC),
+		"--metrics-service-address=127.0.0.1:" + strconv.Itoa(p.kedaGRPC),
 		"--metrics-service-grpc-authority=" + kedaOperatorHost,
-		"--port=" + strconv.Itoa(adapterMetrics), // its own /metrics; it binds all interfaces, so at least not a fixed port
+		"--port=" + strconv.Itoa(p.adapterMx), // its own /metrics; it binds all interfaces, so at least not a fixed port
 		"--zap-encoder=console",
-	}, kedaEnv...)
-	if err != nil {
+	}, kedaEnv...); err != nil {
 		return err
 	}
-	if err := c.registerExternalMetrics(ctx, adapterPort, pki.kedaCA); err != nil {
+	return c.registerExternalMetrics(ctx, p.adapter, pki.kedaCA)
+}
+
+// waitControllers waits for the controller manager, the scheduler, kwok and kwok's nodes.
+func (c *Cluster) waitControllers(ctx context.Context, pki *pkiFiles, p ports) error {
+	plain := &http.Client{Timeout: 2 * time.Second}
+	loop := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.caPool}}}
+	kcm, sched, kwok := c.process("kube-controller-manager"), c.process("kube-scheduler"), c.process("kwok")
+	if err := kcm.WaitReady(ctx, func() error { return httpOK(loop, fmt.Sprintf("https://127.0.0.1:%d/healthz", p.kcm)) }); err != nil {
 		return err
 	}
-	for _, n := range c.opts.Nodes {
-		if err := c.createNode(ctx, n); err != nil {
+	if err := sched.WaitReady(ctx, func() error { return httpOK(loop, fmt.Sprintf("https://127.0.0.1:%d/healthz", p.sched)) }); err != nil {
+		return err
+	}
+	if kwok != nil {
+		if err := kwok.WaitReady(ctx, func() error { return httpOK(plain, fmt.Sprintf("http://127.0.0.1:%d/healthz", p.kwok)) }); err != nil {
 			return err
 		}
-	}
-
-	logf("localcluster: waiting for the controllers, KEDA and %d node(s)", len(c.opts.Nodes))
-	loop := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.caPool}}}
-	if err := kcm.WaitReady(ctx, func() error { return httpOK(loop, fmt.Sprintf("https://127.0.0.1:%d/healthz", kcmPort)) }); err != nil {
-		return err
-	}
-	if err := sched.WaitReady(ctx, func() error { return httpOK(loop, fmt.Sprintf("https://127.0.0.1:%d/healthz", schedPort)) }); err != nil {
-		return err
-	}
-	if err := kwok.WaitReady(ctx, func() error { return httpOK(plain, fmt.Sprintf("http://127.0.0.1:%d/healthz", kwokPort)) }); err != nil {
-		return err
 	}
 	// A namespace is usable for pods once the serviceaccount controller has given it its default account.
 	if err := kcm.WaitReady(ctx, func() error {
@@ -421,23 +585,31 @@ func (c *Cluster) run(ctx context.Context, t *tools) error {
 			return err
 		}
 	}
-	if err := operator.WaitReady(ctx, func() error { return httpOK(plain, fmt.Sprintf("http://127.0.0.1:%d/readyz", kedaProbe)) }); err != nil {
+	return nil
+}
+
+// waitKEDAProcesses waits until KEDA's operator is ready and its adapter serves the external metrics API.
+func (c *Cluster) waitKEDAProcesses(ctx context.Context, p ports) error {
+	plain := &http.Client{Timeout: 2 * time.Second}
+	operator, adapter := c.process("keda-operator"), c.process("keda-adapter")
+	if err := operator.WaitReady(ctx, func() error { return httpOK(plain, fmt.Sprintf("http://127.0.0.1:%d/readyz", p.kedaProbe)) }); err != nil {
+		return err
+	}
+	hc, err := rest.HTTPClientFor(c.Config)
+	if err != nil {
 		return err
 	}
 	// Available means the aggregator reached the adapter through the ExternalName Service and trusted it;
 	// listing through it proves the adapter answers, and that it reached the operator over gRPC at startup.
-	if err := adapter.WaitReady(ctx, func() error {
+	return adapter.WaitReady(ctx, func() error {
 		if err := operator.exited(); err != nil {
 			return err
 		}
 		if err := c.apiServiceAvailable(ctx); err != nil {
 			return err
 		}
-		return httpOK(hc, apiURL+"/apis/external.metrics.k8s.io/v1beta1")
-	}); err != nil {
-		return err
-	}
-	return nil
+		return httpOK(hc, c.Config.Host+"/apis/external.metrics.k8s.io/v1beta1")
+	})
 }
 
 // pkiFiles are the paths of the certificates and keys the programs are given.
@@ -448,6 +620,8 @@ type pkiFiles struct {
 	proxyCert, proxyKey           string
 	loopbackCert, loopbackKey     string
 	saKey, saPub                  string
+	kubeletClientCert             string // the API server's, to call kubelets (with a real node)
+	kubeletClientKey              string
 	kedaDir                       string
 	kedaCA                        []byte
 	adminCertPEM, adminKeyPEM     []byte
@@ -478,10 +652,16 @@ func (c *Cluster) writePKI() (*pkiFiles, error) {
 	}
 	p.caPool = x509.NewCertPool()
 	p.caPool.AddCert(c.ca.cert)
-	if p.apiCert, p.apiKey, err = c.ca.issueFiles(dir, "apiserver", certSpec{
-		cn: "kube-apiserver", server: true,
-		hosts: []string{"127.0.0.1", "localhost", "10.96.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-	}); err != nil {
+	apiHosts := []string{"127.0.0.1", "localhost", "10.96.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
+	if c.node != nil {
+		apiHosts = append(apiHosts, NodeIP)
+		if p.kubeletClientCert, p.kubeletClientKey, err = c.ca.issueFiles(dir, "apiserver-kubelet-client", certSpec{
+			cn: "kube-apiserver-kubelet-client", groups: []string{"system:masters"}, client: true,
+		}); err != nil {
+			return nil, err
+		}
+	}
+	if p.apiCert, p.apiKey, err = c.ca.issueFiles(dir, "apiserver", certSpec{cn: "kube-apiserver", server: true, hosts: apiHosts}); err != nil {
 		return nil, err
 	}
 	if p.loopbackCert, p.loopbackKey, err = c.ca.issueFiles(dir, "loopback-serving", certSpec{
@@ -617,8 +797,12 @@ func (c *Cluster) apiServiceAvailable(ctx context.Context) error {
 	return errors.New("APIService v1beta1.external.metrics.k8s.io has no Available condition yet")
 }
 
-// AddNode creates a fake node and waits until kwok has made it Ready.
+// AddNode creates a fake node and waits until kwok has made it Ready. A cluster with a real node runs kwok
+// only if it started with fake nodes.
 func (c *Cluster) AddNode(ctx context.Context, n Node) error {
+	if !c.opts.runsKwok() {
+		return errors.New("AddNode: this cluster runs no kwok (a real node and no fake nodes at Start)")
+	}
 	if err := c.createNode(ctx, n); err != nil {
 		return err
 	}
@@ -662,7 +846,7 @@ func (c *Cluster) createNode(ctx context.Context, n Node) error {
 		labels[k] = v
 	}
 	node := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: labels, Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"}},
+		ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: labels, Annotations: map[string]string{kwokNodeAnnotation: "fake"}},
 		// The status is kept on create, as it is when a kubelet registers; kwok then keeps these quantities.
 		Status: corev1.NodeStatus{Allocatable: res, Capacity: res.DeepCopy()},
 	}
@@ -685,14 +869,22 @@ func (c *Cluster) nodeReady(ctx context.Context, name string) error {
 	return fmt.Errorf("node %s is not Ready yet", name)
 }
 
-// Stop stops every program and, unless Options.KeepDir, removes the cluster's directory. It is safe to call
-// more than once.
+// Stop stops every program, with a real node restores the machine, and, unless Options.KeepDir, removes the
+// cluster's directory. It is safe to call more than once.
 func (c *Cluster) Stop() error {
 	c.stopOnce.Do(func() {
 		c.mu.Lock()
 		procs := c.procs
 		c.mu.Unlock()
 		c.stopErr = killAll(procs)
+		if c.node != nil {
+			if err := c.stopNode(); err != nil {
+				// Something may still be mounted in the directory: removing it could reach through a mount.
+				c.stopErr = errors.Join(c.stopErr, fmt.Errorf("restoring the machine after the real node: %w; "+
+					"the next Start with a real node tries again; %s is kept", err, c.Dir))
+				return
+			}
+		}
 		if !c.opts.KeepDir {
 			if err := os.RemoveAll(c.Dir); err != nil {
 				c.stopErr = errors.Join(c.stopErr, err)
@@ -700,6 +892,18 @@ func (c *Cluster) Stop() error {
 		}
 	})
 	return c.stopErr
+}
+
+// process returns the cluster's program of that name, nil if it was not started.
+func (c *Cluster) process(name string) *Process {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range c.procs {
+		if p.name == name {
+			return p
+		}
+	}
+	return nil
 }
 
 // Failed returns an error naming each program that has exited, with the end of its log; nil while all run.

@@ -26,6 +26,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/llm-d/llm-d/fleet"
+	"github.com/llm-d/llm-d/images"
 	"github.com/llm-d/llm-d/internal/loopback"
 	"github.com/llm-d/llm-d/internal/repo"
 	"github.com/llm-d/llm-d/localcluster"
@@ -115,8 +116,13 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		return nil, err
 	}
 	opts.Logf("e2e: building the operator and the scaler")
-	build := exec.CommandContext(ctx, "go", "build", "-o", s.bin+"/", "./cmd/operator", "./cmd/scaler")
+	// Built as their images build them (images.BuildEnv and BuildFlags), so that make test compiles the
+	// programs once for this stack and the real-node installation alike.
+	args := append(append([]string{"build"}, images.BuildFlags("dev", images.GitRevision(repo.Root()))...),
+		"-o", s.bin+"/", "./cmd/operator", "./cmd/scaler")
+	build := exec.CommandContext(ctx, "go", args...)
 	build.Dir = repo.Root()
+	build.Env = append(os.Environ(), images.BuildEnv...)
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("go build ./cmd/operator ./cmd/scaler: %w\n%s", err, out)
 	}

@@ -4,6 +4,11 @@
 // simulated vLLM pods, and shows per service the ready and desired replicas, the queue, decode tokens/s
 // per pod and the scaler's reason, live. At the end it writes a PNG timeline of replicas and queue.
 // Ctrl-C stops and removes everything.
+//
+// Where the machine allows a real node (Linux, root, Debian's runc, CNI plugins and iptables), everything
+// runs as pods, installed as a user installs it (package test/e2e/install: KEDA from its manifests, llm-d
+// with helm, the manifests verbatim) and the burst goes to each service's ClusterIP; elsewhere, or with
+// -kwok, llm-d's binaries run on the machine and the pods on kwok's fake GPU nodes.
 package main
 
 import (
@@ -28,7 +33,7 @@ import (
 	"github.com/llm-d/llm-d/internal/poll"
 	"github.com/llm-d/llm-d/internal/repo"
 	"github.com/llm-d/llm-d/loadgen"
-	"github.com/llm-d/llm-d/sandbox"
+	"github.com/llm-d/llm-d/localcluster"
 	"github.com/llm-d/llm-d/sim"
 	"github.com/llm-d/llm-d/sim/plot"
 )
@@ -45,11 +50,12 @@ func run() int {
 		rps      = flag.Float64("rps", 12, "requests per second to llama-3-8b (phi-3-mini gets half)")
 		window   = flag.Duration("window", 30*time.Second, "scaleDownStabilizationSeconds for the demo (the samples' is 300 s)")
 		out      = flag.String("plot", "demo-timeline.png", "where to write the PNG timeline")
+		kwok     = flag.Bool("kwok", false, "run the pods on kwok's fake nodes even where a real node could run them")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := demo(ctx, *burstFor, *rps, *window, *out); err != nil {
+	if err := demo(ctx, *burstFor, *rps, *window, *out, *kwok); err != nil {
 		if errors.Is(err, context.Canceled) {
 			fmt.Fprintln(os.Stderr, "demo: stopped; everything it started is gone")
 			return 130
@@ -60,19 +66,28 @@ func run() int {
 	return 0
 }
 
-func demo(ctx context.Context, burstFor time.Duration, rps float64, window time.Duration, out string) error {
+func demo(ctx context.Context, burstFor time.Duration, rps float64, window time.Duration, out string, kwok bool) error {
 	say := func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
-	say("demo: starting a local cluster (the first run builds kube-apiserver, the controller manager, the scheduler, etcd, kwok and KEDA from the Go module proxy: ~25 min on 2 cores; later runs start in under a minute)")
 	start := time.Now()
-	stack, err := sandbox.Start(ctx, sandbox.Options{HPASyncPeriod: 5 * time.Second, ScrapeInterval: 2 * time.Second, Speed: 10, MutualTLS: true,
-		StartupDelay: 30 * time.Second, Logf: say})
+	var b backend
+	var err error
+	if why := localcluster.RealNodeSupported(); why == nil && !kwok {
+		say("demo: starting a local cluster with a real node and installing KEDA and llm-d on it as pods (the first run builds the control plane, the kubelet, containerd, CoreDNS, KEDA and helm from the Go module proxy: ~40 min on 2 cores; later runs start in about a minute)")
+		b, err = startReal(ctx, say)
+	} else {
+		if why != nil {
+			say("demo: no real node here (%v): the pods run on kwok's fake nodes", why)
+		}
+		say("demo: starting a local cluster (the first run builds kube-apiserver, the controller manager, the scheduler, etcd, kwok and KEDA from the Go module proxy: ~25 min on 2 cores; later runs start in under a minute)")
+		b, err = startKwok(ctx, say)
+	}
 	if err != nil {
 		return err
 	}
-	defer stack.Stop()
-	say("demo: cluster, KEDA and llm-d up in %s; logs in %s", time.Since(start).Round(time.Second), stack.Cluster.LogDir)
+	defer b.stop()
+	say("demo: cluster, KEDA and llm-d up in %s; logs in %s", time.Since(start).Round(time.Second), b.logDir())
 
-	k := stack.Cluster.Client
+	k := b.client()
 	if err := k.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		return err
 	}
@@ -80,28 +95,15 @@ func demo(ctx context.Context, burstFor time.Duration, rps float64, window time.
 		StringData: map[string]string{"HF_TOKEN": "hf_demo"}}); err != nil {
 		return err
 	}
-	var services []*v1alpha1.LLMInferenceService
-	for _, f := range []string{"llama-3-8b-autoscaling.yaml", "phi-3-mini.yaml"} {
-		svc := &v1alpha1.LLMInferenceService{}
-		if err := sample(f, svc); err != nil {
-			return err
-		}
-		w := int32(window / time.Second)
-		svc.Spec.Autoscaling.ScaleDownStabilizationSeconds = &w
-		if err := stack.ModelCacheVolume(ctx, ns, svc.Name); err != nil {
-			return err
-		}
-		if err := k.Create(ctx, svc); err != nil {
-			return err
-		}
-		say("demo: applied %s (%s), scale-down window %s", svc.Name, f, window)
-		services = append(services, svc)
+	services, err := b.deploy(ctx, window)
+	if err != nil {
+		return err
+	}
+	for _, svc := range services {
+		say("demo: applied %s, scale-down window %s", svc.Name, window)
 	}
 	pool := &v1alpha1.LLMInferencePool{}
 	if err := sample("production-pool.yaml", pool); err != nil {
-		return err
-	}
-	if err := k.Create(ctx, pool); err != nil {
 		return err
 	}
 	say("demo: applied the production-pool sample: %s GPUs shared by weight and priority", pool.Spec.ResourcePolicy.GPUBudget.String())
@@ -116,13 +118,10 @@ func demo(ctx context.Context, burstFor time.Duration, rps float64, window time.
 			if s.Status.ScaledObject == "" {
 				return fmt.Errorf("%s has no ScaledObject yet", svc.Name)
 			}
-			// kwok marks a pod Ready at once; its simulated vLLM serves only after its model load.
-			for _, p := range stack.Fleet.Snapshot() {
-				if p.Service == svc.Name && p.Ready {
-					return nil
-				}
+			if !b.serving(ctx, svc) {
+				return fmt.Errorf("%s has no pod serving yet", svc.Name)
 			}
-			return fmt.Errorf("%s has no pod serving yet", svc.Name)
+			return nil
 		})
 		if err != nil {
 			return err
@@ -156,7 +155,7 @@ func demo(ctx context.Context, burstFor time.Duration, rps float64, window time.
 	}()
 	loadDone := make(chan struct{})
 	for i, svc := range services {
-		door, err := stack.FrontDoor(ns, svc.Name)
+		door, err := b.url(ctx, svc)
 		if err != nil {
 			return err
 		}
@@ -188,7 +187,7 @@ func demo(ctx context.Context, burstFor time.Duration, rps float64, window time.
 			return ctx.Err()
 		case <-tick.C:
 		}
-		rows := table(ctx, stack, services)
+		rows := table(ctx, b, services)
 		record(rows)
 		draw(os.Stdout, rows, gens, time.Since(t0))
 		select {
@@ -216,12 +215,11 @@ type row struct {
 	rule, reason     string
 }
 
-func table(ctx context.Context, stack *sandbox.Stack, services []*v1alpha1.LLMInferenceService) []row {
-	pods := stack.Fleet.Snapshot()
+func table(ctx context.Context, b backend, services []*v1alpha1.LLMInferenceService) []row {
 	var rows []row
 	for _, svc := range services {
 		s := &v1alpha1.LLMInferenceService{}
-		if err := stack.Cluster.Client.Get(ctx, client.ObjectKeyFromObject(svc), s); err != nil {
+		if err := b.client().Get(ctx, client.ObjectKeyFromObject(svc), s); err != nil {
 			continue
 		}
 		r := row{name: svc.Name, ready: s.Status.ReadyReplicas}
@@ -229,12 +227,7 @@ func table(ctx context.Context, stack *sandbox.Stack, services []*v1alpha1.LLMIn
 			r.desired, r.rule, r.reason = a.DesiredReplicas, a.Rule, a.Reason
 			fmt.Sscan(a.DecodeTokensPerSecondPerPod, &r.tps)
 		}
-		for _, p := range pods {
-			if p.Service == svc.Name && p.Namespace == svc.Namespace {
-				r.waiting += p.Waiting
-				r.running += p.Running
-			}
-		}
+		r.waiting, r.running = b.load(ctx, svc)
 		rows = append(rows, r)
 	}
 	return rows

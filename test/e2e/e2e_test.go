@@ -25,10 +25,10 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/llm-d/llm-d/api/v1alpha1"
-	"github.com/llm-d/llm-d/internal/poll"
 	"github.com/llm-d/llm-d/internal/repo"
 	"github.com/llm-d/llm-d/loadgen"
 	"github.com/llm-d/llm-d/sandbox"
+	"github.com/llm-d/llm-d/test/testenv"
 )
 
 // The windows are shortened so that the whole run takes minutes: the HPA syncs every 2 s (Kubernetes'
@@ -71,25 +71,26 @@ func run(m *testing.M) int {
 	return code
 }
 
-// TestScalingPath runs the llama-3-8b sample through a burst, the quiet after it, a scaler crash, and a
-// shared pool. The steps share one cluster and run in order. KEDA calls the scaler over mutual TLS
+// TestScalingPath runs the llama-3-8b sample on kwok's fake GPU nodes through a scaler crash and a pool shared
+// across nodes. The steps share one cluster and run in order. KEDA calls the scaler over mutual TLS
 // throughout, so every scaling step also proves KEDA's operator reaches the scaler through the
-// ClusterTriggerAuthentication the operator writes.
+// ClusterTriggerAuthentication the operator writes. A burst and the quiet after it, as real pods behind a
+// Service, are test/e2e/install's.
 func TestScalingPath(t *testing.T) {
 	ctx := context.Background()
 	k := stack.Cluster.Client
 	createNamespace(t, ns)
 	llama := deploy(t, ns, "llama-3-8b-autoscaling.yaml")
 	door, err := stack.FrontDoor(ns, llama.Name)
-	must(t, err)
+	testenv.Must(t, err)
 
-	t.Run("burst scales up through KEDA and the HPA", func(t *testing.T) {
-		eventually(t, 3*time.Minute, "ScaledObject and the HPA KEDA makes of it", func() error {
+	t.Run("KEDA calls the scaler over mutual TLS only", func(t *testing.T) {
+		testenv.Eventually(t, 3*time.Minute, "ScaledObject and the HPA KEDA makes of it", func() error {
 			hpa := &autoscalingv2.HorizontalPodAutoscaler{}
 			return k.Get(ctx, client.ObjectKey{Namespace: ns, Name: "keda-hpa-" + llama.Name}, hpa)
 		})
 		so := &kedav1alpha1.ScaledObject{}
-		must(t, k.Get(ctx, client.ObjectKey{Namespace: ns, Name: llama.Name}, so))
+		testenv.Must(t, k.Get(ctx, client.ObjectKey{Namespace: ns, Name: llama.Name}, so))
 		if a := so.Spec.Triggers[0].AuthenticationRef; a == nil || a.Kind != "ClusterTriggerAuthentication" || so.Spec.Triggers[0].Metadata["enableTLS"] != "true" {
 			t.Fatalf("the trigger does not use mutual TLS: metadata %v, authenticationRef %+v", so.Spec.Triggers[0].Metadata, a)
 		}
@@ -98,61 +99,24 @@ func TestScalingPath(t *testing.T) {
 		} else {
 			t.Logf("a client without a certificate is refused: %v", err)
 		}
-		rec := watchReplicas(t, ns, llama.Name)
-		sum := burst(t, door, llama.Spec.Model.ID, 12, 40*time.Second, func() bool {
-			return rec.max() >= 2 && readyScraped(t, ns, llama.Name) >= 2
-		})
-		quietFrom := time.Now()
-		if sum.Successes == 0 {
-			t.Fatalf("no request of the burst succeeded: %+v", sum.Errors)
-		}
-		// A decision near the end of the burst reaches the Deployment an HPA sync or two later; the window
-		// keeps the scaler's peak that long.
-		eventually(t, window, "the Deployment to grow", func() error {
-			if rec.max() < 2 {
-				return fmt.Errorf("replicas %v", rec.history())
-			}
-			return nil
-		})
-		t.Logf("burst: %d requests, TTFT p50 %s p95 %s; replicas %v", sum.Requests, sum.TTFT.P50, sum.TTFT.P95, rec.history())
-
-		// Quiet: the scaler keeps the peak for a full window after the last busy decision, then comes down,
-		// never below minReplicas.
-		eventually(t, window+2*time.Minute, "replicas back to minReplicas", func() error {
-			if n := rec.last(); n != llama.Spec.Autoscaling.MinReplicas {
-				return fmt.Errorf("%d replicas", n)
-			}
-			return nil
-		})
-		down := rec.firstDecreaseAfter(quietFrom)
-		if down.IsZero() {
-			t.Fatalf("no scale-down observed: %v", rec.history())
-		}
-		// The last busy decision may be one scrape before the burst ended.
-		if held := down.Sub(quietFrom); held < window-2*scrapeEvery {
-			t.Errorf("scaled down %s after the burst ended, before the %s window", held.Round(time.Millisecond), window)
-		}
-		if m := rec.min(); m < llama.Spec.Autoscaling.MinReplicas {
-			t.Errorf("replicas went to %d, below minReplicas %d", m, llama.Spec.Autoscaling.MinReplicas)
-		}
 	})
 
 	t.Run("scaler killed: the size holds, a restarted scaler waits a full window", func(t *testing.T) {
-		rec := watchReplicas(t, ns, llama.Name)
+		rec := testenv.WatchReplicas(t, stack.Cluster.Client, client.ObjectKey{Namespace: ns, Name: llama.Name})
 		loadCtx, stopLoad := context.WithCancel(ctx)
 		loadDone := make(chan struct{})
 		go func() { defer close(loadDone); _ = burstCtx(loadCtx, door, llama.Spec.Model.ID, 12, 2*time.Minute) }()
-		eventually(t, 2*time.Minute, "the burst to add replicas", func() error {
-			if rec.last() < 2 {
-				return fmt.Errorf("%d replicas", rec.last())
+		testenv.Eventually(t, 2*time.Minute, "the burst to add replicas", func() error {
+			if rec.Last() < 2 {
+				return fmt.Errorf("%d replicas", rec.Last())
 			}
 			return nil
 		})
-		held := rec.last()
-		must(t, stack.KillScaler())
+		held := rec.Last()
+		testenv.Must(t, stack.KillScaler())
 		defer func() { // whatever happens here, the later steps need a scaler
 			if !stack.ScalerRunning() {
-				must(t, stack.StartScaler(context.Background()))
+				testenv.Must(t, stack.StartScaler(context.Background()))
 			}
 		}()
 		stopLoad()
@@ -161,7 +125,7 @@ func TestScalingPath(t *testing.T) {
 		// Without the scaler KEDA cannot even build the metric spec (KEDA v2.21 logs "no metric specs returned
 		// from scalers"), so its fallback counter never starts; the HPA, which gets no metric, holds the size.
 		// Either way the property is the same: nothing scales on missing data.
-		eventually(t, time.Minute, "the HPA to see the metric missing", func() error {
+		testenv.Eventually(t, time.Minute, "the HPA to see the metric missing", func() error {
 			hpa := &autoscalingv2.HorizontalPodAutoscaler{}
 			if err := k.Get(ctx, client.ObjectKey{Namespace: ns, Name: "keda-hpa-" + llama.Name}, hpa); err != nil {
 				return err
@@ -175,19 +139,19 @@ func TestScalingPath(t *testing.T) {
 		})
 		// Ten more HPA syncs without the scaler, the load gone: the size must not move.
 		waitFor(10 * hpaSync)
-		if d := rec.firstDecreaseAfter(killed); !d.IsZero() {
-			t.Fatalf("replicas fell from %d without the scaler: %v", held, rec.history())
+		if d := rec.FirstDecreaseAfter(killed); !d.IsZero() {
+			t.Fatalf("replicas fell from %d without the scaler: %v", held, rec.History())
 		}
 
-		must(t, stack.StartScaler(ctx))
+		testenv.Must(t, stack.StartScaler(ctx))
 		restarted := time.Now()
-		eventually(t, window+2*time.Minute, "replicas back to minReplicas after the restart", func() error {
-			if n := rec.last(); n != llama.Spec.Autoscaling.MinReplicas {
+		testenv.Eventually(t, window+2*time.Minute, "replicas back to minReplicas after the restart", func() error {
+			if n := rec.Last(); n != llama.Spec.Autoscaling.MinReplicas {
 				return fmt.Errorf("%d replicas", n)
 			}
 			return nil
 		})
-		if d := rec.firstDecreaseAfter(killed); d.Sub(restarted) < window-scrapeEvery {
+		if d := rec.FirstDecreaseAfter(killed); d.Sub(restarted) < window-scrapeEvery {
 			t.Errorf("the restarted scaler scaled down after %s, before a full %s window", d.Sub(restarted).Round(time.Millisecond), window)
 		}
 	})
@@ -196,11 +160,11 @@ func TestScalingPath(t *testing.T) {
 		phi := deploy(t, ns, "phi-3-mini.yaml")
 		pool := &v1alpha1.LLMInferencePool{}
 		readSample(t, "production-pool.yaml", pool)
-		must(t, k.Create(ctx, pool))
+		testenv.Must(t, k.Create(ctx, pool))
 		budget := pool.Spec.ResourcePolicy.GPUBudget.Value()
 		phiDoor, err := stack.FrontDoor(ns, phi.Name)
-		must(t, err)
-		eventually(t, 3*time.Minute, "phi-3-mini's ScaledObject", func() error {
+		testenv.Must(t, err)
+		testenv.Eventually(t, 3*time.Minute, "phi-3-mini's ScaledObject", func() error {
 			return k.Get(ctx, client.ObjectKey{Namespace: ns, Name: phi.Name}, &kedav1alpha1.ScaledObject{})
 		})
 
@@ -227,7 +191,7 @@ func TestScalingPath(t *testing.T) {
 				violations = append(violations, fmt.Sprintf("%s: %d GPUs in Deployments, %d desired", time.Now().Format(time.TimeOnly), sum, desired))
 			}
 		}
-		stopSampling := every(250*time.Millisecond, sample)
+		stopSampling := testenv.Every(250*time.Millisecond, sample)
 		var wg sync.WaitGroup
 		for _, d := range []struct{ url, model string }{{door, llama.Spec.Model.ID}, {phiDoor, phi.Spec.Model.ID}} {
 			wg.Add(1)
@@ -250,8 +214,8 @@ func TestScalingPath(t *testing.T) {
 func createNamespace(t *testing.T, namespace string) {
 	t.Helper()
 	k := stack.Cluster.Client
-	must(t, k.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}))
-	must(t, k.Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "hf-token-secret"},
+	testenv.Must(t, k.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}))
+	testenv.Must(t, k.Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "hf-token-secret"},
 		StringData: map[string]string{"HF_TOKEN": "hf_e2e"}}))
 }
 
@@ -263,9 +227,9 @@ func deploy(t *testing.T, namespace, file string) *v1alpha1.LLMInferenceService 
 	readSample(t, file, svc)
 	svc.Namespace = namespace
 	svc.Spec.Autoscaling.ScaleDownStabilizationSeconds = ptrInt32(int32(window / time.Second))
-	must(t, stack.ModelCacheVolume(context.Background(), namespace, svc.Name))
-	must(t, stack.Cluster.Client.Create(context.Background(), svc))
-	eventually(t, 3*time.Minute, svc.Name+" Ready", func() error {
+	testenv.Must(t, stack.ModelCacheVolume(context.Background(), namespace, svc.Name))
+	testenv.Must(t, stack.Cluster.Client.Create(context.Background(), svc))
+	testenv.Eventually(t, 3*time.Minute, svc.Name+" Ready", func() error {
 		s := &v1alpha1.LLMInferenceService{}
 		if err := stack.Cluster.Client.Get(context.Background(), client.ObjectKeyFromObject(svc), s); err != nil {
 			return err
@@ -281,31 +245,8 @@ func deploy(t *testing.T, namespace, file string) *v1alpha1.LLMInferenceService 
 func readSample(t *testing.T, file string, into any) {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(repo.Root(), "config", "samples", file))
-	must(t, err)
-	must(t, yaml.UnmarshalStrict(data, into))
-}
-
-// readyScraped is how many ready pods the scaler's latest decision read.
-func readyScraped(t *testing.T, namespace, name string) int32 {
-	s := &v1alpha1.LLMInferenceService{}
-	if err := stack.Cluster.Client.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, s); err != nil || s.Status.Autoscaler == nil {
-		return 0
-	}
-	return s.Status.Autoscaler.ReadyPods
-}
-
-// burst sends streaming requests through url until the duration ends or done reports true.
-func burst(t *testing.T, url, model string, rps float64, d time.Duration, done func() bool) loadgen.Summary {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stop := every(500*time.Millisecond, func() {
-		if done() {
-			cancel()
-		}
-	})
-	defer stop()
-	return burstCtx(ctx, url, model, rps, d)
+	testenv.Must(t, err)
+	testenv.Must(t, yaml.UnmarshalStrict(data, into))
 }
 
 func burstCtx(ctx context.Context, url, model string, rps float64, d time.Duration) loadgen.Summary {
@@ -317,128 +258,8 @@ func burstCtx(ctx context.Context, url, model string, rps float64, d time.Durati
 	return g.Run(ctx)
 }
 
-// replicaRecord keeps the Deployment's spec.replicas over time, as a poll every 100 ms sees it.
-type replicaRecord struct {
-	mu     sync.Mutex
-	times  []time.Time
-	counts []int32
-}
-
-func watchReplicas(t *testing.T, namespace, name string) *replicaRecord {
-	t.Helper()
-	r := &replicaRecord{}
-	poll := func() {
-		d := &appsv1.Deployment{}
-		if err := stack.Cluster.Client.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, d); err != nil {
-			return
-		}
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if n := len(r.counts); n == 0 || r.counts[n-1] != *d.Spec.Replicas {
-			r.times = append(r.times, time.Now())
-			r.counts = append(r.counts, *d.Spec.Replicas)
-		}
-	}
-	poll()
-	t.Cleanup(every(100*time.Millisecond, poll))
-	return r
-}
-
-func (r *replicaRecord) last() int32 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.counts) == 0 {
-		return 0
-	}
-	return r.counts[len(r.counts)-1]
-}
-
-func (r *replicaRecord) max() int32 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var m int32
-	for _, c := range r.counts {
-		m = max(m, c)
-	}
-	return m
-}
-
-func (r *replicaRecord) min() int32 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	m := int32(1 << 30)
-	for _, c := range r.counts {
-		m = min(m, c)
-	}
-	return m
-}
-
-// firstDecreaseAfter is when the count first fell after t (zero if it did not).
-func (r *replicaRecord) firstDecreaseAfter(t time.Time) time.Time {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i := 1; i < len(r.counts); i++ {
-		if r.times[i].After(t) && r.counts[i] < r.counts[i-1] {
-			return r.times[i]
-		}
-	}
-	return time.Time{}
-}
-
-// changes is how many times the count changed.
-func (r *replicaRecord) changes() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return max(len(r.counts)-1, 0)
-}
-
-func (r *replicaRecord) history() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	s := ""
-	for i, c := range r.counts {
-		s += fmt.Sprintf("%s=%d ", r.times[i].Format("15:04:05.0"), c)
-	}
-	return s
-}
-
-// every runs f every d until the returned stop is called.
-func every(d time.Duration, f func()) (stop func()) {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		tick := time.NewTicker(d)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				f()
-			}
-		}
-	}()
-	var once sync.Once
-	return func() { once.Do(func() { close(done); <-finished }) }
-}
-
 // waitFor lets time pass on purpose: the property checked is that nothing happens during it.
 func waitFor(d time.Duration) { <-time.After(d) }
-
-func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
-	t.Helper()
-	if err := poll.Eventually(context.Background(), timeout, f); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
 
 func ptrInt32(v int32) *int32 { return &v }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/llm-d/llm-d/api/v1alpha1"
 	"github.com/llm-d/llm-d/loadgen"
+	"github.com/llm-d/llm-d/test/testenv"
 )
 
 // Soak parameters. The stack's simulated GPUs run at 10x, so LLMD_SOAK=6m is an hour of the GPUs' time;
@@ -54,12 +55,12 @@ func TestSoak(t *testing.T) {
 		deploy(t, soakNamespace, "phi-3-mini.yaml"),
 	}
 	doors := make([]string, len(services))
-	recs := make([]*replicaRecord, len(services))
+	recs := make([]*testenv.Replicas, len(services))
 	for i, svc := range services {
 		var err error
 		doors[i], err = stack.FrontDoor(soakNamespace, svc.Name)
-		must(t, err)
-		recs[i] = watchReplicas(t, soakNamespace, svc.Name)
+		testenv.Must(t, err)
+		recs[i] = testenv.WatchReplicas(t, stack.Cluster.Client, client.ObjectKey{Namespace: soakNamespace, Name: svc.Name})
 	}
 	load := func(ctx context.Context, rps float64, d time.Duration) []loadgen.Summary {
 		sums := make([]loadgen.Summary, len(services))
@@ -72,9 +73,9 @@ func TestSoak(t *testing.T) {
 	}
 	atMin := func(what string) {
 		t.Helper()
-		eventually(t, window+3*time.Minute, what, func() error {
+		testenv.Eventually(t, window+3*time.Minute, what, func() error {
 			for i, svc := range services {
-				if n := recs[i].last(); n != svc.Spec.Autoscaling.MinReplicas {
+				if n := recs[i].Last(); n != svc.Spec.Autoscaling.MinReplicas {
 					return fmt.Errorf("%s has %d replicas", svc.Name, n)
 				}
 			}
@@ -91,12 +92,12 @@ func TestSoak(t *testing.T) {
 	start := time.Now()
 	var deleted atomic.Int64
 	peak := newPeaks()
-	stopChurn := every(churnEvery, func() {
+	stopChurn := testenv.Every(churnEvery, func() {
 		if deletePod(ctx, services[rand.IntN(len(services))].Name) {
 			deleted.Add(1)
 		}
 	})
-	stopPeaks := every(10*time.Second, func() { peak.add(scrapeProcesses()) })
+	stopPeaks := testenv.Every(10*time.Second, func() { peak.add(scrapeProcesses()) })
 	sums := load(ctx, soakRPS, soakFor)
 	stopChurn()
 	stopPeaks()
@@ -114,7 +115,7 @@ func TestSoak(t *testing.T) {
 	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|")
 	for i, s := range sums {
 		fmt.Fprintf(&b, "| %s | %d | %d | %v | %s | %s | %d-%d | %d |\n", services[i].Name, s.Requests, s.Successes, s.Errors,
-			s.TTFT.P50.Round(time.Millisecond), s.TTFT.P95.Round(time.Millisecond), recs[i].min(), recs[i].max(), recs[i].changes())
+			s.TTFT.P50.Round(time.Millisecond), s.TTFT.P95.Round(time.Millisecond), recs[i].Min(), recs[i].Max(), recs[i].Changes())
 	}
 	fmt.Fprintf(&b, "\nEach process sampled every 2 s for %s of quiet before and after, at minReplicas; the minimum over the samples.\n\n", quietSample)
 	fmt.Fprintln(&b, "| process | measure | before | peak during the soak | after | after - before |")
@@ -137,7 +138,7 @@ func TestSoak(t *testing.T) {
 	}
 	t.Log("\n" + b.String())
 	if path := os.Getenv("LLMD_SOAK_REPORT"); path != "" {
-		must(t, os.WriteFile(path, []byte(soakReportHeader+b.String()), 0o644))
+		testenv.Must(t, os.WriteFile(path, []byte(soakReportHeader+b.String()), 0o644))
 	}
 	for _, f := range failures {
 		t.Error(f)

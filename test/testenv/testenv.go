@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
@@ -209,3 +210,33 @@ func (s *SyncBuffer) Write(p []byte) (int, error) {
 
 // String returns what was written so far.
 func (s *SyncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// SkipUnless skips the test when the machine cannot run it (unavailable says why, nil when it can). Under
+// CI=true the skip is a failure instead: CI promises the machine these tests need, and a skipped test there
+// would hide that it never ran.
+func SkipUnless(t testing.TB, unavailable error) {
+	t.Helper()
+	if unavailable == nil {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true, and this machine cannot run the test: %v", unavailable)
+	}
+	t.Skipf("skipped: %v", unavailable)
+}
+
+// Eventually fails the test unless f returns nil within timeout, polling it; what names the condition.
+func Eventually(t testing.TB, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	if err := poll.Eventually(context.Background(), timeout, f); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// Must fails the test on err.
+func Must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
