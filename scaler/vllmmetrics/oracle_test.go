@@ -67,10 +67,15 @@ func expfmtSnapshot(data []byte) (Snapshot, error) {
 	s.PromptTokens, nPrompt, _ = value(metricNames[promptTokens])
 	s.CachedPromptTokens, _, _ = value(metricNames[cachedPromptTokens])
 	if mf := fams["vllm:time_to_first_token_seconds"]; mf != nil {
+		// A series counts only with its _count sample: bucket lines alone leave expfmt's SampleCount unset.
+		var nCount int
 		for _, m := range mf.Metric {
-			s.FirstTokens += float64(m.GetHistogram().GetSampleCount())
+			if h := m.GetHistogram(); h != nil && h.SampleCount != nil {
+				s.FirstTokens += float64(h.GetSampleCount())
+				nCount++
+			}
 		}
-		s.HasTokenCounters = nPrompt > 0 && len(mf.Metric) > 0
+		s.HasTokenCounters = nPrompt > 0 && nCount > 0
 	}
 	if mf := fams[metricNames[cacheConfig]]; mf != nil {
 		for _, m := range mf.Metric {
