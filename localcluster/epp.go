@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/llm-d/llm-d/epp"
 	"github.com/llm-d/llm-d/internal/repo"
 )
 
@@ -23,37 +24,11 @@ import (
 // and typed API (api/v1) are the project's dependency; its endpoint picker is built by hack/tools.sh epp.
 const InferenceExtensionModule = "sigs.k8s.io/gateway-api-inference-extension"
 
-// DefaultEPPConfig is the endpoint picker's scoring configuration with the extension's own defaults
-// (pkg/epp/config/loader/defaults.go and its chart): queue depth and KV-cache usage scorers of weight 2,
-// the prefix-cache scorer of weight 3, the highest score wins; metrics are scraped from each pod's
-// /metrics over plain HTTP.
-const DefaultEPPConfig = `apiVersion: inference.networking.x-k8s.io/v1alpha1
-kind: EndpointPickerConfig
-plugins:
-- type: queue-scorer
-- type: kv-cache-utilization-scorer
-- type: prefix-cache-scorer
-- type: metrics-data-source
-  parameters:
-    scheme: http
-    path: /metrics
-- type: core-metrics-extractor
-schedulingProfiles:
-- name: default
-  plugins:
-  - pluginRef: queue-scorer
-    weight: 2
-  - pluginRef: kv-cache-utilization-scorer
-    weight: 2
-  - pluginRef: prefix-cache-scorer
-    weight: 3
-`
-
 // EPPOptions describe one endpoint picker. Zero fields take the defaults noted.
 type EPPOptions struct {
 	// Pool is the InferencePool the picker serves: it watches it and the pods its selector names.
 	Pool types.NamespacedName
-	// Config is the picker's EndpointPickerConfig (YAML); empty means DefaultEPPConfig.
+	// Config is the picker's EndpointPickerConfig (YAML); empty means llm-d's, epp.DefaultScoring().
 	Config string
 	// RefreshMetricsInterval is how often the picker scrapes each pod (--refresh-metrics-interval);
 	// zero keeps the picker's default, 50ms.
@@ -110,7 +85,7 @@ func (c *Cluster) StartEPP(ctx context.Context, o EPPOptions) (*EPP, error) {
 		return nil, err
 	}
 	if o.Config == "" {
-		o.Config = DefaultEPPConfig
+		o.Config = epp.DefaultScoring().Config()
 	}
 	if o.Kubeconfig == "" {
 		o.Kubeconfig = c.Kubeconfig
