@@ -453,7 +453,7 @@ func (r *LLMInferenceServiceReconciler) event(svc *v1alpha1.LLMInferenceService,
 }
 
 // SetupWithManager registers the controller: it watches services, the objects they own, their model
-// server and endpoint picker pods (whose status tells a missing Secret or image), pools and node labels.
+// server and endpoint picker pods (whose status tells a missing Secret or image) and node labels.
 func (r *LLMInferenceServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.LLMInferenceService{}).
@@ -472,9 +472,7 @@ func (r *LLMInferenceServiceReconciler) SetupWithManager(mgr ctrl.Manager) error
 	if r.Config.KEDA {
 		b = b.Owns(&kedav1alpha1.ScaledObject{})
 	}
-	// The router's objects; a pool's router decides whether a member routes through the pool's HTTPRoute.
-	b = b.Owns(&corev1.ServiceAccount{}).Owns(&corev1.ConfigMap{}).Owns(&rbacv1.Role{}).Owns(&rbacv1.RoleBinding{}).
-		Watches(&v1alpha1.LLMInferencePool{}, handler.EnqueueRequestsFromMapFunc(poolMembers))
+	b = b.Owns(&corev1.ServiceAccount{}).Owns(&corev1.ConfigMap{}).Owns(&rbacv1.Role{}).Owns(&rbacv1.RoleBinding{})
 	if r.Config.InferencePools {
 		b = b.Owns(&inferencev1.InferencePool{})
 	}
@@ -482,19 +480,6 @@ func (r *LLMInferenceServiceReconciler) SetupWithManager(mgr ctrl.Manager) error
 		b = b.Owns(&gatewayv1.HTTPRoute{})
 	}
 	return b.Complete(r)
-}
-
-// poolMembers maps a pool to its member services.
-func poolMembers(_ context.Context, o client.Object) []reconcile.Request {
-	pool, ok := o.(*v1alpha1.LLMInferencePool)
-	if !ok {
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(pool.Spec.Services))
-	for _, m := range pool.Spec.Services {
-		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: pool.Namespace, Name: m.Name}})
-	}
-	return reqs
 }
 
 // serviceOfPod maps a model server or endpoint picker pod to its service, by the labels the operator gives

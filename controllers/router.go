@@ -31,9 +31,6 @@ const (
 	// pickerConfigHash on the pod template rolls the picker when its configuration changes: it reads the
 	// file once, at startup.
 	pickerConfigHash = "inference.llm-d.ai/picker-config-sha256"
-	// HeaderModelName is the header the Gateway API Inference Extension's body-based router sets from the
-	// OpenAI request's model, which a route matches to send each model to its own InferencePool.
-	HeaderModelName = "X-Gateway-Model-Name"
 )
 
 // PickerName is the name of a service's endpoint picker: its Deployment, Service, ServiceAccount, Role,
@@ -245,29 +242,6 @@ func BuildHTTPRoute(svc *v1alpha1.LLMInferenceService, gateway v1alpha1.GatewayR
 			}},
 		},
 	}
-}
-
-// BuildPoolHTTPRoute builds an LLMInferencePool's route on gateway: one rule per routed member, matching the
-// member's model name in HeaderModelName and sending it to the member's InferencePool, so that one endpoint
-// serves every model of the pool.
-func BuildPoolHTTPRoute(pool *v1alpha1.LLMInferencePool, members []*v1alpha1.LLMInferenceService, gateway v1alpha1.GatewayRef) *gatewayv1.HTTPRoute {
-	route := &gatewayv1.HTTPRoute{
-		ObjectMeta: metav1.ObjectMeta{Name: pool.Name, Namespace: pool.Namespace, Labels: map[string]string{
-			contract.LabelManagedBy: contract.ManagedByValue, LabelPartOf: "llm-d", contract.LabelInstance: pool.Name, LabelComponent: ComponentPicker,
-		}},
-		Spec: gatewayv1.HTTPRouteSpec{
-			CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{parentRef(gateway, pool.Namespace)}},
-		},
-	}
-	for _, m := range members {
-		route.Spec.Rules = append(route.Spec.Rules, gatewayv1.HTTPRouteRule{
-			Matches: []gatewayv1.HTTPRouteMatch{{Headers: []gatewayv1.HTTPHeaderMatch{{
-				Type: ptr.To(gatewayv1.HeaderMatchExact), Name: HeaderModelName, Value: m.Spec.Model.ID,
-			}}}},
-			BackendRefs: []gatewayv1.HTTPBackendRef{poolBackend(m.Name)},
-		})
-	}
-	return route
 }
 
 func parentRef(g v1alpha1.GatewayRef, namespace string) gatewayv1.ParentReference {

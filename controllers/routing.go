@@ -24,7 +24,6 @@ import (
 // Reasons of the Routing condition.
 const (
 	ReasonRouted                       = "Routed"
-	ReasonRoutedByPool                 = "RoutedByPool"
 	ReasonNoGateway                    = "NoGateway"
 	ReasonPickerStarting               = "PickerStarting"
 	ReasonPickerNotReady               = "PickerNotReady"
@@ -213,23 +212,9 @@ func pickerPodProblem(pods []corev1.Pod, image string) string {
 	return ""
 }
 
-// reconcileHTTPRoute attaches the service to its Gateway: its own HTTPRoute, or the one of a routed pool it
-// belongs to.
+// reconcileHTTPRoute attaches the service to its Gateway with an HTTPRoute.
 func (r *LLMInferenceServiceReconciler) reconcileHTTPRoute(ctx context.Context, svc *v1alpha1.LLMInferenceService) error {
 	ready := fmt.Sprintf("InferencePool %s and its endpoint picker %s are ready", svc.Name, PickerName(svc))
-	pool, err := routedPoolOf(ctx, r.Client, svc)
-	if err != nil {
-		return err
-	}
-	if pool != nil {
-		if err := r.deleteRoute(ctx, svc); err != nil {
-			return err
-		}
-		r.setRouting(svc, metav1.ConditionTrue, ReasonRoutedByPool, fmt.Sprintf(
-			"%s; LLMInferencePool %s's HTTPRoute %s sends requests for model %s (header %s) to it",
-			ready, pool.Name, pool.Name, svc.Spec.Model.ID, HeaderModelName))
-		return nil
-	}
 	gw := gatewayOf(svc.Spec.Router.Gateway, r.Config.Gateway)
 	if gw.Name == "" {
 		if err := r.deleteRoute(ctx, svc); err != nil {
@@ -250,21 +235,6 @@ func (r *LLMInferenceServiceReconciler) reconcileHTTPRoute(ctx context.Context, 
 	r.setRouting(svc, metav1.ConditionTrue, ReasonRouted, fmt.Sprintf("%s; HTTPRoute %s on Gateway %s/%s sends the service's requests to it",
 		ready, svc.Name, gatewayNamespace(gw, svc.Namespace), gw.Name))
 	return nil
-}
-
-// routedPoolOf is the LLMInferencePool with spec.router that svc belongs to, or nil.
-func routedPoolOf(ctx context.Context, c client.Client, svc *v1alpha1.LLMInferenceService) (*v1alpha1.LLMInferencePool, error) {
-	pools := &v1alpha1.LLMInferencePoolList{}
-	if err := c.List(ctx, pools, client.InNamespace(svc.Namespace)); err != nil {
-		return nil, err
-	}
-	for i := range pools.Items {
-		p := &pools.Items[i]
-		if p.Spec.Router != nil && slices.ContainsFunc(p.Spec.Services, func(m v1alpha1.PoolMember) bool { return m.Name == svc.Name }) {
-			return p, nil
-		}
-	}
-	return nil, nil
 }
 
 // gatewayOf is the Gateway a router names, else the operator's.

@@ -59,6 +59,7 @@ func run(m *testing.M) int {
 	var err error
 	env, err = testenv.Start(testenv.Options{
 		Controllers: []string{"garbagecollector", "deployment", "replicaset", "serviceaccount", "pvc-protection"},
+		Routing:     true,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

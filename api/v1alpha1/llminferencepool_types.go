@@ -38,21 +38,6 @@ type LLMInferencePoolSpec struct {
 
 	// ResourcePolicy is the budget the members share and how contention is resolved.
 	ResourcePolicy ResourcePolicy `json:"resourcePolicy"`
-
-	// Router serves every member's model through one endpoint: an HTTPRoute on the Gateway sends each
-	// request to the InferencePool of the member whose model it names (header X-Gateway-Model-Name, which the
-	// Gateway API Inference Extension's body-based router sets from the request's model). Members need their
-	// own spec.router; their own HTTPRoutes give way to this one.
-	// +optional
-	Router *PoolRouterSpec `json:"router,omitempty"`
-}
-
-// PoolRouterSpec routes a pool's models through one Gateway.
-type PoolRouterSpec struct {
-	// Gateway is the Gateway of the pool's HTTPRoute. Empty means the operator's --gateway (the chart's
-	// router.gateway).
-	// +optional
-	Gateway *GatewayRef `json:"gateway,omitempty"`
 }
 
 // PoolMember is one service of a pool.
