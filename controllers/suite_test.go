@@ -212,14 +212,21 @@ func markOnePodReady(t *testing.T, ns, name string) {
 	})
 }
 
-// setPodStatus changes the status of one of the service's pods through the status subresource, as the
-// kubelet does.
+// setPodStatus changes the status of one of the service's model server pods through the status
+// subresource, as the kubelet does.
 func setPodStatus(t *testing.T, ns, name, what string, change func(*corev1.PodStatus)) {
+	t.Helper()
+	setComponentPodStatus(t, ns, name, controllers.ComponentServer, what, change)
+}
+
+// setComponentPodStatus changes the status of one of the service's pods of a component (its model servers
+// or its endpoint picker).
+func setComponentPodStatus(t *testing.T, ns, name, component, what string, change func(*corev1.PodStatus)) {
 	t.Helper()
 	eventually(t, what, func() error {
 		pods := &corev1.PodList{}
 		if err := k8s.List(context.Background(), pods, client.InNamespace(ns),
-			client.MatchingLabels{contract.LabelInstance: name}); err != nil {
+			client.MatchingLabels{contract.LabelInstance: name, controllers.LabelComponent: component}); err != nil {
 			return err
 		}
 		if len(pods.Items) == 0 {
