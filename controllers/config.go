@@ -30,9 +30,11 @@ type Config struct {
 	// Gateway is the Gateway of routed services and pools whose router names none; an empty name means none.
 	Gateway v1alpha1.GatewayRef
 	// InferencePools reports whether the InferencePool API (inference.networking.k8s.io/v1) is served;
-	// without it, routing waits and says so.
+	// without it, routing waits and says so. Off by default: the operator turns it on when it finds the API
+	// at startup, and watches InferencePools only then.
 	InferencePools bool
-	// HTTPRoutes reports whether the Gateway API's HTTPRoute (gateway.networking.k8s.io/v1) is served.
+	// HTTPRoutes reports whether the Gateway API's HTTPRoute (gateway.networking.k8s.io/v1) is served; off
+	// by default, like InferencePools.
 	HTTPRoutes bool
 }
 
@@ -43,14 +45,12 @@ const DefaultEPPImage = "registry.k8s.io/gateway-api-inference-extension/epp:v1.
 // DefaultConfig returns the configuration the operator's flags default to.
 func DefaultConfig() Config {
 	return Config{
-		VLLMImage:      "vllm/vllm-openai:v0.11.0",
-		S3Image:        "amazon/aws-cli:2.31.0",
-		GCSImage:       "gcr.io/google.com/cloudsdktool/google-cloud-cli:545.0.0-slim",
-		ScalerAddress:  "llm-d-scaler.llm-d-system.svc:9090",
-		ClusterDomain:  "cluster.local",
-		KEDA:           true,
-		EPPImage:       DefaultEPPImage,
-		InferencePools: true,
-		HTTPRoutes:     true,
+		VLLMImage:     "vllm/vllm-openai:v0.11.0",
+		S3Image:       "amazon/aws-cli:2.31.0",
+		GCSImage:      "gcr.io/google.com/cloudsdktool/google-cloud-cli:545.0.0-slim",
+		ScalerAddress: "llm-d-scaler.llm-d-system.svc:9090",
+		ClusterDomain: "cluster.local",
+		KEDA:          true,
+		EPPImage:      DefaultEPPImage,
 	}
 }

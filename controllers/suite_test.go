@@ -44,6 +44,7 @@ var (
 		c := controllers.DefaultConfig()
 		c.ScalerAddress = "llm-d-scaler.llm-d-system.svc:9090"
 		c.DefaultStorageClass = "fast-ssd"
+		c.InferencePools, c.HTTPRoutes = true, true // testenv.Options.Routing installs their CRDs
 		return c
 	}()
 	timeout = 60 * time.Second
