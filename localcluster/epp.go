@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -154,4 +158,31 @@ func (e *EPP) serving() error {
 		return fmt.Errorf("the ext_proc server: %w", err)
 	}
 	return c.Close()
+}
+
+// Queues is what the picker knows of its pool: the waiting queue it last scraped from each pod, by pod
+// name (its inference_pool_per_pod_queue_size).
+func (e *EPP) Queues() (map[string]float64, error) {
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	resp, err := hc.Get(e.MetricsURL)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	queues := map[string]float64{}
+	for _, m := range families["inference_pool_per_pod_queue_size"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "model_server_pod" {
+				// An endpoint is a pod's target port: <pod>-rank-<index of the port>.
+				pod, _, _ := strings.Cut(l.GetValue(), "-rank-")
+				queues[pod] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return queues, nil
 }

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -113,7 +111,7 @@ func startRouting(t *testing.T) *routing {
 	t.Cleanup(func() { stopFleet(); <-fleetDone })
 
 	r := &routing{c: c, pool: types.NamespacedName{Namespace: namespace, Name: "routing"},
-		sel: map[string]string{contract.LabelManagedBy: contract.ManagedByValue, "app": "routing"},
+		sel: map[string]string{contract.LabelManagedBy: contract.ManagedByValue, contract.LabelName: contract.NameVLLM, "app": "routing"},
 		hc:  &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}}}
 	t.Logf("cluster up; creating the pods")
 	r.createPods(t, 3)
@@ -227,37 +225,11 @@ func (r *routing) pods(t *testing.T) []corev1.Pod {
 
 func endpoint(p corev1.Pod) string { return fmt.Sprintf("%s:%d", p.Status.PodIP, contract.HTTPPort) }
 
-// pickerQueues is what the picker knows of the pool: the waiting queue it last scraped from each pod, by
-// pod name (its inference_pool_per_pod_queue_size).
-func (r *routing) pickerQueues() (map[string]float64, error) {
-	resp, err := r.hc.Get(r.epp.MetricsURL)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	queues := map[string]float64{}
-	for _, m := range families["inference_pool_per_pod_queue_size"].GetMetric() {
-		for _, l := range m.GetLabel() {
-			if l.GetName() == "model_server_pod" {
-				// An endpoint is a pod's target port: <pod>-rank-<index of the port>.
-				pod, _, _ := strings.Cut(l.GetValue(), "-rank-")
-				queues[pod] = m.GetGauge().GetValue()
-			}
-		}
-	}
-	return queues, nil
-}
-
 // waitPickerSees waits until the picker routes to exactly the pods that run now, n of them.
 func (r *routing) waitPickerSees(t *testing.T, n int) {
 	t.Helper()
 	err := poll.Eventually(context.Background(), time.Minute, func() error {
-		q, err := r.pickerQueues()
+		q, err := r.epp.Queues()
 		if err != nil {
 			return err
 		}
@@ -334,7 +306,7 @@ func (r *routing) burstAvoidsLoadedPod(t *testing.T) {
 		})
 	}
 	err := poll.Eventually(context.Background(), time.Minute, func() error {
-		q, err := r.pickerQueues()
+		q, err := r.epp.Queues()
 		if err != nil {
 			return err
 		}

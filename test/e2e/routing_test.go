@@ -1,0 +1,185 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/llm-d/llm-d/api/contract"
+	"github.com/llm-d/llm-d/api/v1alpha1"
+	"github.com/llm-d/llm-d/loadgen"
+)
+
+const routedNS = "routing"
+
+// direct reaches the pods and the gateway on loopback, never through a proxy.
+var direct = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}}
+
+// TestRoutingThroughTheOperatorsPicker runs the endpoint picker the operator writes for a service with
+// spec.router: the Gateway API Inference Extension's cmd/epp, as the picker Deployment's pod would run it
+// (its flags, its ConfigMap, its ServiceAccount's permissions and nothing more). The picker reads the
+// operator's InferencePool, scrapes the simulated vLLM pods, and answers a gateway's ext_proc streams; a
+// burst against one loaded pod goes to the two others.
+func TestRoutingThroughTheOperatorsPicker(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	k := stack.Cluster.Client
+	createNamespace(t, routedNS)
+	svc := &v1alpha1.LLMInferenceService{}
+	readSample(t, "llama-3-8b.yaml", svc)
+	svc.Namespace, svc.Name = routedNS, "llama-routed"
+	svc.Spec.Replicas = ptrInt32(3)
+	svc.Spec.Router = &v1alpha1.RouterSpec{}
+	must(t, stack.ModelCacheVolume(ctx, routedNS, svc.Name))
+	must(t, k.Create(ctx, svc))
+
+	eventually(t, 3*time.Minute, "3 model servers serving and the picker's objects", func() error {
+		if n := len(servedPods(t, svc.Name)); n != 3 {
+			return fmt.Errorf("%d pods serve", n)
+		}
+		s := &v1alpha1.LLMInferenceService{}
+		if err := k.Get(ctx, client.ObjectKeyFromObject(svc), s); err != nil {
+			return err
+		}
+		// kwok runs the picker's pod as Ready without a process: the condition then says no Gateway
+		// routes to it.
+		if c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionRouting); c == nil || c.Reason != "NoGateway" {
+			return fmt.Errorf("Routing: %+v", c)
+		}
+		return nil
+	})
+	picker, err := stack.RunPicker(ctx, routedNS, svc.Name)
+	must(t, err)
+	t.Cleanup(func() { _ = picker.Kill() })
+	gw, url, err := stack.Gateway(ctx, routedNS, svc.Name, picker)
+	must(t, err)
+	t.Cleanup(func() { _ = gw.Close() })
+	pods := servedPods(t, svc.Name)
+	// The picker lists the pool's pods as its ServiceAccount: it sees all three only if its Role lets it.
+	eventually(t, time.Minute, "the picker to see the 3 pods", func() error {
+		q, err := picker.Queues()
+		if err != nil {
+			return err
+		}
+		for _, p := range pods {
+			if _, ok := q[p.Name]; !ok {
+				return fmt.Errorf("the picker knows %v, not %s", q, p.Name)
+			}
+		}
+		return nil
+	})
+
+	loaded := pods[0]
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	var load sync.WaitGroup
+	t.Cleanup(func() { stopLoad(); load.Wait() })
+	// Twelve requests of 4,000 prompt tokens and 2,000 output tokens fill the pod's 33,600-token KV cache
+	// twice over: half of them wait.
+	for i := range 12 {
+		load.Go(func() {
+			for loadCtx.Err() == nil {
+				_ = complete(loadCtx, "http://"+podEndpoint(loaded), svc.Spec.Model.ID, fmt.Sprintf("long %d %s", i, strings.Repeat("x", 16000)), 2000)
+			}
+		})
+	}
+	eventually(t, time.Minute, "the picker to see the loaded pod's queue", func() error {
+		q, err := picker.Queues()
+		if err != nil {
+			return err
+		}
+		if q[loaded.Name] < 2 {
+			return fmt.Errorf("the picker sees queues %v, want %s's at least 2", q, loaded.Name)
+		}
+		return nil
+	})
+	gw.ResetCounts()
+	const n = 30
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			if err := complete(ctx, url, svc.Spec.Model.ID, fmt.Sprintf("short %d", i), 8); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("a request through the gateway: %v", err)
+	}
+	counts := gw.Counts()
+	t.Logf("burst of %d with %s loaded: %v", n, loaded.Name, counts.Picked)
+	if got := counts.Picked[podEndpoint(loaded)]; got > n/10 {
+		t.Errorf("the loaded pod %s got %d of %d requests, want at most %d (random routing sends it a third)", loaded.Name, got, n, n/10)
+	}
+	if counts.FailedClosed+counts.Rejected+len(counts.FailedOpen) != 0 {
+		t.Errorf("counts %+v, want every request routed by the picker", counts)
+	}
+	if testing.Verbose() {
+		compareRoutings(t, svc, url)
+	}
+}
+
+// compareRoutings sends the same Poisson burst of long prompts through the Service's random routing
+// (FrontDoor) and through the picker, and logs both TTFT distributions: a benchmark, recorded in
+// docs/simulation/RESULTS.md, not a test.
+func compareRoutings(t *testing.T, svc *v1alpha1.LLMInferenceService, routed string) {
+	door, err := stack.FrontDoor(routedNS, svc.Name)
+	must(t, err)
+	for _, r := range []struct{ name, url string }{{"service (random)", door}, {"picker", routed}} {
+		g, err := loadgen.New(loadgen.Config{URL: r.url, Model: svc.Spec.Model.ID, RPS: 6, Duration: 30 * time.Second,
+			PromptTokens: 4000, MaxTokens: 300, Seed: 7})
+		must(t, err)
+		s := g.Run(context.Background())
+		t.Logf("routing benchmark, %s: %d requests, %d ok, TTFT p50 %s p95 %s p99 %s", r.name, s.Requests, s.Successes,
+			s.TTFT.P50, s.TTFT.P95, s.TTFT.P99)
+	}
+}
+
+// servedPods are the service's model server pods that run with an IP, by name.
+func servedPods(t *testing.T, name string) []corev1.Pod {
+	t.Helper()
+	var list corev1.PodList
+	must(t, stack.Cluster.Client.List(context.Background(), &list, client.InNamespace(routedNS), client.MatchingLabels(contract.SelectorLabels(name))))
+	var out []corev1.Pod
+	for _, p := range list.Items {
+		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && p.Status.PodIP != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func podEndpoint(p corev1.Pod) string { return fmt.Sprintf("%s:%d", p.Status.PodIP, contract.HTTPPort) }
+
+// complete sends one completion and returns an error unless it succeeds.
+func complete(ctx context.Context, url, model, prompt string, maxTokens int) error {
+	body, _ := json.Marshal(map[string]any{"model": model, "prompt": prompt, "max_tokens": maxTokens})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/completions", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := direct.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
+	}
+	return err
+}
