@@ -38,7 +38,7 @@ const (
 		"(kubectl apply -f https://github.com/kubernetes-sigs/gateway-api-inference-extension/releases/download/v1.5.0/manifests.yaml), " +
 		"then restart the llm-d operator"
 	gatewayCRDHint = "the Gateway API's HTTPRoute CRD is not installed: install the Gateway API " +
-		"(kubectl apply -f https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.3.0/standard-install.yaml), " +
+		"(kubectl apply -f https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.6.3/standard-install.yaml), " +
 		"then restart the llm-d operator"
 )
 
@@ -74,9 +74,8 @@ func (r *LLMInferenceServiceReconciler) reconcileRouting(ctx context.Context, sv
 		return err
 	}
 	// A picker that may not list pods still turns ready (it has read its pool) and routes nothing: the
-	// access check runs until routing works, not on every reconcile of a working one.
-	if prev := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionRouting); notReady != "" || prev == nil ||
-		prev.Status != metav1.ConditionTrue || prev.ObservedGeneration != svc.Generation {
+	// access check runs until the picker is found ready and able to read, not on every reconcile after.
+	if notReady != "" || !pickerChecked(svc) {
 		if msg, err := r.pickerCannotRead(ctx, svc); err != nil {
 			return err
 		} else if msg != "" {
@@ -89,6 +88,14 @@ func (r *LLMInferenceServiceReconciler) reconcileRouting(ctx context.Context, sv
 		return nil
 	}
 	return r.reconcileHTTPRoute(ctx, svc)
+}
+
+// pickerChecked reports whether the Routing condition of the service's current generation already says
+// its picker is ready and may read what it routes to.
+func pickerChecked(svc *v1alpha1.LLMInferenceService) bool {
+	prev := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionRouting)
+	return prev != nil && prev.ObservedGeneration == svc.Generation &&
+		slices.Contains([]string{ReasonRouted, ReasonNoGateway, ReasonGatewayAPINotInstalled}, prev.Reason)
 }
 
 // applyPicker applies the picker's objects and the InferencePool, the pool last, once its picker exists.

@@ -85,6 +85,8 @@ func TestRouterLifecycle(t *testing.T) {
 	if c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "no Gateway is named") {
 		t.Errorf("without a gateway: %+v", c)
 	}
+	// At steady state a reconcile of a routed service writes nothing, access checks included.
+	noWrites(t, cfg, ns, s.Name)
 
 	edit(t, ns, s.Name, func(s *v1alpha1.LLMInferenceService) {
 		s.Spec.Router.Gateway = &v1alpha1.GatewayRef{Name: "inference-gateway"}
