@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -29,7 +30,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	inferencev1 "sigs.k8s.io/gateway-api-inference-extension/api/v1"
-	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/llm-d/llm-d/api/contract"
@@ -148,18 +148,17 @@ func TestLeastPrivilege(t *testing.T) {
 		return nil
 	})
 
-	// A routed service: the operator writes its InferencePool, HTTPRoute and picker, the picker's Role
-	// included, which the API server allows only if the operator holds every permission it grants.
+	// A routed service: the operator writes its InferencePool and picker, the picker's Role included, which
+	// the API server allows only if the operator holds every permission it grants. (Its HTTPRoute waits for
+	// a ready picker, which needs a kubelet.)
 	routed := sampleService(t, "llama-3-8b.yaml")
 	routed.Name, routed.Namespace = "routed", "inference"
 	routed.Spec.Router = &v1alpha1.RouterSpec{Gateway: &v1alpha1.GatewayRef{Name: "inference-gateway"}}
 	must(t, admin.Create(ctx, routed))
-	for _, o := range []client.Object{&inferencev1.InferencePool{}, &gatewayv1.HTTPRoute{}} {
-		eventually(t, fmt.Sprintf("the routed service's %T", o), func() error {
-			return admin.Get(ctx, client.ObjectKey{Namespace: "inference", Name: "routed"}, o)
-		})
-	}
-	for _, o := range []client.Object{&rbacv1.Role{}, &rbacv1.RoleBinding{}, &corev1.ServiceAccount{}, &corev1.ConfigMap{}, &corev1.Service{}} {
+	eventually(t, "the routed service's InferencePool", func() error {
+		return admin.Get(ctx, client.ObjectKey{Namespace: "inference", Name: "routed"}, &inferencev1.InferencePool{})
+	})
+	for _, o := range []client.Object{&appsv1.Deployment{}, &rbacv1.Role{}, &rbacv1.RoleBinding{}, &corev1.ServiceAccount{}, &corev1.ConfigMap{}, &corev1.Service{}} {
 		eventually(t, fmt.Sprintf("the picker's %T", o), func() error {
 			return admin.Get(ctx, client.ObjectKey{Namespace: "inference", Name: "routed-epp"}, o)
 		})
