@@ -46,8 +46,14 @@ func TestRoutingThroughTheOperatorsPicker(t *testing.T) {
 	must(t, k.Create(ctx, svc))
 
 	eventually(t, 3*time.Minute, "3 model servers serving and the picker's objects", func() error {
-		if n := len(servedPods(t, svc.Name)); n != 3 {
-			return fmt.Errorf("%d pods serve", n)
+		pods := servedPods(t, svc.Name)
+		if len(pods) != 3 {
+			return fmt.Errorf("%d pods run", len(pods))
+		}
+		for _, p := range pods {
+			if err := healthy(ctx, p); err != nil {
+				return err
+			}
 		}
 		s := &v1alpha1.LLMInferenceService{}
 		if err := k.Get(ctx, client.ObjectKeyFromObject(svc), s); err != nil {
@@ -140,7 +146,7 @@ func compareRoutings(t *testing.T, svc *v1alpha1.LLMInferenceService, routed str
 	door, err := stack.FrontDoor(routedNS, svc.Name)
 	must(t, err)
 	for _, r := range []struct{ name, url string }{{"service (random)", door}, {"picker", routed}} {
-		g, err := loadgen.New(loadgen.Config{URL: r.url, Model: svc.Spec.Model.ID, RPS: 20, Duration: 30 * time.Second,
+		g, err := loadgen.New(loadgen.Config{URL: r.url, Model: svc.Spec.Model.ID, RPS: 10, Duration: 30 * time.Second,
 			PromptTokens: 4000, MaxTokens: 300, Seed: 7})
 		must(t, err)
 		s := g.Run(context.Background())
@@ -164,6 +170,23 @@ func servedPods(t *testing.T, name string) []corev1.Pod {
 }
 
 func podEndpoint(p corev1.Pod) string { return fmt.Sprintf("%s:%d", p.Status.PodIP, contract.HTTPPort) }
+
+// healthy is nil once the pod's simulated vLLM has loaded its model: /health answers 200.
+func healthy(ctx context.Context, p corev1.Pod) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+podEndpoint(p)+"/health", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := direct.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pod %s: /health %s", p.Name, resp.Status)
+	}
+	return nil
+}
 
 // complete sends one completion and returns an error unless it succeeds.
 func complete(ctx context.Context, url, model, prompt string, maxTokens int) error {
