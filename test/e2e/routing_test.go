@@ -20,6 +20,7 @@ import (
 	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
 	"github.com/llm-d/llm-d/loadgen"
+	"github.com/llm-d/llm-d/localcluster"
 )
 
 const routedNS = "routing"
@@ -135,24 +136,56 @@ func TestRoutingThroughTheOperatorsPicker(t *testing.T) {
 		t.Errorf("counts %+v, want every request routed by the picker", counts)
 	}
 	if os.Getenv("LLMD_ROUTING_BENCH") != "" {
-		compareRoutings(t, svc, url)
+		compareRoutings(ctx, t, svc, picker, url)
 	}
 }
 
 // compareRoutings sends the same Poisson burst of long prompts through the Service's random routing
-// (FrontDoor) and through the picker, one after the other while the loaded pod stays loaded, and logs both
-// TTFT distributions: a benchmark (LLMD_ROUTING_BENCH=1), recorded in docs/routing-results.md, not a test.
-func compareRoutings(t *testing.T, svc *v1alpha1.LLMInferenceService, routed string) {
+// (FrontDoor), through the picker, and through the picker with the weighted-random picker (spec.router's
+// scoring.picker, which rolls the picker), one after the other while the loaded pod stays loaded, and logs
+// the TTFT distributions: a benchmark (LLMD_ROUTING_BENCH=1), recorded in docs/benchmarks/routing.md, not a
+// test.
+func compareRoutings(ctx context.Context, t *testing.T, svc *v1alpha1.LLMInferenceService, picker *localcluster.EPP, routed string) {
 	door, err := stack.FrontDoor(routedNS, svc.Name)
 	must(t, err)
-	for _, r := range []struct{ name, url string }{{"service (random)", door}, {"picker", routed}} {
-		g, err := loadgen.New(loadgen.Config{URL: r.url, Model: svc.Spec.Model.ID, RPS: 10, Duration: 30 * time.Second,
+	run := func(name, url string) {
+		g, err := loadgen.New(loadgen.Config{URL: url, Model: svc.Spec.Model.ID, RPS: 10, Duration: 30 * time.Second,
 			PromptTokens: 4000, MaxTokens: 300, Seed: 7})
 		must(t, err)
-		s := g.Run(context.Background())
-		t.Logf("routing benchmark, %s: %d requests, %d ok, TTFT p50 %s p95 %s p99 %s", r.name, s.Requests, s.Successes,
+		s := g.Run(ctx)
+		t.Logf("routing benchmark, %s: %d requests, %d ok, TTFT p50 %s p95 %s p99 %s", name, s.Requests, s.Successes,
 			s.TTFT.P50, s.TTFT.P95, s.TTFT.P99)
 	}
+	run("service (random)", door)
+	run("picker, max-score", routed)
+
+	must(t, picker.Kill())
+	k := stack.Cluster.Client
+	eventually(t, time.Minute, "spec.router.scoring.picker", func() error {
+		s := &v1alpha1.LLMInferenceService{}
+		if err := k.Get(ctx, client.ObjectKeyFromObject(svc), s); err != nil {
+			return err
+		}
+		s.Spec.Router.Scoring.Picker = v1alpha1.PickerWeightedRandom
+		return k.Update(ctx, s)
+	})
+	eventually(t, time.Minute, "the picker's new configuration", func() error {
+		cm := &corev1.ConfigMap{}
+		if err := k.Get(ctx, client.ObjectKey{Namespace: routedNS, Name: svc.Name + "-epp"}, cm); err != nil {
+			return err
+		}
+		if !strings.Contains(cm.Data["config.yaml"], "weighted-random-picker") {
+			return fmt.Errorf("config %s", cm.Data["config.yaml"])
+		}
+		return nil
+	})
+	weighted, err := stack.RunPicker(ctx, routedNS, svc.Name)
+	must(t, err)
+	t.Cleanup(func() { _ = weighted.Kill() })
+	gw, url, err := stack.Gateway(ctx, routedNS, svc.Name, weighted)
+	must(t, err)
+	t.Cleanup(func() { _ = gw.Close() })
+	run("picker, weighted-random", url)
 }
 
 // servedPods are the service's model server pods that run with an IP, by name.
