@@ -245,13 +245,9 @@ func BuildHTTPRoute(svc *v1alpha1.LLMInferenceService, gateway v1alpha1.GatewayR
 }
 
 func parentRef(g v1alpha1.GatewayRef, namespace string) gatewayv1.ParentReference {
-	ns := g.Namespace
-	if ns == "" {
-		ns = namespace
-	}
 	return gatewayv1.ParentReference{
 		Group: ptr.To(gatewayv1.Group(gatewayv1.GroupName)), Kind: ptr.To(gatewayv1.Kind("Gateway")),
-		Name: gatewayv1.ObjectName(g.Name), Namespace: ptr.To(gatewayv1.Namespace(ns)),
+		Name: gatewayv1.ObjectName(g.Name), Namespace: ptr.To(gatewayv1.Namespace(gatewayNamespace(g, namespace))),
 	}
 }
 

@@ -252,6 +252,7 @@ func gatewayOf(named *v1alpha1.GatewayRef, operator v1alpha1.GatewayRef) v1alpha
 	return operator
 }
 
+// gatewayNamespace is the Gateway's namespace: the one it names, else the route's.
 func gatewayNamespace(g v1alpha1.GatewayRef, namespace string) string {
 	if g.Namespace != "" {
 		return g.Namespace

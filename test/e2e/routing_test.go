@@ -19,6 +19,7 @@ import (
 
 	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
+	"github.com/llm-d/llm-d/controllers"
 	"github.com/llm-d/llm-d/loadgen"
 	"github.com/llm-d/llm-d/localcluster"
 )
@@ -62,7 +63,7 @@ func TestRoutingThroughTheOperatorsPicker(t *testing.T) {
 		}
 		// kwok runs the picker's pod as Ready without a process: the condition then says no Gateway
 		// routes to it.
-		if c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionRouting); c == nil || c.Reason != "NoGateway" {
+		if c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionRouting); c == nil || c.Reason != controllers.ReasonNoGateway {
 			return fmt.Errorf("Routing: %+v", c)
 		}
 		return nil
