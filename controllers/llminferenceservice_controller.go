@@ -58,6 +58,10 @@ type LLMInferenceServiceReconciler struct {
 	Client   client.Client
 	Recorder events.EventRecorder
 	Config   Config
+	// APIReader reads from the API server, past the cache, which holds only the operator's labelled
+	// ConfigMaps, ServiceAccounts, Roles and RoleBindings (CacheOptions): a same-named object of someone
+	// else's is found there. SetupWithManager sets the manager's; nil means Client.
+	APIReader client.Reader
 }
 
 // +kubebuilder:rbac:groups=inference.llm-d.ai,resources=llminferenceservices,verbs=get;list;watch
@@ -455,6 +459,9 @@ func (r *LLMInferenceServiceReconciler) event(svc *v1alpha1.LLMInferenceService,
 // SetupWithManager registers the controller: it watches services, the objects they own, their model
 // server and endpoint picker pods (whose status tells a missing Secret or image) and node labels.
 func (r *LLMInferenceServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
+	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.LLMInferenceService{}).
 		Owns(&appsv1.Deployment{}).

@@ -101,6 +101,11 @@ func pickerChecked(svc *v1alpha1.LLMInferenceService) bool {
 // applyPicker applies the picker's objects and the InferencePool, the pool last, once its picker exists.
 func (r *LLMInferenceServiceReconciler) applyPicker(ctx context.Context, svc *v1alpha1.LLMInferenceService) error {
 	name := PickerName(svc)
+	for _, o := range []client.Object{&corev1.ServiceAccount{}, &rbacv1.Role{}, &rbacv1.RoleBinding{}, &corev1.ConfigMap{}} {
+		if err := r.notForeign(ctx, svc, o, name); err != nil {
+			return err
+		}
+	}
 	steps := []func() error{
 		func() error {
 			_, err := apply(ctx, r.Client, svc, BuildPickerServiceAccount(svc), &corev1.ServiceAccount{}, r.recorder(svc, "ServiceAccount", name), nil)
@@ -137,6 +142,31 @@ func (r *LLMInferenceServiceReconciler) applyPicker(ctx context.Context, svc *v1
 		}
 	}
 	return nil
+}
+
+// notForeign fails with errNotOwned when the API server holds an object of obj's kind named name that svc
+// does not control. It is for the kinds the cache holds only when labelled as the operator's: apply, which
+// reads the cache, would take such an object for missing and apply over it.
+func (r *LLMInferenceServiceReconciler) notForeign(ctx context.Context, svc *v1alpha1.LLMInferenceService, obj client.Object, name string) error {
+	key := client.ObjectKey{Namespace: svc.Namespace, Name: name}
+	if err := r.Client.Get(ctx, key, obj); !apierrors.IsNotFound(err) {
+		return client.IgnoreNotFound(err) // in the cache: apply checks it
+	}
+	reader := r.APIReader
+	if reader == nil {
+		reader = r.Client
+	}
+	if err := reader.Get(ctx, key, obj); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if metav1.IsControlledBy(obj, svc) {
+		return nil
+	}
+	gvk, err := apiutil.GVKForObject(obj, r.Client.Scheme())
+	if err != nil {
+		return err
+	}
+	return errNotOwned{gvk.Kind, svc.Namespace, name}
 }
 
 // pickerCannotRead asks the API server whether the picker's ServiceAccount may read what the picker reads

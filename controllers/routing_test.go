@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	inferencev1 "sigs.k8s.io/gateway-api-inference-extension/api/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -186,5 +187,43 @@ func TestRouterRejectsBadScoring(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want an error containing %q", c.name, err, c.want)
 		}
+	}
+}
+
+// The operator caches only its own labelled ConfigMaps, ServiceAccounts, Roles and RoleBindings: a
+// same-named ConfigMap of someone else's, which the cache does not hold, is a name conflict in the Routing
+// condition, and the operator leaves it as it is.
+func TestRouterNameConflictPastTheCache(t *testing.T) {
+	ns := namespace(t, "")
+	hfSecret(t, ns, "hf-token-secret")
+	s := sample(t, "llama-3-8b.yaml")
+	s.Namespace = ns
+	s.Spec.Router = &v1alpha1.RouterSpec{}
+	foreign := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: s.Name + "-epp"}, Data: map[string]string{"team": "payments"}}
+	must(t, k8s.Create(context.Background(), foreign))
+	createUnmanaged(t, s)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cached, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme, ByObject: controllers.CacheOptions().ByObject})
+	must(t, err)
+	go func() { _ = cached.Start(ctx) }()
+	c, err := client.New(env.Config, client.Options{Scheme: env.Scheme, Cache: &client.CacheOptions{Reader: cached}})
+	must(t, err)
+	r := &controllers.LLMInferenceServiceReconciler{Client: c, APIReader: k8s, Config: cfg, Recorder: events.NewFakeRecorder(100)}
+	reconcileUntil(t, r, ns, s.Name, "the Routing condition", func() error {
+		got := meta.FindStatusCondition(getService(t, ns, s.Name).Status.Conditions, v1alpha1.ConditionRouting)
+		if got == nil || got.Reason != controllers.ReasonNameConflict || !strings.Contains(got.Message, "ConfigMap "+ns+"/"+s.Name+"-epp") {
+			return fmt.Errorf("routing condition %+v", got)
+		}
+		return nil
+	})
+	after := &corev1.ConfigMap{}
+	must(t, get(after, ns, foreign.Name))
+	if len(after.OwnerReferences) != 0 || len(after.Data) != 1 || after.Data["team"] != "payments" {
+		t.Errorf("the foreign ConfigMap was changed: owners %v, data %v", after.OwnerReferences, after.Data)
+	}
+	if err := get(&inferencev1.InferencePool{}, ns, s.Name); !apierrors.IsNotFound(err) {
+		t.Errorf("an InferencePool whose picker cannot be configured: %v", err)
 	}
 }
