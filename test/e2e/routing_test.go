@@ -22,6 +22,7 @@ import (
 	"github.com/llm-d/llm-d/controllers"
 	"github.com/llm-d/llm-d/loadgen"
 	"github.com/llm-d/llm-d/localcluster"
+	"github.com/llm-d/llm-d/test/testenv"
 )
 
 const routedNS = "routing"
@@ -44,10 +45,10 @@ func TestRoutingThroughTheOperatorsPicker(t *testing.T) {
 	svc.Namespace, svc.Name = routedNS, "llama-routed"
 	svc.Spec.Replicas = ptrInt32(3)
 	svc.Spec.Router = &v1alpha1.RouterSpec{}
-	must(t, stack.ModelCacheVolume(ctx, routedNS, svc.Name))
-	must(t, k.Create(ctx, svc))
+	testenv.Must(t, stack.ModelCacheVolume(ctx, routedNS, svc.Name))
+	testenv.Must(t, k.Create(ctx, svc))
 
-	eventually(t, 3*time.Minute, "3 model servers serving and the picker's objects", func() error {
+	testenv.Eventually(t, 3*time.Minute, "3 model servers serving and the picker's objects", func() error {
 		pods := servedPods(t, svc.Name)
 		if len(pods) != 3 {
 			return fmt.Errorf("%d pods run", len(pods))
@@ -69,14 +70,14 @@ func TestRoutingThroughTheOperatorsPicker(t *testing.T) {
 		return nil
 	})
 	picker, err := stack.RunPicker(ctx, routedNS, svc.Name)
-	must(t, err)
+	testenv.Must(t, err)
 	t.Cleanup(func() { _ = picker.Kill() })
 	gw, url, err := stack.Gateway(ctx, routedNS, svc.Name, picker)
-	must(t, err)
+	testenv.Must(t, err)
 	t.Cleanup(func() { _ = gw.Close() })
 	pods := servedPods(t, svc.Name)
 	// The picker lists the pool's pods as its ServiceAccount: it sees all three only if its Role lets it.
-	eventually(t, time.Minute, "the picker to see the 3 pods", func() error {
+	testenv.Eventually(t, time.Minute, "the picker to see the 3 pods", func() error {
 		q, err := picker.Queues()
 		if err != nil {
 			return err
@@ -102,7 +103,7 @@ func TestRoutingThroughTheOperatorsPicker(t *testing.T) {
 			}
 		})
 	}
-	eventually(t, time.Minute, "the picker to see the loaded pod's queue", func() error {
+	testenv.Eventually(t, time.Minute, "the picker to see the loaded pod's queue", func() error {
 		q, err := picker.Queues()
 		if err != nil {
 			return err
@@ -148,11 +149,11 @@ func TestRoutingThroughTheOperatorsPicker(t *testing.T) {
 // test.
 func compareRoutings(ctx context.Context, t *testing.T, svc *v1alpha1.LLMInferenceService, picker *localcluster.EPP, routed string) {
 	door, err := stack.FrontDoor(routedNS, svc.Name)
-	must(t, err)
+	testenv.Must(t, err)
 	run := func(name, url string) {
 		g, err := loadgen.New(loadgen.Config{URL: url, Model: svc.Spec.Model.ID, RPS: 10, Duration: 30 * time.Second,
 			PromptTokens: 4000, MaxTokens: 300, Seed: 7})
-		must(t, err)
+		testenv.Must(t, err)
 		s := g.Run(ctx)
 		t.Logf("routing benchmark, %s: %d requests, %d ok, TTFT p50 %s p95 %s p99 %s", name, s.Requests, s.Successes,
 			s.TTFT.P50, s.TTFT.P95, s.TTFT.P99)
@@ -160,9 +161,9 @@ func compareRoutings(ctx context.Context, t *testing.T, svc *v1alpha1.LLMInferen
 	run("service (random)", door)
 	run("picker, max-score", routed)
 
-	must(t, picker.Kill())
+	testenv.Must(t, picker.Kill())
 	k := stack.Cluster.Client
-	eventually(t, time.Minute, "spec.router.scoring.picker", func() error {
+	testenv.Eventually(t, time.Minute, "spec.router.scoring.picker", func() error {
 		s := &v1alpha1.LLMInferenceService{}
 		if err := k.Get(ctx, client.ObjectKeyFromObject(svc), s); err != nil {
 			return err
@@ -170,7 +171,7 @@ func compareRoutings(ctx context.Context, t *testing.T, svc *v1alpha1.LLMInferen
 		s.Spec.Router.Scoring.Picker = v1alpha1.PickerWeightedRandom
 		return k.Update(ctx, s)
 	})
-	eventually(t, time.Minute, "the picker's new configuration", func() error {
+	testenv.Eventually(t, time.Minute, "the picker's new configuration", func() error {
 		cm := &corev1.ConfigMap{}
 		if err := k.Get(ctx, client.ObjectKey{Namespace: routedNS, Name: svc.Name + "-epp"}, cm); err != nil {
 			return err
@@ -181,10 +182,10 @@ func compareRoutings(ctx context.Context, t *testing.T, svc *v1alpha1.LLMInferen
 		return nil
 	})
 	weighted, err := stack.RunPicker(ctx, routedNS, svc.Name)
-	must(t, err)
+	testenv.Must(t, err)
 	t.Cleanup(func() { _ = weighted.Kill() })
 	gw, url, err := stack.Gateway(ctx, routedNS, svc.Name, weighted)
-	must(t, err)
+	testenv.Must(t, err)
 	t.Cleanup(func() { _ = gw.Close() })
 	run("picker, weighted-random", url)
 }
@@ -193,7 +194,7 @@ func compareRoutings(ctx context.Context, t *testing.T, svc *v1alpha1.LLMInferen
 func servedPods(t *testing.T, name string) []corev1.Pod {
 	t.Helper()
 	var list corev1.PodList
-	must(t, stack.Cluster.Client.List(context.Background(), &list, client.InNamespace(routedNS), client.MatchingLabels(contract.SelectorLabels(name))))
+	testenv.Must(t, stack.Cluster.Client.List(context.Background(), &list, client.InNamespace(routedNS), client.MatchingLabels(contract.SelectorLabels(name))))
 	var out []corev1.Pod
 	for _, p := range list.Items {
 		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && p.Status.PodIP != "" {
