@@ -30,19 +30,20 @@ verify-generated: manifests generate ## Fail when generated files differ from wh
 	@test -z "$$(git status --porcelain -- api config proto charts)" || { git status --porcelain -- api config proto charts; \
 		echo "generated files are untracked: run 'make manifests generate' and commit the result" >&2; exit 1; }
 
-tools: ## Build the real programs the tests run (kube-apiserver & co, kubelet, etcd, helm, KEDA, kwok, containerd, CoreDNS), cached per version.
+tools: ## Build the real programs the tests run (kube-apiserver & co, kubelet, etcd, helm, KEDA, kwok, containerd, CoreDNS, the endpoint picker), cached per version.
 	hack/tools.sh etcd >/dev/null
 	hack/tools.sh kubernetes >/dev/null
 	hack/tools.sh helm >/dev/null
 	hack/tools.sh keda >/dev/null
 	hack/tools.sh kwok >/dev/null
+	hack/tools.sh epp >/dev/null
 	hack/tools.sh actionlint >/dev/null
 	hack/tools.sh containerd >/dev/null
 	hack/tools.sh coredns >/dev/null
 
 TOOL_DIRS = LLMD_ETCD_DIR=$$(hack/tools.sh etcd) LLMD_KUBERNETES_DIR=$$(hack/tools.sh kubernetes) \
 	LLMD_HELM_DIR=$$(hack/tools.sh helm) LLMD_KEDA_DIR=$$(hack/tools.sh keda) LLMD_KWOK_DIR=$$(hack/tools.sh kwok) \
-	LLMD_CONTAINERD_DIR=$$(hack/tools.sh containerd) LLMD_COREDNS_DIR=$$(hack/tools.sh coredns)
+	LLMD_CONTAINERD_DIR=$$(hack/tools.sh containerd) LLMD_COREDNS_DIR=$$(hack/tools.sh coredns) LLMD_EPP_DIR=$$(hack/tools.sh epp)
 
 # Debian's packages the real node needs besides what hack/tools.sh builds.
 NODE_PACKAGES = runc containernetworking-plugins iptables

@@ -3,6 +3,8 @@
 // writes the difference.
 package controllers
 
+import "github.com/llm-d/llm-d/api/v1alpha1"
+
 // Config is the operator-wide configuration, set by cmd/operator's flags (and so by the chart's values).
 type Config struct {
 	// VLLMImage is the engine image used when a service does not name one.
@@ -22,7 +24,23 @@ type Config struct {
 	ScalerTLSSecret string
 	// KEDA reports whether KEDA's ScaledObject API is served; without it, autoscaling waits and says so.
 	KEDA bool
+	// EPPImage is the endpoint picker (the Gateway API Inference Extension's cmd/epp) of services with
+	// spec.router.
+	EPPImage string
+	// Gateway is the Gateway of routed services and pools whose router names none; an empty name means none.
+	Gateway v1alpha1.GatewayRef
+	// InferencePools reports whether the InferencePool API (inference.networking.k8s.io/v1) is served;
+	// without it, routing waits and says so. Off by default: the operator turns it on when it finds the API
+	// at startup, and watches InferencePools only then.
+	InferencePools bool
+	// HTTPRoutes reports whether the Gateway API's HTTPRoute (gateway.networking.k8s.io/v1) is served; off
+	// by default, like InferencePools.
+	HTTPRoutes bool
 }
+
+// DefaultEPPImage is the Gateway API Inference Extension's release of the endpoint picker that the tests run
+// (hack/tools.sh epp builds the same version).
+const DefaultEPPImage = "registry.k8s.io/gateway-api-inference-extension/epp:v1.5.0"
 
 // DefaultConfig returns the configuration the operator's flags default to.
 func DefaultConfig() Config {
@@ -33,5 +51,6 @@ func DefaultConfig() Config {
 		ScalerAddress: "llm-d-scaler.llm-d-system.svc:9090",
 		ClusterDomain: "cluster.local",
 		KEDA:          true,
+		EPPImage:      DefaultEPPImage,
 	}
 }

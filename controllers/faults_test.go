@@ -484,7 +484,9 @@ func TestFaultThousandServicesNoWriteAtSteadyState(t *testing.T) {
 	c, err := client.New(restCfg, client.Options{Scheme: env.Scheme})
 	must(t, err)
 
-	// The operator, as the suite runs it.
+	// The operator, as the suite runs it, but without the routing CRDs, which this control plane lacks.
+	cfg := cfg
+	cfg.InferencePools, cfg.HTTPRoutes = false, false
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"},
 		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)}})
 	must(t, err)

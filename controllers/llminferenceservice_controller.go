@@ -10,6 +10,7 @@ import (
 	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -26,6 +27,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	inferencev1 "sigs.k8s.io/gateway-api-inference-extension/api/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/llm-d/llm-d/api/contract"
 	"github.com/llm-d/llm-d/api/v1alpha1"
@@ -55,6 +58,10 @@ type LLMInferenceServiceReconciler struct {
 	Client   client.Client
 	Recorder events.EventRecorder
 	Config   Config
+	// APIReader reads from the API server, past the cache, which holds only the operator's labelled
+	// ConfigMaps, ServiceAccounts, Roles and RoleBindings (CacheOptions): a same-named object of someone
+	// else's is found there. SetupWithManager sets the manager's; nil means Client.
+	APIReader client.Reader
 }
 
 // +kubebuilder:rbac:groups=inference.llm-d.ai,resources=llminferenceservices,verbs=get;list;watch
@@ -84,6 +91,9 @@ func (r *LLMInferenceServiceReconciler) Reconcile(ctx context.Context, req ctrl.
 	var claimWarnings []string
 	err := r.reconcileObjects(ctx, svc, &claimWarnings)
 	r.setWarnings(svc, claimWarnings)
+	if err == nil {
+		err = r.routing(ctx, svc)
+	}
 	var conflict errNotOwned
 	switch {
 	case errors.As(err, &conflict):
@@ -92,6 +102,7 @@ func (r *LLMInferenceServiceReconciler) Reconcile(ctx context.Context, req ctrl.
 	case apierrors.IsConflict(err):
 		// Another writer changed an object between our read and our write: read again, quietly.
 		return ctrl.Result{Requeue: true}, r.writeStatus(ctx, svc, before)
+	case errors.As(err, new(routingError)):
 	case err != nil:
 		r.setReady(svc, metav1.ConditionFalse, ReasonReconcileError, err.Error())
 	}
@@ -100,6 +111,31 @@ func (r *LLMInferenceServiceReconciler) Reconcile(ctx context.Context, req ctrl.
 	}
 	return ctrl.Result{}, err
 }
+
+// routing reconciles the service's routing: what goes wrong there goes into the Routing condition only,
+// and the service's other objects and conditions stand. Errors other than a name conflict are returned, to
+// retry.
+func (r *LLMInferenceServiceReconciler) routing(ctx context.Context, svc *v1alpha1.LLMInferenceService) error {
+	err := r.reconcileRouting(ctx, svc)
+	var conflict errNotOwned
+	switch {
+	case errors.As(err, &conflict):
+		r.setRouting(svc, metav1.ConditionFalse, ReasonNameConflict, conflict.Error())
+		return nil
+	case apierrors.IsConflict(err):
+		return err
+	case err != nil:
+		r.setRouting(svc, metav1.ConditionFalse, ReasonReconcileError, "writing the router's objects: "+err.Error())
+		return routingError{err}
+	}
+	return nil
+}
+
+// routingError is a failure of routing alone: it is retried without touching the Ready condition.
+type routingError struct{ err error }
+
+func (e routingError) Error() string { return e.err.Error() }
+func (e routingError) Unwrap() error { return e.err }
 
 // reconcileObjects applies the PVC, the Deployment, the Service and the ScaledObject, and sets the Ready
 // and Autoscaling conditions from what it finds.
@@ -421,8 +457,11 @@ func (r *LLMInferenceServiceReconciler) event(svc *v1alpha1.LLMInferenceService,
 }
 
 // SetupWithManager registers the controller: it watches services, the objects they own, their model
-// server pods (whose status tells a missing Secret or image) and node labels.
+// server and endpoint picker pods (whose status tells a missing Secret or image) and node labels.
 func (r *LLMInferenceServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
+	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.LLMInferenceService{}).
 		Owns(&appsv1.Deployment{}).
@@ -440,13 +479,22 @@ func (r *LLMInferenceServiceReconciler) SetupWithManager(mgr ctrl.Manager) error
 	if r.Config.KEDA {
 		b = b.Owns(&kedav1alpha1.ScaledObject{})
 	}
+	b = b.Owns(&corev1.ServiceAccount{}).Owns(&corev1.ConfigMap{}).Owns(&rbacv1.Role{}).Owns(&rbacv1.RoleBinding{})
+	if r.Config.InferencePools {
+		b = b.Owns(&inferencev1.InferencePool{})
+	}
+	if r.Config.HTTPRoutes {
+		b = b.Owns(&gatewayv1.HTTPRoute{})
+	}
 	return b.Complete(r)
 }
 
-// serviceOfPod maps a model server pod to its service, by the labels the operator gives its pods.
+// serviceOfPod maps a model server or endpoint picker pod to its service, by the labels the operator gives
+// its pods.
 func serviceOfPod(_ context.Context, o client.Object) []reconcile.Request {
 	l := o.GetLabels()
-	if l[contract.LabelManagedBy] != contract.ManagedByValue || l[LabelComponent] != ComponentServer || l[contract.LabelInstance] == "" {
+	if l[contract.LabelManagedBy] != contract.ManagedByValue || !slices.Contains([]string{ComponentServer, ComponentPicker}, l[LabelComponent]) ||
+		l[contract.LabelInstance] == "" {
 		return nil
 	}
 	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: l[contract.LabelInstance]}}}

@@ -35,7 +35,7 @@ import (
 //   - with a 24 GB and an 80 GB node, a model that needs about 40 GB per GPU lands on the 80 GB node only;
 //   - status.gpuProduct names the GPU most of the ready pods run on (nvidia.com/gpu.product).
 func TestGPUPlacementOnTheRealScheduler(t *testing.T) {
-	e, err := testenv.Start(testenv.Options{Controllers: []string{"deployment", "replicaset", "persistentvolume-binder"}, Scheduler: true})
+	e, err := testenv.Start(testenv.Options{Controllers: []string{"deployment", "replicaset", "persistentvolume-binder"}, Scheduler: true, Routing: true})
 	must(t, err)
 	t.Cleanup(func() { _ = e.Stop() })
 	c := e.Client

@@ -6,14 +6,31 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/llm-d/llm-d/api/contract"
 )
 
-// CacheOptions limit the operator's cache of pods to model server pods: it never holds the cluster's others.
+// CacheOptions limit the operator's cache to what it manages: model server and endpoint picker pods, and its
+// own ConfigMaps, ServiceAccounts, Roles and RoleBindings, never the cluster's others.
 func CacheOptions() cache.Options {
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{&corev1.Pod{}: {Label: ServerPods()}}}
+	managed := labels.SelectorFromSet(labels.Set{contract.LabelManagedBy: contract.ManagedByValue})
+	pods, err := labels.Parse(fmt.Sprintf("%s=%s,%s in (%s,%s)", contract.LabelManagedBy, contract.ManagedByValue,
+		LabelComponent, ComponentServer, ComponentPicker))
+	if err != nil {
+		panic(err) // a constant selector
+	}
+	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&corev1.Pod{}:            {Label: pods},
+		&corev1.ConfigMap{}:      {Label: managed},
+		&corev1.ServiceAccount{}: {Label: managed},
+		&rbacv1.Role{}:           {Label: managed},
+		&rbacv1.RoleBinding{}:    {Label: managed},
+	}}
 }
 
 // Setup registers everything the operator runs with mgr (whose cache must use CacheOptions): the service

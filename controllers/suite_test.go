@@ -44,6 +44,7 @@ var (
 		c := controllers.DefaultConfig()
 		c.ScalerAddress = "llm-d-scaler.llm-d-system.svc:9090"
 		c.DefaultStorageClass = "fast-ssd"
+		c.InferencePools, c.HTTPRoutes = true, true // testenv.Options.Routing installs their CRDs
 		return c
 	}()
 	timeout = 60 * time.Second
@@ -59,6 +60,7 @@ func run(m *testing.M) int {
 	var err error
 	env, err = testenv.Start(testenv.Options{
 		Controllers: []string{"garbagecollector", "deployment", "replicaset", "serviceaccount", "pvc-protection"},
+		Routing:     true,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -211,14 +213,21 @@ func markOnePodReady(t *testing.T, ns, name string) {
 	})
 }
 
-// setPodStatus changes the status of one of the service's pods through the status subresource, as the
-// kubelet does.
+// setPodStatus changes the status of one of the service's model server pods through the status
+// subresource, as the kubelet does.
 func setPodStatus(t *testing.T, ns, name, what string, change func(*corev1.PodStatus)) {
+	t.Helper()
+	setComponentPodStatus(t, ns, name, controllers.ComponentServer, what, change)
+}
+
+// setComponentPodStatus changes the status of one of the service's pods of a component (its model servers
+// or its endpoint picker).
+func setComponentPodStatus(t *testing.T, ns, name, component, what string, change func(*corev1.PodStatus)) {
 	t.Helper()
 	eventually(t, what, func() error {
 		pods := &corev1.PodList{}
 		if err := k8s.List(context.Background(), pods, client.InNamespace(ns),
-			client.MatchingLabels{contract.LabelInstance: name}); err != nil {
+			client.MatchingLabels{contract.LabelInstance: name, controllers.LabelComponent: component}); err != nil {
 			return err
 		}
 		if len(pods.Items) == 0 {

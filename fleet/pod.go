@@ -11,8 +11,9 @@ import (
 	"github.com/llm-d/llm-d/api/contract"
 )
 
-// DefaultSelector is the label selector of the pods the fleet serves: those the operator manages.
-const DefaultSelector = contract.LabelManagedBy + "=" + contract.ManagedByValue
+// DefaultSelector is the label selector of the pods the fleet serves: the model server pods the operator
+// manages (not its endpoint pickers').
+const DefaultSelector = contract.LabelManagedBy + "=" + contract.ManagedByValue + "," + contract.LabelName + "=" + contract.NameVLLM
 
 // target is where and what a pod's simulated server serves. A change of any field means a new server:
 // a pod recreated under the same name (new UID) is a new process in Kubernetes too.

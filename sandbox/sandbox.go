@@ -50,6 +50,9 @@ type Options struct {
 	// serves a certificate and requires one signed by the same CA, and the operator points every trigger at
 	// the ClusterTriggerAuthentication made from a client Secret in KEDA's namespace.
 	MutualTLS bool
+	// Routing installs the Gateway API Inference Extension's InferencePool CRD before the operator starts,
+	// so that services with spec.router get their InferencePool and endpoint picker (see RunPicker).
+	Routing bool
 	// KeepDir keeps the cluster's directory (certificates, data, every program's log) after Stop.
 	KeepDir bool
 	// Logf receives a line per step.
@@ -131,6 +134,11 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if opts.Routing {
+		if err := s.Cluster.InstallInferencePoolCRD(ctx); err != nil {
+			return nil, err
+		}
 	}
 	opArgs := []string{"--kubeconfig=" + s.Cluster.Kubeconfig}
 	if opts.MutualTLS {

@@ -27,12 +27,13 @@ type pod struct {
 
 // cluster is the Deployment, its pods and the Service in front of them.
 type cluster struct {
-	params      vllmsim.Params
-	replicas    int32 // spec.replicas
-	pods        []*pod
-	gone        []*pod // drained and deleted, kept for GPU-hours
-	rng         *rand.Rand
-	leastLoaded bool
+	params   vllmsim.Params
+	replicas int32 // spec.replicas
+	pods     []*pod
+	gone     []*pod // drained and deleted, kept for GPU-hours
+	rng      *rand.Rand
+	routing  string // Config.Routing
+	picker   *picker
 	// pending holds requests that arrived while no pod was ready; the gateway retries them.
 	pending []int
 	// goneTokens counts the output tokens of deleted pods, so the cluster's token counter never goes back.
@@ -112,10 +113,9 @@ func (c *cluster) reap(now time.Duration) {
 	c.pods = keep
 }
 
-// pick is the Service's choice of endpoint for a new request, or nil if no pod is ready. kube-proxy picks a
-// ready endpoint uniformly at random; leastLoaded models a gateway that picks the pod with the fewest
-// requests in flight.
-func (c *cluster) pick() *pod {
+// pick is the choice of endpoint for a request arriving at now, or nil if no pod is ready: kube-proxy's
+// uniformly random ready endpoint, or with RoutingPicker the endpoint picker's.
+func (c *cluster) pick(now time.Duration) *pod {
 	var cands []*pod
 	for _, p := range c.pods {
 		if p.ready && !p.removed {
@@ -125,16 +125,10 @@ func (c *cluster) pick() *pod {
 	if len(cands) == 0 {
 		return nil
 	}
-	if !c.leastLoaded {
-		return cands[c.rng.IntN(len(cands))]
+	if c.routing == RoutingPicker {
+		return c.picker.pick(now, cands, c.rng)
 	}
-	best := cands[0]
-	for _, p := range cands[1:] {
-		if p.inflight < best.inflight {
-			best = p
-		}
-	}
-	return best
+	return cands[c.rng.IntN(len(cands))]
 }
 
 // tokens is the cluster's total of generated tokens so far.

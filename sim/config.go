@@ -2,8 +2,10 @@ package sim
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/llm-d/llm-d/epp"
 	"github.com/llm-d/llm-d/scaler/decision"
 	"github.com/llm-d/llm-d/vllmsim"
 )
@@ -38,16 +40,18 @@ type Config struct {
 	// hpa-queue) meet the trace in the steady state they would be in on a live cluster instead of at
 	// minReplicas with an empty history: a cold start would charge them for the trace's own edge.
 	Warmup time.Duration
-	// Seed drives the Service's random choice of pod.
+	// Seed drives the routing's random choices: the Service's pod, the picker's ties.
 	Seed uint64
 	// Off switches decision mechanisms off in the llmd policy, for ablations.
 	Off []decision.Mechanism
 	// PriorSpeed, when not 0 or 1, makes llmd's capacity prior that many times faster than the replicas
 	// really are: how the scaler fares with a GPU table that is wrong.
 	PriorSpeed float64
-	// LeastLoaded routes each request to the pod with the fewest in flight instead of kube-proxy's random
-	// pick.
-	LeastLoaded bool
+	// Routing is how a request reaches a pod: RoutingRandom ("" too), the Service's kube-proxy, or
+	// RoutingPicker, the Gateway API Inference Extension's endpoint picker behind a gateway.
+	Routing string
+	// PickerScoring is the picker's scoring with RoutingPicker; the zero value means epp.DefaultScoring.
+	PickerScoring epp.Scoring
 	// TokenAware is the token-aware recipe's calibration; zero fields are calibrated as its guide says
 	// (see CalibrateTokenAware).
 	TokenAware TokenAwareCalibration
@@ -66,6 +70,12 @@ func (c Config) withDefaults() Config {
 	def(&c.KEDAPoll, 30*time.Second)
 	def(&c.BoundStep, 60*time.Second)
 	def(&c.SeriesStep, 15*time.Second)
+	if c.Routing == "" {
+		c.Routing = RoutingRandom
+	}
+	if c.PickerScoring == (epp.Scoring{}) {
+		c.PickerScoring = epp.DefaultScoring()
+	}
 	if c.SLOTarget == 0 {
 		c.SLOTarget = 0.99
 	}
@@ -98,6 +108,12 @@ func (c Config) Validate() error {
 	}
 	if c.InitialReplicas < 0 {
 		return fmt.Errorf("InitialReplicas is negative")
+	}
+	if !slices.Contains(Routings, c.Routing) {
+		return fmt.Errorf("Routing is %q: want one of %q", c.Routing, Routings)
+	}
+	if err := c.PickerScoring.Validate(); err != nil {
+		return fmt.Errorf("PickerScoring: %w", err)
 	}
 	return nil
 }

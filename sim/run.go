@@ -80,7 +80,8 @@ func newRunner(cfg Config, ctl controller, measured []Request, o runOpts) (*runn
 		q.At += w
 		r.reqs = append(r.reqs, q)
 	}
-	r.c = &cluster{rng: rand.New(rand.NewPCG(cfg.Seed, 0x9e3779b97f4a7c15)), leastLoaded: cfg.LeastLoaded}
+	r.c = &cluster{rng: rand.New(rand.NewPCG(cfg.Seed, 0x9e3779b97f4a7c15)), routing: cfg.Routing,
+		picker: &picker{scoring: cfg.PickerScoring}}
 	r.params = cfg.Replica
 	instant := r.params
 	instant.StartupDelay = 0
@@ -106,7 +107,7 @@ func newRunner(cfg Config, ctl controller, measured []Request, o runOpts) (*runn
 func (r *runner) dispatch(now time.Duration) error {
 	c := r.c
 	for len(c.pending) > 0 {
-		p := c.pick()
+		p := c.pick(now)
 		if p == nil {
 			return nil
 		}

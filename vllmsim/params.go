@@ -162,8 +162,8 @@ func (p Params) Validate() error {
 	return errors.Join(errs...)
 }
 
-// blocks is the number of KV blocks the replica has.
-func (p Params) blocks() int { return p.KVCacheTokens / p.BlockSize }
+// GPUBlocks is the number of KV blocks the replica has: vLLM's num_gpu_blocks.
+func (p Params) GPUBlocks() int { return p.KVCacheTokens / p.BlockSize }
 
 // blocksFor is the number of blocks that hold n tokens.
 func (p Params) blocksFor(n int) int { return (n + p.BlockSize - 1) / p.BlockSize }

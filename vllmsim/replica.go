@@ -84,7 +84,7 @@ func NewReplica(p Params, opts ...Option) (*Replica, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Replica{p: p, byID: make(map[uint64]*seq), freeBlocks: p.blocks()}
+	r := &Replica{p: p, byID: make(map[uint64]*seq), freeBlocks: p.GPUBlocks()}
 	for _, o := range opts {
 		o(r)
 	}
@@ -108,7 +108,7 @@ func (r *Replica) Submit(req Request) error {
 	if _, dup := r.byID[req.ID]; dup {
 		return fmt.Errorf("%w %d", ErrDuplicateID, req.ID)
 	}
-	capacity := r.p.blocks() * r.p.BlockSize
+	capacity := r.p.GPUBlocks() * r.p.BlockSize
 	if req.PromptTokens+1 > capacity {
 		return fmt.Errorf("%w: request %d has %d prompt tokens, the cache holds %d tokens",
 			ErrPromptTooLong, req.ID, req.PromptTokens, capacity)
@@ -190,7 +190,7 @@ func (r *Replica) Metrics() Metrics {
 	m := r.m
 	m.Waiting = r.waiting.len()
 	m.Running = len(r.running)
-	total := r.p.blocks()
+	total := r.p.GPUBlocks()
 	m.KVCacheUsage = float64(total-r.freeBlocks) / float64(total)
 	return m
 }

@@ -75,6 +75,12 @@ type LLMInferenceServiceSpec struct {
 	// +kubebuilder:default={size: "100Gi"}
 	// +optional
 	ModelCache ModelCacheSpec `json:"modelCache,omitzero"`
+
+	// Router routes requests by load instead of at random: the operator writes an InferencePool of the
+	// service's pods with an endpoint picker (the Gateway API Inference Extension's), and an HTTPRoute on a
+	// Gateway that sends the service's traffic to it. The Service and its endpoint are kept.
+	// +optional
+	Router *RouterSpec `json:"router,omitempty"`
 }
 
 // ModelSpec names a model and its source.
@@ -301,7 +307,7 @@ type LLMInferenceServiceStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions are Ready, Autoscaling and ConfigurationWarning, each with a reason and a message.
+	// Conditions are Ready, Autoscaling, Routing and ConfigurationWarning, each with a reason and a message.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

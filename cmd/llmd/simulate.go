@@ -26,7 +26,7 @@ import (
 const simulateUsage = `usage: llmd simulate --service FILE --trace FILE|suite:NAME
                      [--policy llmd|hpa-queue|token-aware[-shipped]|static-peak|lower-bound|static:N|all] [--frontier]
                      [--slo-ttft 2s] [--gpu a10g|h100] [--speedup 1] [--duration 0] [--warmup 10m] [--seed 1]
-                     [--suite-seed 1] [--json] [--plot out.png] [--csv out.csv]
+                     [--suite-seed 1] [--routing random|picker] [--json] [--plot out.png] [--csv out.csv]
        llmd simulate --pool POOL.yaml --service A.yaml --trace A.csv --service B.yaml --trace B.csv [...]
                      [same flags; llmd only: every member on the shared budget, then on fixed splits]`
 
@@ -46,7 +46,7 @@ type simulateFlags struct {
 	speedup          float64
 	duration, warmup time.Duration
 	seed, suiteSeed  uint64
-	leastLoaded      bool
+	routing          string
 	frontier, json   bool
 	plot, csv        string
 }
@@ -61,9 +61,9 @@ func (f *simulateFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.speedup, "speedup", 1, "play the trace this many times faster")
 	fs.DurationVar(&f.duration, "duration", 0, "keep only the first DURATION of the (sped-up) trace; 0 keeps all")
 	fs.DurationVar(&f.warmup, "warmup", 10*time.Minute, "replay the trace's first WARMUP, unmeasured, before it, so reactive policies start in steady state")
-	fs.Uint64Var(&f.seed, "seed", 1, "seed of the Service's random choice of pod")
+	fs.Uint64Var(&f.seed, "seed", 1, "seed of the routing's random choices (the Service's pod, the picker's ties)")
 	fs.Uint64Var(&f.suiteSeed, "suite-seed", 1, "seed of the benchmark suite's generated traces (--trace suite:NAME)")
-	fs.BoolVar(&f.leastLoaded, "least-loaded", false, "route to the pod with the fewest requests in flight instead of at random")
+	fs.StringVar(&f.routing, "routing", sim.RoutingRandom, "how requests reach pods: random (a Service) or picker (the Gateway API Inference Extension's endpoint picker)")
 	fs.BoolVar(&f.frontier, "frontier", false, "also run every fixed count from minReplicas to maxReplicas and compare each other policy with them")
 	fs.BoolVar(&f.json, "json", false, "print one JSON object")
 	fs.StringVar(&f.plot, "plot", "", "write a PNG plot of the time series")
@@ -89,6 +89,8 @@ func (f *simulateFlags) check() string {
 		return "--duration must not be negative"
 	case f.warmup < 0 || f.warmup%sim.Base != 0:
 		return fmt.Sprintf("--warmup must be a non-negative multiple of %s", sim.Base)
+	case !slices.Contains(sim.Routings, f.routing):
+		return fmt.Sprintf("--routing %q: want random or picker", f.routing)
 	case f.pool != "" && f.policySet && f.policy != sim.LLMD:
 		// Pools are scaled by the llm-d scaler only: the other policies have no notion of a shared budget.
 		return fmt.Sprintf("--pool runs --policy llmd only, not %q", f.policy)
@@ -137,7 +139,7 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(2, "--gpu %q: want a10g or h100", f.gpu)
 	}
-	cfg := sim.Config{Replica: preset.Params, SLOTTFT: f.slo, Seed: f.seed, Warmup: f.warmup, LeastLoaded: f.leastLoaded}
+	cfg := sim.Config{Replica: preset.Params, SLOTTFT: f.slo, Seed: f.seed, Warmup: f.warmup, Routing: f.routing}
 	if f.pool != "" {
 		o := poolOpts{pool: f.pool, services: f.services, traces: f.traces, gpu: preset.Name, speedup: f.speedup,
 			duration: f.duration, json: f.json, plot: f.plot, csv: f.csv}

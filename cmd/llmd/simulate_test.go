@@ -151,6 +151,7 @@ func TestSimulateBadInput(t *testing.T) {
 		{[]string{"--service", sampleService, "--trace", tr, "--policy", "static:0"}, 2, "--policy"},
 		{[]string{"--service", sampleService, "--trace", "suite:nonesuch"}, 1, "steps-4x"},
 		{[]string{"--service", sampleService, "--trace", tr, "--gpu", "tpu"}, 2, "--gpu"},
+		{[]string{"--service", sampleService, "--trace", tr, "--routing", "least-loaded"}, 2, "--routing"},
 		{[]string{"--service", sampleService, "--trace", tr, "--slo-ttft", "0s"}, 2, "--slo-ttft"},
 		{[]string{"--service", sampleService, "--trace", tr, "--bogus"}, 2, "bogus"},
 		{[]string{"--service", sampleService, "--trace", filepath.Join(dir, "missing.csv")}, 1, "missing.csv"},

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -28,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	inferencev1 "sigs.k8s.io/gateway-api-inference-extension/api/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/llm-d/llm-d/api/contract"
@@ -54,7 +56,7 @@ import (
 // away from each role and the failure must show where a user looks: the service's status, or for the
 // scaler KEDA's answer, which must never be a smaller count decided without the pods.
 func TestLeastPrivilege(t *testing.T) {
-	env, err := testenv.Start(testenv.Options{Controllers: []string{"deployment", "replicaset"}})
+	env, err := testenv.Start(testenv.Options{Controllers: []string{"deployment", "replicaset"}, Routing: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +89,9 @@ func TestLeastPrivilege(t *testing.T) {
 		LeaderElection: true, LeaderElectionID: "llm-d-operator.inference.llm-d.ai", LeaderElectionNamespace: ns,
 	})
 	must(t, err)
-	must(t, controllers.Setup(opMgr, controllers.DefaultConfig(), prometheus.NewRegistry()))
+	opCfg := controllers.DefaultConfig()
+	opCfg.InferencePools, opCfg.HTTPRoutes = true, true // as the operator finds them: Routing installs their CRDs
+	must(t, controllers.Setup(opMgr, opCfg, prometheus.NewRegistry()))
 
 	go func() { _ = opMgr.Start(ctx) }()
 	keda, stopScaler := startScaler(t, ctx, as(release+"-scaler"), env.Scheme)
@@ -140,6 +144,31 @@ func TestLeastPrivilege(t *testing.T) {
 		}
 		if len(pool.Status.Conditions) == 0 {
 			return errors.New("no pool status yet")
+		}
+		return nil
+	})
+
+	// A routed service: the operator writes its InferencePool and picker, the picker's Role included, which
+	// the API server allows only if the operator holds every permission it grants. (Its HTTPRoute waits for
+	// a ready picker, which needs a kubelet.)
+	routed := sampleService(t, "llama-3-8b.yaml")
+	routed.Name, routed.Namespace = "routed", "inference"
+	routed.Spec.Router = &v1alpha1.RouterSpec{Gateway: &v1alpha1.GatewayRef{Name: "inference-gateway"}}
+	must(t, admin.Create(ctx, routed))
+	eventually(t, "the routed service's InferencePool", func() error {
+		return admin.Get(ctx, client.ObjectKey{Namespace: "inference", Name: "routed"}, &inferencev1.InferencePool{})
+	})
+	for _, o := range []client.Object{&appsv1.Deployment{}, &rbacv1.Role{}, &rbacv1.RoleBinding{}, &corev1.ServiceAccount{}, &corev1.ConfigMap{}, &corev1.Service{}} {
+		eventually(t, fmt.Sprintf("the picker's %T", o), func() error {
+			return admin.Get(ctx, client.ObjectKey{Namespace: "inference", Name: "routed-epp"}, o)
+		})
+	}
+	eventually(t, "the routed service's Routing condition past writing", func() error {
+		if err := admin.Get(ctx, client.ObjectKeyFromObject(routed), routed); err != nil {
+			return err
+		}
+		if c := meta.FindStatusCondition(routed.Status.Conditions, v1alpha1.ConditionRouting); c == nil || c.Reason != controllers.ReasonPickerStarting {
+			return fmt.Errorf("Routing condition %+v", c)
 		}
 		return nil
 	})

@@ -208,6 +208,7 @@ func TestSchemaRejects(t *testing.T) {
 		{"scaler.scrapeInterval=5", []string{"scaler", "scrapeInterval"}},
 		{"hfToken=hf_secret", []string{"hfToken"}},
 		{"operator.imagee.tag=x", []string{"imagee"}},
+		{"router.gateway=a/b/c", []string{"router", "gateway"}},
 	} {
 		t.Run(tc.set, func(t *testing.T) {
 			out, err := helm(t, "template", "llm-d", chartDir, "--set", tc.set)

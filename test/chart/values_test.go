@@ -18,6 +18,7 @@ func TestValuesReachThePods(t *testing.T) {
 		"scaler.scrapeInterval=10s", "scaler.scrapeTimeout=3s", "scaler.scrapeWorkers=8",
 		"scaler.maxPayloadBytes=1048576", "scaler.maxSampleAge=45s",
 		"operator.scalerAddress=elsewhere.example:9090",
+		"router.eppImage=registry.example/epp:v1.5.0", "router.gateway=infra/inference-gateway",
 	}})
 	op := find(t, objs, "Deployment", "llm-d-operator")
 	pod, _, _ := unstructured.NestedMap(op.Object, "spec", "template", "spec")
@@ -35,7 +36,8 @@ func TestValuesReachThePods(t *testing.T) {
 		t.Errorf("operator image = %v %v", c["image"], c["imagePullPolicy"])
 	}
 	args := containerArgs(t, op)
-	for _, a := range []string{"--zap-log-level=debug", "--scaler-address=elsewhere.example:9090"} {
+	for _, a := range []string{"--zap-log-level=debug", "--scaler-address=elsewhere.example:9090",
+		"--epp-image=registry.example/epp:v1.5.0", "--gateway=infra/inference-gateway"} {
 		if !hasArg(args, a) {
 			t.Errorf("operator args %v lack %s", args, a)
 		}

@@ -56,7 +56,7 @@ func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var err error
-	stack, err = sandbox.Start(ctx, sandbox.Options{HPASyncPeriod: hpaSync, ScrapeInterval: scrapeEvery, Speed: 10, MutualTLS: true,
+	stack, err = sandbox.Start(ctx, sandbox.Options{HPASyncPeriod: hpaSync, ScrapeInterval: scrapeEvery, Speed: 10, MutualTLS: true, Routing: true,
 		KeepDir:      os.Getenv("LLMD_KEEP_CLUSTER") != "",
 		StartupDelay: 20 * time.Second, Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
 	if err != nil {

@@ -48,6 +48,9 @@ type Options struct {
 	Controllers []string
 	// Scheduler starts kube-scheduler, which binds pods to the nodes a test creates.
 	Scheduler bool
+	// Routing installs the CRDs of routed services: the Gateway API Inference Extension's InferencePool and
+	// the Gateway API's HTTPRoute (their modules' releases in go.mod).
+	Routing bool
 }
 
 // Start starts the control plane. Stop it with Stop.
@@ -64,10 +67,18 @@ func Start(opts Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	crds := []string{filepath.Join(repo.Root(), "config", "crd", "bases"), filepath.Join(keda, "config", "crd", "bases")}
+	if opts.Routing {
+		routing, err := routingCRDs()
+		if err != nil {
+			return nil, err
+		}
+		crds = append(crds, routing...)
+	}
 	e := &Env{Scheme: scheme.New()}
 	e.env = &envtest.Environment{
 		Scheme:                e.Scheme,
-		CRDDirectoryPaths:     []string{filepath.Join(repo.Root(), "config", "crd", "bases"), filepath.Join(keda, "config", "crd", "bases")},
+		CRDDirectoryPaths:     crds,
 		ErrorIfCRDPathMissing: true,
 		// envtest's 20 s default is too short on 2 busy cores, where the first start of kube-apiserver (its
 		// bootstrap of the default namespace and priority classes) takes longer.
@@ -179,6 +190,22 @@ func (e *Env) startComponent(name, path string, args []string) error {
 		return fmt.Errorf("%s did not become healthy: %w\n%s", name, err, log.String())
 	}
 	return nil
+}
+
+// routingCRDs are the files of the InferencePool and HTTPRoute CRDs.
+func routingCRDs() ([]string, error) {
+	inference, err := repo.ModuleDir("sigs.k8s.io/gateway-api-inference-extension")
+	if err != nil {
+		return nil, err
+	}
+	gateway, err := repo.ModuleDir("sigs.k8s.io/gateway-api")
+	if err != nil {
+		return nil, err
+	}
+	return []string{
+		filepath.Join(inference, "config", "crd", "bases", "inference.networking.k8s.io_inferencepools.yaml"),
+		filepath.Join(gateway, "config", "crd", "standard", "gateway.networking.k8s.io_httproutes.yaml"),
+	}, nil
 }
 
 // Stop stops every process the Env started.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,9 +37,10 @@ type metrics struct {
 	last vllmsim.Metrics // counters already exported
 }
 
-// newMetrics registers vLLM's metrics for model in a private registry. With legacy it uses the names of
-// vLLM before 0.12: vllm:gpu_cache_usage_perc and vllm:time_per_output_token_seconds.
-func newMetrics(model string, legacy bool) *metrics {
+// newMetrics registers vLLM's metrics for model, served by a replica with params, in a private registry.
+// With legacy it uses the names of vLLM before 0.12: vllm:gpu_cache_usage_perc and
+// vllm:time_per_output_token_seconds.
+func newMetrics(model string, legacy bool, params vllmsim.Params) *metrics {
 	reg := prometheus.NewRegistry()
 	labels := prometheus.Labels{"model_name": model, "engine": "0"}
 	gauge := func(name, help string) prometheus.Gauge {
@@ -87,7 +89,26 @@ func newMetrics(model string, legacy bool) *metrics {
 		"Histogram of e2e request latency in seconds.", requestLatencyBuckets)
 	m.latency[vllmsim.QueueTime] = histogram("vllm:request_queue_time_seconds",
 		"Histogram of time spent in WAITING phase for request.", requestLatencyBuckets)
+	reg.MustRegister(cacheConfigInfo(params))
 	return m
+}
+
+// cacheConfigInfo is vLLM's vllm:cache_config_info: a gauge of 1 whose labels are the engine's cache
+// configuration (CacheConfig.metrics_info(), without model_name). An endpoint picker reads block_size and
+// num_gpu_blocks from it to size its prefix-cache index; the labels here are those the simulator models.
+func cacheConfigInfo(p vllmsim.Params) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "vllm:cache_config_info",
+		Help: "Information of the LLMEngine CacheConfig",
+		ConstLabels: prometheus.Labels{
+			"block_size":     strconv.Itoa(p.BlockSize),
+			"num_gpu_blocks": strconv.Itoa(p.GPUBlocks()),
+			"cache_dtype":    "auto",
+			"engine":         "0",
+		},
+	})
+	g.Set(1)
+	return g
 }
 
 // Observe records a latency from the model, in simulated seconds: what a real server would measure.

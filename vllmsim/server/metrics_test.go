@@ -82,7 +82,15 @@ func TestMetricsHaveVLLMNamesTypesAndLabels(t *testing.T) {
 			}
 		}
 	}
-	if len(families) != len(want) {
+	// vLLM's info gauge has the cache configuration as labels and no model_name; an endpoint picker sizes
+	// its prefix-cache index from block_size and num_gpu_blocks.
+	p := testConfig().Params
+	if info := families["vllm:cache_config_info"].GetMetric(); len(info) != 1 || info[0].GetGauge().GetValue() != 1 ||
+		!hasLabels(info[0], "block_size", fmt.Sprint(p.BlockSize), "num_gpu_blocks", fmt.Sprint(p.KVCacheTokens/p.BlockSize), "engine", "0") {
+		t.Errorf("vllm:cache_config_info = %v, want one gauge of 1 with block_size=%d, num_gpu_blocks=%d, engine=0",
+			info, p.BlockSize, p.KVCacheTokens/p.BlockSize)
+	}
+	if len(families) != len(want)+1 {
 		t.Errorf("%d metric families, want %d: a scraper should see only vLLM's", len(families), len(want))
 	}
 

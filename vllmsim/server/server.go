@@ -96,7 +96,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m := newMetrics(cfg.Model, cfg.LegacyMetrics)
+	m := newMetrics(cfg.Model, cfg.LegacyMetrics, cfg.Params)
 	r, err := vllmsim.NewReplica(cfg.Params, vllmsim.WithTokenEvents(), vllmsim.WithObserver(m))
 	if err != nil {
 		return nil, err
