@@ -22,10 +22,12 @@ import (
 //     V(B) = (M − B) / (t(B) + (M − B)/PrefillTPS), t(B) = StepBase + c·B the decode step, c = StepPerSeq +
 //     StepPerContextToken·(mean context per sequence). A request's prefill takes S = p̄/V(B) and the pod
 //     spends u = (λ/N)·S of its time prefilling.
-//   - Batch: a request stays in its pod for its prefill and d̄ steps, and a decoding sequence gets a token
-//     per step, but steps that carry prefill chunks are longer: the decode steps take t(B) of the 1 − u of
-//     the time not spent prefilling. By Little's law B = (λ/N)·(S + d̄·t(B)/(1 − u)), solved by iteration
-//     with u, which itself depends on B. When no batch solves it, N pods cannot decode the demand.
+//   - Batch: a request stays in its pod for its prefill and d̄ steps, and every step, prefill chunk or not,
+//     gives each decoding sequence a token. Steps run back to back and together cost t(B) each plus the
+//     prompt tokens' compute, ρ = (λ/N)·p̄/PrefillTPS of the time: the pod runs (1 − ρ)/t(B) steps a
+//     second, however the prompts are chunked. By Little's law B = (λ/N)·(S + d̄·t(B)/(1 − ρ)), solved by
+//     iteration with S, which itself depends on B. When no batch solves it, N pods cannot decode the
+//     demand.
 //   - KV cache: the B sequences each hold the mean context the pods report (usage × cache tokens /
 //     running). Under random routing a pod's share is a sum of independent requests, so its load in caches
 //     has mean f = B·context/cache and variance r·f, r the index of dispersion the pods show (var/mean of
@@ -162,6 +164,7 @@ func (c Capacity) batch(lam float64, d Demand, base, per float64, pl *PodLoad) b
 		}
 		return chunk / (base + per*b + chunk/c.PrefillTPS)
 	}
+	rho := lam * d.PromptPerRequest / c.PrefillTPS // the share of a pod's time its prompts' compute takes
 	b := 0.0
 	for range 50 {
 		v := prefillRate(b)
@@ -170,12 +173,12 @@ func (c Capacity) batch(lam float64, d Demand, base, per float64, pl *PodLoad) b
 			return false
 		}
 		u := lam * d.PromptPerRequest / v
-		den := 1 - lam*d.DecodePerRequest*per/(1-u)
+		den := 1 - lam*d.DecodePerRequest*per/(1-rho)
 		if u >= 1 || den <= 0 {
 			pl.Limit, pl.Batch, pl.Utilization = "decode", math.Inf(1), u
 			return false
 		}
-		next := lam * (d.PromptPerRequest/v + d.DecodePerRequest*base/(1-u)) / den
+		next := lam * (d.PromptPerRequest/v + d.DecodePerRequest*base/(1-rho)) / den
 		done := math.Abs(next-b) < 1e-3*max(next, 1)
 		b = next
 		if done {

@@ -21,23 +21,24 @@ func near(t *testing.T, what string, got, want, tol float64) {
 
 // One pod, 2 requests/s of 1,000 prompt and 100 output tokens, each sequence holding 1,000 tokens of cache.
 //
-// The batch B solves B = λ·(S + d·t(B)/(1 − u)) with t(B) = 20 ms + 1 ms·B, the pod prefilling at
-// V(B) = (2000 − B) / (t(B) + (2000 − B)/10000), S = 1000/V(B) and u = λ·S. At B = 7.292: t = 27.29 ms,
-// V = 1992.7/0.22656 = 8,795 tokens/s, S = 0.1137 s, u = 0.2274, and 2·(0.1137 + 100·0.02729/0.7726) = 7.292.
-// With the default objective (2 s for 99 %) a request may wait 2 − 0.1137 − 0.0273 = 1.859 s, which
-// 0.2274·exp(−2·0.7726·1.859/(0.1137·2)) = 7.4e-7 of the requests exceed; the average queue is
-// u²·(1+C²)/(2(1−u)) = 0.067 (C² = 1). The cache holds 7.29 × 1,000 of 100,000 tokens: 7.3 %.
+// The batch B solves B = λ·(S + d·t(B)/(1 − ρ)) with t(B) = 20 ms + 1 ms·B and ρ = λ·1000/10000 = 0.2 the
+// share of the time the prompts' compute takes, the pod prefilling at V(B) = (2000 − B) / (t(B) + (2000 −
+// B)/10000), S = 1000/V(B) and u = λ·S. At B = 6.969: t = 26.97 ms, V = 1993.03/0.22627 = 8,808 tokens/s,
+// S = 0.11353 s, u = 0.2271, and 2·(0.11353 + 100·0.02697/0.8) = 6.969. With the default objective (2 s for
+// 99 %) a request may wait 2 − 0.11353 − 0.02697 = 1.8595 s, which 0.2271·exp(−2·0.7729·1.8595/(0.11353·2))
+// = 7.2e-7 of the requests exceed; the average queue is u²·(1+C²)/(2(1−u)) = 0.0667 (C² = 1). The cache
+// holds 6.97 × 1,000 of 100,000 tokens: 7.0 %.
 func TestCapacityOnePodByHand(t *testing.T) {
 	d := Demand{Arrivals: 2, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000, PromptCV2: 1}
 	pl := handPod.At(1, d, Budget{TTFT: 2 * time.Second, Attainment: 0.99, QueueDepth: 5}, 0)
-	near(t, "batch", pl.Batch, 7.2924, 1e-3)
-	near(t, "prefill tokens/s", pl.PrefillTPS, 8795.4, 1e-3)
-	near(t, "utilization", pl.Utilization, 0.22739, 1e-3)
-	near(t, "step", pl.Step.Seconds(), 0.027292, 1e-3)
-	near(t, "budget", pl.Budget.Seconds(), 1.8590, 1e-3)
-	near(t, "queue late", pl.QueueLate, 7.41e-7, 2e-2)
-	near(t, "average queue", pl.QueueMean, 0.066926, 1e-3)
-	near(t, "KV fill", pl.KVFill, 0.072924, 1e-3)
+	near(t, "batch", pl.Batch, 6.9694, 1e-3)
+	near(t, "prefill tokens/s", pl.PrefillTPS, 8808.1, 1e-3)
+	near(t, "utilization", pl.Utilization, 0.22706, 1e-3)
+	near(t, "step", pl.Step.Seconds(), 0.026969, 1e-3)
+	near(t, "budget", pl.Budget.Seconds(), 1.8595, 1e-3)
+	near(t, "queue late", pl.QueueLate, 7.21e-7, 2e-2)
+	near(t, "average queue", pl.QueueMean, 0.066704, 1e-3)
+	near(t, "KV fill", pl.KVFill, 0.069694, 1e-3)
 	if !pl.Fits || pl.KVLate > 1e-12 {
 		t.Fatalf("%+v: one pod fits", pl)
 	}
@@ -53,16 +54,17 @@ func TestCapacityAverageQueue(t *testing.T) {
 	}
 }
 
-// With an objective of 500 ms, a request may wait 0.5 − S − t = 0.359 s; the exponential tail gives
-// 0.2274·exp(−2·0.7726·0.359/(0.1137·2)) = 1.98 % late on one pod, 0.60 % on two: two pods.
+// With an objective of 500 ms, a request may wait 0.5 − S − t = 0.3595 s; the exponential tail gives
+// 0.2271·exp(−2·0.7729·0.3595/(0.11353·2)) = 1.96 % late on one pod; on two (λ = 1, ρ = 0.1, B = 2.625,
+// S = 0.11133 s, u = 0.1113, t = 22.63 ms), 0.1113·exp(−2·0.8887·0.3660/(0.11133·2)) = 0.60 %: two pods.
 func TestCapacityObjectiveByHand(t *testing.T) {
 	d := Demand{Arrivals: 2, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000, PromptCV2: 1}
 	b := Budget{TTFT: 500 * time.Millisecond, Attainment: 0.99}
 	one := handPod.At(1, d, b, 0)
-	near(t, "budget", one.Budget.Seconds(), 0.35901, 1e-3)
-	near(t, "late on one pod", one.QueueLate, 0.019827, 1e-2)
+	near(t, "budget", one.Budget.Seconds(), 0.35950, 1e-3)
+	near(t, "late on one pod", one.QueueLate, 0.019643, 1e-2)
 	two := handPod.At(2, d, b, 0)
-	near(t, "late on two pods", two.QueueLate, 0.0059993, 1e-2)
+	near(t, "late on two pods", two.QueueLate, 0.0059949, 1e-2)
 	if got := handPod.Fewest(d, b, 0, 8); got.Pods != 2 || one.Fits || !two.Fits {
 		t.Fatalf("fewest = %d (one fits %v, two fits %v), want 2", got.Pods, one.Fits, two.Fits)
 	}

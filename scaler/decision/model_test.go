@@ -69,16 +69,16 @@ func TestModelBurstReturnsToSteadyCount(t *testing.T) {
 func TestModelHeadroomLearnsAndIsBounded(t *testing.T) {
 	a := New(modelled())
 	current := int32(1)
-	before := run(a, &current, 0, 30*time.Minute, func(time.Duration) float64 { return 2 }).Desired
-	run(a, &current, 30*time.Minute, 32*time.Minute, func(time.Duration) float64 { return 8 })
-	after := run(a, &current, 32*time.Minute, 60*time.Minute, func(time.Duration) float64 { return 2 })
+	before := run(a, &current, 0, 30*time.Minute, func(time.Duration) float64 { return 3 }).Desired
+	run(a, &current, 30*time.Minute, 32*time.Minute, func(time.Duration) float64 { return 12 })
+	after := run(a, &current, 32*time.Minute, 60*time.Minute, func(time.Duration) float64 { return 3 })
 	if !(after.Desired > before) || !(after.Headroom > 2 && after.Headroom <= 4) {
 		t.Fatalf("after a 4x burst: %d replicas, headroom ×%.2f (%s); before: %d", after.Desired, after.Headroom, after.Reason, before)
 	}
-	want := handPod.Fewest(Demand{Arrivals: 2 * after.Headroom, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000},
+	want := handPod.Fewest(Demand{Arrivals: 3 * after.Headroom, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000},
 		modelled().budget(), 0, 9).Pods
 	if after.Desired != want {
-		t.Fatalf("headroom ×%.2f on 2 requests/s should ask for %d, got %d (%s)", after.Headroom, want, after.Desired, after.Reason)
+		t.Fatalf("headroom ×%.2f on 3 requests/s should ask for %d, got %d (%s)", after.Headroom, want, after.Desired, after.Reason)
 	}
 	// A 100x burst: the headroom stops at growthMax, the count at maxReplicas.
 	run(a, &current, 60*time.Minute, 62*time.Minute, func(time.Duration) float64 { return 200 })
