@@ -65,10 +65,7 @@ func TestRemovalsReachTheCluster(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ns := namespace(t, "")
-			hfSecret(t, ns, "hf-token-secret")
-			s := sample(t, "llama-3-8b.yaml")
-			s.Namespace = ns
+			ns, s := sampleIn(t, "llama-3-8b.yaml")
 			tc.spec(s)
 			must(t, k8s.Create(context.Background(), s))
 			waitDeployment(t, ns, s.Name, "with it", tc.present)
@@ -89,10 +86,7 @@ func TestRemovalsReachTheCluster(t *testing.T) {
 // per process, so two reconcilers, one with TLS and one without, drive a service the suite's own operator
 // leaves alone.
 func TestScalerTLSTurnedOff(t *testing.T) {
-	ns := namespace(t, "")
-	hfSecret(t, ns, "hf-token-secret")
-	s := sample(t, "llama-3-8b-autoscaling.yaml")
-	s.Namespace = ns
+	ns, s := sampleIn(t, "llama-3-8b-autoscaling.yaml")
 	createUnmanaged(t, s)
 	withTLS := cfg
 	withTLS.ScalerTLSSecret = "keda-scaler-client"
@@ -131,10 +125,7 @@ func TestScalerTLSTurnedOff(t *testing.T) {
 // cleanly: with autoscaling on it owns none and the count stays where the HPA put it; turned off, it
 // owns the count again and spec.replicas rules.
 func TestFieldsOfOtherManagersSurvive(t *testing.T) {
-	ns := namespace(t, "")
-	hfSecret(t, ns, "hf-token-secret")
-	s := sample(t, "llama-3-8b-autoscaling.yaml")
-	s.Namespace = ns
+	ns, s := sampleIn(t, "llama-3-8b-autoscaling.yaml")
 	s.Spec.Replicas = ptr.To[int32](3)
 	must(t, k8s.Create(context.Background(), s))
 	name := s.Name
@@ -196,10 +187,7 @@ func TestFieldsOfOtherManagersSurvive(t *testing.T) {
 // it set move to the apply manager, so that a field removed from the spec leaves the object, while what a
 // user changed by hand stays theirs.
 func TestObjectsWrittenByUpdateAreMigrated(t *testing.T) {
-	ns := namespace(t, "")
-	hfSecret(t, ns, "hf-token-secret")
-	s := sample(t, "llama-3-8b.yaml")
-	s.Namespace = ns
+	ns, s := sampleIn(t, "llama-3-8b.yaml")
 	createUnmanaged(t, s)
 	must(t, get(s, ns, s.Name))
 

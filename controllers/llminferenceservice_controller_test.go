@@ -124,10 +124,7 @@ func TestAutoscaledSampleManifest(t *testing.T) {
 
 // The sample without autoscaling (config/samples/llama-3-8b.yaml): a fixed single replica, no ScaledObject.
 func TestSampleManifestWithoutAutoscaling(t *testing.T) {
-	ns := namespace(t, "")
-	hfSecret(t, ns, "hf-token-secret")
-	s := sample(t, "llama-3-8b.yaml")
-	s.Namespace = ns
+	ns, s := sampleIn(t, "llama-3-8b.yaml")
 	must(t, k8s.Create(context.Background(), s))
 	deployment(t, ns, s.Name)
 	markOnePodReady(t, ns, s.Name)
@@ -272,10 +269,7 @@ func TestLongestNameAndLowercaseParameters(t *testing.T) {
 
 // Autoscaling on, off and on again converges; while on, the HPA's replica count is left alone.
 func TestAutoscalingToggleAndHPAOwnedReplicas(t *testing.T) {
-	ns := namespace(t, "")
-	hfSecret(t, ns, "hf-token-secret")
-	s := sample(t, "llama-3-8b-autoscaling.yaml")
-	s.Namespace = ns
+	ns, s := sampleIn(t, "llama-3-8b-autoscaling.yaml")
 	s.Spec.Replicas = ptr.To[int32](2)
 	must(t, k8s.Create(context.Background(), s))
 	name := s.Name
@@ -324,10 +318,7 @@ func TestAutoscalingToggleAndHPAOwnedReplicas(t *testing.T) {
 
 // A user's edit to a managed field is reverted; what other controllers add is kept.
 func TestDriftIsRevertedAndForeignFieldsKept(t *testing.T) {
-	ns := namespace(t, "")
-	hfSecret(t, ns, "hf-token-secret")
-	s := sample(t, "llama-3-8b.yaml")
-	s.Namespace = ns
+	ns, s := sampleIn(t, "llama-3-8b.yaml")
 	must(t, k8s.Create(context.Background(), s))
 	name := s.Name
 	want := deployment(t, ns, name).Spec.Template.Spec.Containers[0]
@@ -380,10 +371,7 @@ func TestDriftIsRevertedAndForeignFieldsKept(t *testing.T) {
 
 // Deleting the service removes everything it owns, through the real garbage collector.
 func TestDeletionCascades(t *testing.T) {
-	ns := namespace(t, "")
-	hfSecret(t, ns, "hf-token-secret")
-	s := sample(t, "llama-3-8b-autoscaling.yaml")
-	s.Namespace = ns
+	ns, s := sampleIn(t, "llama-3-8b-autoscaling.yaml")
 	must(t, k8s.Create(context.Background(), s))
 	name := s.Name
 	deployment(t, ns, name)
@@ -443,10 +431,7 @@ func setInitWaiting(t *testing.T, ns, name, reason, msg string) {
 
 // Args without --max-model-len, and args that fight the operator's, are reported and handled predictably.
 func TestConfigurationWarnings(t *testing.T) {
-	ns := namespace(t, "")
-	hfSecret(t, ns, "hf-token-secret")
-	s := sample(t, "llama-3-8b.yaml")
-	s.Namespace = ns
+	ns, s := sampleIn(t, "llama-3-8b.yaml")
 	s.Spec.Engine.Args = []string{"--dtype=bfloat16", "--port", "9000"}
 	must(t, k8s.Create(context.Background(), s))
 	c := condition(t, ns, s.Name, v1alpha1.ConditionConfigurationWarning, controllers.ReasonSpecWarnings)
@@ -508,10 +493,7 @@ func TestNameConflictIsReported(t *testing.T) {
 // Warning event: an image that cannot be pulled (a typo in engine.image), then an engine that exits on a
 // typo in engine.args, with vLLM's last output. The statuses are set as the kubelet sets them.
 func TestPodStartFailuresAreReported(t *testing.T) {
-	ns := namespace(t, "")
-	hfSecret(t, ns, "hf-token-secret")
-	s := sample(t, "llama-3-8b.yaml")
-	s.Namespace = ns
+	ns, s := sampleIn(t, "llama-3-8b.yaml")
 	s.Spec.Engine.Image = "vllm/vllm-openai:latset"
 	must(t, k8s.Create(context.Background(), s))
 	deployment(t, ns, s.Name)
@@ -538,10 +520,7 @@ func TestPodStartFailuresAreReported(t *testing.T) {
 // An access mode changed after the claim exists cannot be applied (a claim's access modes are
 // immutable): the operator keeps the claim as it is and says how to apply the change.
 func TestImmutableCacheChangeIsExplained(t *testing.T) {
-	ns := namespace(t, "")
-	hfSecret(t, ns, "hf-token-secret")
-	s := sample(t, "llama-3-8b.yaml")
-	s.Namespace = ns
+	ns, s := sampleIn(t, "llama-3-8b.yaml")
 	must(t, k8s.Create(context.Background(), s))
 	eventually(t, "the model cache", func() error { return get(&corev1.PersistentVolumeClaim{}, ns, s.Name+"-model-cache") })
 	edit(t, ns, s.Name, func(s *v1alpha1.LLMInferenceService) { s.Spec.ModelCache.AccessMode = corev1.ReadWriteMany })

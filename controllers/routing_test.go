@@ -33,10 +33,7 @@ func pickerObjects() []client.Object {
 // follows the picker from starting to ready, a Gateway gets an HTTPRoute, and removing the router block
 // deletes them all. The service's own Service stays throughout.
 func TestRouterLifecycle(t *testing.T) {
-	ns := namespace(t, "")
-	hfSecret(t, ns, "hf-token-secret")
-	s := sample(t, "llama-3-8b.yaml")
-	s.Namespace = ns
+	ns, s := sampleIn(t, "llama-3-8b.yaml")
 	s.Spec.Router = &v1alpha1.RouterSpec{Scoring: v1alpha1.RouterScoring{QueueWeight: ptr.To[int32](5)}}
 	must(t, k8s.Create(context.Background(), s))
 	s = getService(t, ns, s.Name)
@@ -119,10 +116,7 @@ func TestRouterLifecycle(t *testing.T) {
 // Without the InferencePool CRD, a routed service says how to install it, in its Routing condition and a
 // Warning event; its Deployment and Service are written as without a router, and nothing else is.
 func TestRouterWithoutInferencePoolCRD(t *testing.T) {
-	ns := namespace(t, "")
-	hfSecret(t, ns, "hf-token-secret")
-	s := sample(t, "llama-3-8b.yaml")
-	s.Namespace = ns
+	ns, s := sampleIn(t, "llama-3-8b.yaml")
 	s.Spec.Router = &v1alpha1.RouterSpec{}
 	createUnmanaged(t, s)
 	c := cfg
@@ -194,10 +188,7 @@ func TestRouterRejectsBadScoring(t *testing.T) {
 // same-named ConfigMap of someone else's, which the cache does not hold, is a name conflict in the Routing
 // condition, and the operator leaves it as it is.
 func TestRouterNameConflictPastTheCache(t *testing.T) {
-	ns := namespace(t, "")
-	hfSecret(t, ns, "hf-token-secret")
-	s := sample(t, "llama-3-8b.yaml")
-	s.Namespace = ns
+	ns, s := sampleIn(t, "llama-3-8b.yaml")
 	s.Spec.Router = &v1alpha1.RouterSpec{}
 	foreign := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: s.Name + "-epp"}, Data: map[string]string{"team": "payments"}}
 	must(t, k8s.Create(context.Background(), foreign))

@@ -153,6 +153,17 @@ func applyManifest(t *testing.T, file string) {
 	must(t, k8s.Create(context.Background(), u))
 }
 
+// sampleIn reads a sample into a namespace of its own that holds the Hugging Face token Secret the samples
+// name, and returns both, the sample not yet created.
+func sampleIn(t *testing.T, file string) (string, *v1alpha1.LLMInferenceService) {
+	t.Helper()
+	ns := namespace(t, "")
+	hfSecret(t, ns, "hf-token-secret")
+	s := sample(t, file)
+	s.Namespace = ns
+	return ns, s
+}
+
 func hfSecret(t *testing.T, ns, name string) {
 	t.Helper()
 	must(t, k8s.Create(context.Background(), &corev1.Secret{
