@@ -57,7 +57,8 @@ type Config struct {
 	TokenAware TokenAwareCalibration
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults is c with every zero setting at its default (a 2 s SLO, 5 s scrapes, random routing, ...).
+func (c Config) WithDefaults() Config {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
 			*d = v
@@ -87,7 +88,7 @@ func (c Config) withDefaults() Config {
 
 // Validate says what is wrong with a configuration (after defaults).
 func (c Config) Validate() error {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	if err := c.Replica.Validate(); err != nil {
 		return fmt.Errorf("replica model: %w", err)
 	}

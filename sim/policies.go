@@ -58,7 +58,7 @@ func Run(cfg Config, policy string, reqs []Request) (Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return Result{}, err
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if err := checkTrace(reqs); err != nil {
 		return Result{}, err
 	}

@@ -148,7 +148,7 @@ func (p *Pool) validate() error {
 	if p.BudgetGPUs <= 0 {
 		return fmt.Errorf("the pool's budget is %d GPUs: it must be positive", p.BudgetGPUs)
 	}
-	first := p.Services[0].Config.withDefaults()
+	first := p.Services[0].Config.WithDefaults()
 	seen := map[string]bool{}
 	var minGPUs int64
 	for i := range p.Services {
@@ -156,7 +156,7 @@ func (p *Pool) validate() error {
 		if err := s.Config.Validate(); err != nil {
 			return fmt.Errorf("service %s: %w", s.Name, err)
 		}
-		s.Config = s.Config.withDefaults()
+		s.Config = s.Config.WithDefaults()
 		if err := checkTrace(s.Trace); err != nil {
 			return fmt.Errorf("service %s: %w", s.Name, err)
 		}

@@ -72,10 +72,10 @@ func TestSaturatedReplicaScalesUp(t *testing.T) {
 	}
 	startedBy := p0.T
 	for _, p := range res.Series[first:] {
-		if p.T < startedBy+cfg.Replica.StartupDelay-cfg.withDefaults().SeriesStep && p.Ready > 1 {
+		if p.T < startedBy+cfg.Replica.StartupDelay-cfg.WithDefaults().SeriesStep && p.Ready > 1 {
 			t.Fatalf("a pod was ready at %s, before its startup delay", p.T)
 		}
-		if p.T >= startedBy+cfg.Replica.StartupDelay+cfg.withDefaults().HPASync {
+		if p.T >= startedBy+cfg.Replica.StartupDelay+cfg.WithDefaults().HPASync {
 			if p.Ready < 2 {
 				t.Fatalf("at %s the first new pods should be ready: %+v", p.T, p)
 			}

@@ -71,7 +71,7 @@ func readyPod(t *testing.T, prompt int) *pod {
 // ceil(in-flight tokens / V_P / threshold) replicas, the decode trigger ceil(Σ KV usage / 0.8), the HPA
 // takes the larger; a change Prometheus scrapes at 15 s reaches the HPA only when KEDA reads it, at 30 s.
 func TestTokenAwareArithmetic(t *testing.T) {
-	cfg := article().withDefaults()
+	cfg := article().WithDefaults()
 	cfg.TokenAware = TokenAwareCalibration{PrefillVelocity: 6000, ISL: 1, Threshold: 1, KVTarget: 0.8}
 	ctl, err := newTokenAware(&cfg, nil, DefaultBehavior())
 	if err != nil {
@@ -116,7 +116,7 @@ func (r *recorder) tick(now time.Duration, c *cluster) (int32, bool) {
 // The endpoint picker's count: a request's prompt tokens from its dispatch until its first token. A 30,000
 // token prompt arriving at 1 s on an A10G prefills for about 5.4 s.
 func TestInflightPromptTokens(t *testing.T) {
-	cfg := Config{Replica: vllmsim.A10GLlama8B(), Policy: decision.Policy{MinReplicas: 1, MaxReplicas: 1, TargetQueue: 5}}.withDefaults()
+	cfg := Config{Replica: vllmsim.A10GLlama8B(), Policy: decision.Policy{MinReplicas: 1, MaxReplicas: 1, TargetQueue: 5}}.WithDefaults()
 	rec := &recorder{seen: map[time.Duration]int{}}
 	reqs := []Request{{At: time.Second, PromptTokens: 30000, OutputTokens: 50}}
 	res, err := simulate(cfg, rec, reqs, runOpts{name: "rec"})

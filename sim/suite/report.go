@@ -60,6 +60,7 @@ func (r Report) Markdown(w io.Writer, about About) error {
 	r.goalsSection(p)
 	r.summarySection(p)
 	r.ablationSection(p)
+	r.calibrationSection(p)
 	r.tracesSection(p)
 	p.f("## Cases\n\n")
 	for _, c := range r.Cases {
@@ -176,6 +177,41 @@ func (r Report) ablationSection(p *printer) {
 			s.NotDominated, s.Cases, s.LearnsMet, s.LearnsApplies, 100*s.Share, s.PaysCases, s.AboveEveryCount)
 	}
 	p.f("\n")
+}
+
+func (r Report) calibrationSection(p *printer) {
+	p.f("## The capacity model against the fixed counts\n\n"+
+		"Each fixed count's run, minute by minute: the share of requests the capacity model predicts late at that count "+
+		"for the minute's true demand (arrivals and mean tokens from the trace, prompt C² 1), against the share the run "+
+		"served late. Minutes count when the model called the %s before them comfortable (under %g late), so that a "+
+		"carried backlog is not read as the model's error. A ratio above 1 is a model too optimistic there.\n\n",
+		calibrationQuiet, calibrationQuietLate)
+	for _, pc := range r.Calibration {
+		p.f("| %s: predicted late | requests | predicted | realized | realized / predicted |\n|---|---|---|---|---|\n", pc.GPU)
+		for _, b := range pc.Bins {
+			if b.Requests == 0 {
+				continue
+			}
+			predicted, realized := b.Expected/float64(b.Requests), float64(b.Late)/float64(b.Requests)
+			ratio := "–"
+			if predicted > 0 {
+				ratio = fmt.Sprintf("%.1f", realized/predicted)
+			}
+			p.f("| %s | %d | %.2g | %.2g | %s |\n", decadeText(b.Decade), b.Requests, predicted, realized, ratio)
+		}
+		p.f("\n")
+	}
+}
+
+// decadeText names a calibration bin.
+func decadeText(d int) string {
+	switch d {
+	case calibrationLow:
+		return fmt.Sprintf("below 1e%d", d+1)
+	case calibrationHigh:
+		return fmt.Sprintf("1e%d and above", d)
+	}
+	return fmt.Sprintf("1e%d to 1e%d", d, d+1)
 }
 
 func (r Report) tracesSection(p *printer) {

@@ -47,6 +47,8 @@ type CaseReport struct {
 	Goals  Goals   `json:"goals"`
 	// Ablation is llmd with one mechanism switched off, scored the same way.
 	Ablation []Ablation `json:"ablation,omitempty"`
+	// Calibration is the capacity model's predicted late share against the fixed counts' realized one.
+	Calibration Calibration `json:"calibration"`
 	// Runs is the number of simulations and RunSeconds their wall time.
 	Runs       int     `json:"runs"`
 	RunSeconds float64 `json:"run_seconds"`
@@ -180,6 +182,14 @@ type Report struct {
 	Elapsed     time.Duration `json:"elapsed_ns"`
 	// CPUSeconds is the CPU time the simulations used.
 	CPUSeconds float64 `json:"cpu_seconds"`
+	// Calibration is the cases' calibration summed per GPU preset, in the cases' order of presets.
+	Calibration []PresetCalibration `json:"calibration"`
+}
+
+// PresetCalibration is the calibration of every case on one GPU preset.
+type PresetCalibration struct {
+	GPU  string      `json:"gpu"`
+	Bins Calibration `json:"bins"`
 }
 
 // SuiteGoals is one policy's goals over the whole suite.
@@ -217,6 +227,17 @@ func (r *Report) summarize() {
 		r.Suite.add(c.Goals, find(c.Results, sim.LLMD))
 	}
 	r.Suite.finish()
+	r.Calibration = nil
+	for _, c := range r.Cases {
+		i := slices.IndexFunc(r.Calibration, func(p PresetCalibration) bool { return p.GPU == c.GPU })
+		if i < 0 {
+			r.Calibration = append(r.Calibration, PresetCalibration{GPU: c.GPU, Bins: newCalibration()})
+			i = len(r.Calibration) - 1
+		}
+		if len(c.Calibration) == len(r.Calibration[i].Bins) {
+			r.Calibration[i].Bins.merge(c.Calibration)
+		}
+	}
 	r.Ablations = nil
 	for _, m := range r.Mechanisms {
 		s := SuiteGoals{Policy: sim.LLMD + " without " + m}

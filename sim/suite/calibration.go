@@ -1,0 +1,107 @@
+package suite
+
+import (
+	"math"
+	"time"
+
+	"github.com/llm-d/llm-d/scaler/decision"
+	"github.com/llm-d/llm-d/sim"
+)
+
+// The capacity model's calibration: what share of requests it predicts late, against what the fixed counts
+// realize. Every fixed count's run is cut into minutes; for each minute the model is given the minute's true
+// demand (the trace's arrivals and mean tokens, no measurement error; prompt C² 1 as the scaler assumes) at
+// that count, and its predicted late share is set beside the share of the minute's requests the run served
+// late. Only minutes the model calls comfortable for the calibrationQuiet before them (predicted late under
+// calibrationQuietLate) count: a backlog carried from an overloaded minute is no error of the model's tail.
+const (
+	calibrationQuiet     = 3 * time.Minute
+	calibrationQuietLate = 1e-2
+	// calibrationDecades are the bins: predicted late shares below 10^-6, each decade to 10^-1, and above.
+	calibrationLow, calibrationHigh = -6, -1
+)
+
+// CalibrationBin is the minutes whose predicted late share falls in one decade, [10^Decade, 10^(Decade+1));
+// the lowest bin holds everything below, the highest everything above.
+type CalibrationBin struct {
+	Decade   int     `json:"decade"`
+	Requests int     `json:"requests"`
+	Late     int     `json:"late"`
+	Expected float64 `json:"expected_late"` // the predicted late shares, summed over the requests
+}
+
+// Calibration is the bins in order of decade.
+type Calibration []CalibrationBin
+
+// calibrate bins the fixed counts' minutes of one case.
+func calibrate(reqs []sim.Request, results []sim.Result, c decision.Capacity, b decision.Budget) Calibration {
+	cal := newCalibration()
+	quiet := int(calibrationQuiet / time.Minute)
+	for _, r := range results {
+		n, ok, _ := sim.ParseStatic(r.Policy)
+		if !ok || len(r.Met) != len(reqs) {
+			continue
+		}
+		var recent []float64
+		for start := 0; start < len(reqs); {
+			minute := reqs[start].At / time.Minute
+			end, prompt, output, late := start, 0.0, 0.0, 0
+			for ; end < len(reqs) && reqs[end].At/time.Minute == minute; end++ {
+				prompt += float64(reqs[end].PromptTokens)
+				output += float64(reqs[end].OutputTokens)
+				if !r.Met[end] {
+					late++
+				}
+			}
+			k := float64(end - start)
+			d := decision.Demand{Arrivals: k / 60, PromptPerRequest: prompt / k, DecodePerRequest: output / k,
+				ContextPerSeq: (prompt + output/2) / k, PromptCV2: 1}
+			pl := c.At(n, d, b, 0)
+			predicted := math.Min(pl.Late, 1)
+			if math.IsInf(pl.Batch, 0) || pl.Utilization >= 1 {
+				predicted = 1
+			}
+			comfortable := len(recent) >= quiet
+			for _, p := range recent {
+				comfortable = comfortable && p < calibrationQuietLate
+			}
+			if comfortable {
+				cal.add(predicted, end-start, late)
+			}
+			recent = append(recent, predicted)
+			if len(recent) > quiet {
+				recent = recent[1:]
+			}
+			start = end
+		}
+	}
+	return cal
+}
+
+func newCalibration() Calibration {
+	var cal Calibration
+	for d := calibrationLow; d <= calibrationHigh; d++ {
+		cal = append(cal, CalibrationBin{Decade: d})
+	}
+	return cal
+}
+
+func (cal Calibration) add(predicted float64, requests, late int) {
+	d := calibrationLow
+	if predicted > 0 {
+		d = min(max(int(math.Floor(math.Log10(predicted))), calibrationLow), calibrationHigh)
+	}
+	b := &cal[d-calibrationLow]
+	b.Requests += requests
+	b.Late += late
+	b.Expected += predicted * float64(requests)
+}
+
+// merge adds o's counts to cal's.
+func (cal Calibration) merge(o Calibration) {
+	for i := range o {
+		cal[i].Requests += o[i].Requests
+		cal[i].Late += o[i].Late
+		cal[i].Expected += o[i].Expected
+	}
+}

@@ -1,0 +1,68 @@
+package suite
+
+import (
+	"testing"
+	"time"
+
+	"github.com/llm-d/llm-d/scaler/decision"
+	"github.com/llm-d/llm-d/sim"
+)
+
+// calPod is a pod whose numbers are easy to follow: it prefills 10,000 tokens/s alone, a step costs 20 ms
+// plus 1 ms per sequence and holds 2,000 tokens, the cache 100,000 tokens.
+var calPod = decision.Capacity{PrefillTPS: 10_000, StepBase: 20 * time.Millisecond, StepPerSeq: time.Millisecond,
+	StepTokens: 2_000, MaxSeqs: 256, KVTokens: 100_000}
+
+// Ten minutes of one request a second, 100-token prompts: one pod is far from late (the lowest bin), so
+// every minute counts once three comfortable minutes precede it, with the late requests its run had; other
+// policies' runs are not fixed counts and do not count.
+func TestCalibrationBinsComfortableMinutes(t *testing.T) {
+	var reqs []sim.Request
+	for i := range 600 {
+		reqs = append(reqs, sim.Request{At: time.Duration(i) * time.Second, PromptTokens: 100, OutputTokens: 10})
+	}
+	met := make([]bool, len(reqs))
+	for i := range met {
+		met[i] = !(i >= 360 && i < 365) // five late requests in minute 6
+	}
+	results := []sim.Result{{Policy: sim.Static(1), Met: met}, {Policy: sim.LLMD, Met: make([]bool, len(reqs))}}
+	cal := calibrate(reqs, results, calPod, decision.Budget{TTFT: 2 * time.Second, Attainment: 0.99, QueueDepth: 5})
+	low := cal[0]
+	if low.Decade != calibrationLow || low.Requests != 7*60 || low.Late != 5 || !(low.Expected < 1e-5*7*60) {
+		t.Fatalf("lowest bin %+v, want minutes 3 to 9 (420 requests, 5 late, expected under 1e-5 each)", low)
+	}
+	for _, b := range cal[1:] {
+		if b.Requests != 0 {
+			t.Fatalf("bin %+v: only the lowest should hold minutes", b)
+		}
+	}
+}
+
+// A count the model calls hopeless (the demand is past its prefill rate) lands in the top bin, and the
+// minutes after it do not count until three comfortable ones have passed.
+func TestCalibrationSkipsMinutesAfterOverload(t *testing.T) {
+	var reqs []sim.Request
+	for m := range 8 {
+		prompt := 100
+		if m == 3 {
+			prompt = 20_000 // 20,000 tokens a second: twice what the pod prefills
+		}
+		for s := range 60 {
+			reqs = append(reqs, sim.Request{At: time.Duration(m)*time.Minute + time.Duration(s)*time.Second, PromptTokens: prompt, OutputTokens: 10})
+		}
+	}
+	met := make([]bool, len(reqs))
+	for i := range met {
+		met[i] = true
+	}
+	cal := calibrate(reqs, []sim.Result{{Policy: sim.Static(1), Met: met}}, calPod, decision.Budget{TTFT: 2 * time.Second, Attainment: 0.99})
+	var counted int
+	for _, b := range cal {
+		counted += b.Requests
+	}
+	// Minute 3 (after three comfortable ones) counts, in the top bin; minutes 4 to 6 follow the overload;
+	// minute 7 counts again.
+	if top := cal[len(cal)-1]; top.Requests != 60 || counted != 120 {
+		t.Fatalf("top bin %+v, %d requests counted; want minute 3 on top and minute 7 besides (120)", top, counted)
+	}
+}
