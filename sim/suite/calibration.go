@@ -13,7 +13,10 @@ import (
 // demand (the trace's arrivals and mean tokens, no measurement error; prompt C² 1 as the scaler assumes) at
 // that count, and its predicted late share is set beside the share of the minute's requests the run served
 // late. Only minutes the model calls comfortable for the calibrationQuiet before them (predicted late under
-// calibrationQuietLate) count: a backlog carried from an overloaded minute is no error of the model's tail.
+// calibrationQuietLate), and that start with no more requests waiting than pods ready, count: a backlog
+// carried from an overloaded minute is no error of the model's tail.
+// Nor do minutes that touch a burst or the startup delay after it: the model takes arrivals to be Poisson
+// at the minute's mean rate, and a burst inside the minute is not.
 const (
 	calibrationQuiet     = 3 * time.Minute
 	calibrationQuietLate = 1e-2
@@ -34,7 +37,16 @@ type CalibrationBin struct {
 type Calibration []CalibrationBin
 
 // calibrate bins the fixed counts' minutes of one case.
-func calibrate(reqs []sim.Request, results []sim.Result, c decision.Capacity, b decision.Budget) Calibration {
+func calibrate(reqs []sim.Request, results []sim.Result, bursts []sim.Burst, startup time.Duration, c decision.Capacity, b decision.Budget) Calibration {
+	inBurst := func(minute time.Duration) bool {
+		from, to := minute*time.Minute, (minute+1)*time.Minute
+		for _, x := range bursts {
+			if from < x.End+startup && x.Start < to {
+				return true
+			}
+		}
+		return false
+	}
 	cal := newCalibration()
 	quiet := int(calibrationQuiet / time.Minute)
 	for _, r := range results {
@@ -43,6 +55,7 @@ func calibrate(reqs []sim.Request, results []sim.Result, c decision.Capacity, b 
 			continue
 		}
 		var recent []float64
+		point := 0 // r.Series[point] is the last point at or before the minute's start
 		for start := 0; start < len(reqs); {
 			minute := reqs[start].At / time.Minute
 			end, prompt, output, late := start, 0.0, 0.0, 0
@@ -65,7 +78,11 @@ func calibrate(reqs []sim.Request, results []sim.Result, c decision.Capacity, b 
 			for _, p := range recent {
 				comfortable = comfortable && p < calibrationQuietLate
 			}
-			if comfortable {
+			for point+1 < len(r.Series) && r.Series[point+1].T <= minute*time.Minute {
+				point++
+			}
+			backlog := len(r.Series) > 0 && r.Series[point].T <= minute*time.Minute && r.Series[point].Waiting > r.Series[point].Ready
+			if comfortable && !backlog && !inBurst(minute) {
 				cal.add(predicted, end-start, late)
 			}
 			recent = append(recent, predicted)

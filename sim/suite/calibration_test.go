@@ -26,7 +26,7 @@ func TestCalibrationBinsComfortableMinutes(t *testing.T) {
 		met[i] = !(i >= 360 && i < 365) // five late requests in minute 6
 	}
 	results := []sim.Result{{Policy: sim.Static(1), Met: met}, {Policy: sim.LLMD, Met: make([]bool, len(reqs))}}
-	cal := calibrate(reqs, results, calPod, decision.Budget{TTFT: 2 * time.Second, Attainment: 0.99, QueueDepth: 5})
+	cal := calibrate(reqs, results, nil, 0, calPod, decision.Budget{TTFT: 2 * time.Second, Attainment: 0.99, QueueDepth: 5})
 	low := cal[0]
 	if low.Decade != calibrationLow || low.Requests != 7*60 || low.Late != 5 || !(low.Expected < 1e-5*7*60) {
 		t.Fatalf("lowest bin %+v, want minutes 3 to 9 (420 requests, 5 late, expected under 1e-5 each)", low)
@@ -55,7 +55,7 @@ func TestCalibrationSkipsMinutesAfterOverload(t *testing.T) {
 	for i := range met {
 		met[i] = true
 	}
-	cal := calibrate(reqs, []sim.Result{{Policy: sim.Static(1), Met: met}}, calPod, decision.Budget{TTFT: 2 * time.Second, Attainment: 0.99})
+	cal := calibrate(reqs, []sim.Result{{Policy: sim.Static(1), Met: met}}, nil, 0, calPod, decision.Budget{TTFT: 2 * time.Second, Attainment: 0.99})
 	var counted int
 	for _, b := range cal {
 		counted += b.Requests
@@ -64,5 +64,47 @@ func TestCalibrationSkipsMinutesAfterOverload(t *testing.T) {
 	// minute 7 counts again.
 	if top := cal[len(cal)-1]; top.Requests != 60 || counted != 120 {
 		t.Fatalf("top bin %+v, %d requests counted; want minute 3 on top and minute 7 besides (120)", top, counted)
+	}
+}
+
+// Minutes that touch a burst, or the startup delay after it, do not count.
+func TestCalibrationSkipsBursts(t *testing.T) {
+	var reqs []sim.Request
+	for i := range 600 {
+		reqs = append(reqs, sim.Request{At: time.Duration(i) * time.Second, PromptTokens: 100, OutputTokens: 10})
+	}
+	met := make([]bool, len(reqs))
+	for i := range met {
+		met[i] = true
+	}
+	burst := []sim.Burst{{Start: 5*time.Minute + 30*time.Second, End: 6 * time.Minute}}
+	cal := calibrate(reqs, []sim.Result{{Policy: sim.Static(1), Met: met}}, burst, 90*time.Second, calPod, decision.Budget{TTFT: 2 * time.Second, Attainment: 0.99})
+	// Minutes 3 to 9 are comfortable; 5, 6 and 7 touch the burst or the 90 s after it.
+	if low := cal[0]; low.Requests != 4*60 {
+		t.Fatalf("lowest bin %+v, want minutes 3, 4, 8 and 9 (240 requests)", low)
+	}
+}
+
+// A minute that starts with more requests waiting than pods ready carries a backlog and does not count.
+func TestCalibrationSkipsBacklog(t *testing.T) {
+	var reqs []sim.Request
+	for i := range 600 {
+		reqs = append(reqs, sim.Request{At: time.Duration(i) * time.Second, PromptTokens: 100, OutputTokens: 10})
+	}
+	met := make([]bool, len(reqs))
+	for i := range met {
+		met[i] = true
+	}
+	var series []sim.Point
+	for q := range 40 { // every 15 s; 30 waiting on the one pod at the start of minute 6 only
+		p := sim.Point{T: time.Duration(q) * 15 * time.Second, Ready: 1}
+		if p.T == 6*time.Minute {
+			p.Waiting = 30
+		}
+		series = append(series, p)
+	}
+	cal := calibrate(reqs, []sim.Result{{Policy: sim.Static(1), Met: met, Series: series}}, nil, 0, calPod, decision.Budget{TTFT: 2 * time.Second, Attainment: 0.99})
+	if low := cal[0]; low.Requests != 6*60 {
+		t.Fatalf("lowest bin %+v, want minutes 3 to 9 but 6 (360 requests)", low)
 	}
 }
