@@ -35,10 +35,12 @@ import (
 //     that finds its pod's cache full waits for a sequence to finish, seconds: that chance is 1 − Φ((1 −
 //     f)/√(r·f)).
 //   - Prefill queue: a request also waits for the prompts ahead of it. Each pod is a queue of prefill work
-//     with utilization u and service time S (an M/G/1 queue, C² the squared coefficient of variation of the
-//     prompt lengths, 1 if unknown). A request may wait the objective's time to first token less its own
-//     prefill and first step; the Pollaczek–Khinchine waiting time has an exponential tail, P(W > T) ≈
-//     u·exp(−2(1−u)·T/(S·(1+C²))).
+//     with utilization u and mean service time S (an M/G/1 queue, C² the squared coefficient of variation of
+//     the prompt lengths, 1 if unknown); the Pollaczek–Khinchine waiting time has an exponential tail,
+//     P(W > w) ≈ u·exp(−θw), θ = 2(1−u)/(S·(1+C²)). A request is late when its wait and its own prefill
+//     together pass the objective less its first step, T: its own prefill varies with its prompt, taken as
+//     exponential with mean S, so P(late) = exp(−T/S) + u·exp(−θT)·(1 − exp(−aT))/(aS), a = 1/S − θ. A long
+//     prompt is late on its own, and leaves little of T for its wait.
 //   - The two ways to be late add up; at most 1 − attainment of the requests may be.
 //   - The queue target bounds what its name says, the average queue per pod: the Pollaczek–Khinchine mean
 //     Lq = u²(1+C²)/(2(1−u)) stays at or under targetAverageQueueDepth.
@@ -107,7 +109,8 @@ type PodLoad struct {
 	// PrefillTPS is the pod's prefill rate while decoding Batch; Utilization the share of its time spent
 	// prefilling.
 	PrefillTPS, Utilization float64
-	// Service is a request's mean prefill time; Budget the wait the objective allows.
+	// Service is a request's mean prefill time; Budget what the objective leaves for its wait and its own
+	// prefill (the objective less one step).
 	Service, Budget time.Duration
 	// QueueMean is the average number of requests waiting per pod.
 	QueueMean float64
@@ -221,14 +224,22 @@ func (c Capacity) queue(lam float64, d Demand, b Budget, pl *PodLoad) {
 	if !(cv2 > 0) {
 		cv2 = 1
 	}
-	budget := max(b.TTFT.Seconds()-service-pl.Step.Seconds(), 0)
-	pl.Budget = seconds(budget)
+	t := max(b.TTFT.Seconds()-pl.Step.Seconds(), 0)
+	pl.Budget = seconds(t)
 	switch {
 	case u >= 1:
 		pl.QueueLate, pl.QueueMean = 1, math.Inf(1)
 	case u <= 0 || service <= 0:
 	default:
-		pl.QueueLate = u * math.Exp(-2*(1-u)*budget/(service*(1+cv2)))
+		// P(S + W > t) for an own prefill S exponential with the mean service and a wait W with tail
+		// u·exp(−θw): P(S > t) + ∫₀ᵗ P(W > t − s) dP(S ≤ s).
+		theta := 2 * (1 - u) / (service * (1 + cv2))
+		a := 1/service - theta
+		within := t / service // ∫₀ᵗ exp(−a·s) ds / service, t/service as a → 0
+		if math.Abs(a*t) > 1e-9 {
+			within = -math.Expm1(-a*t) / (a * service)
+		}
+		pl.QueueLate = min(math.Exp(-t/service)+u*math.Exp(-theta*t)*within, 1)
 		pl.QueueMean = u * u * (1 + cv2) / (2 * (1 - u))
 	}
 }

@@ -25,9 +25,10 @@ func near(t *testing.T, what string, got, want, tol float64) {
 // share of the time the prompts' compute takes, the pod prefilling at V(B) = (2000 − B) / (t(B) + (2000 −
 // B)/10000), S = 1000/V(B) and u = λ·S. At B = 6.969: t = 26.97 ms, V = 1993.03/0.22627 = 8,808 tokens/s,
 // S = 0.11353 s, u = 0.2271, and 2·(0.11353 + 100·0.02697/0.8) = 6.969. With the default objective (2 s for
-// 99 %) a request may wait 2 − 0.11353 − 0.02697 = 1.8595 s, which 0.2271·exp(−2·0.7729·1.8595/(0.11353·2))
-// = 7.2e-7 of the requests exceed; the average queue is u²·(1+C²)/(2(1−u)) = 0.0667 (C² = 1). The cache
-// holds 6.97 × 1,000 of 100,000 tokens: 7.0 %.
+// 99 %) a request's wait and own prefill share T = 2 − 0.02697 = 1.9730 s; with C² = 1, θ = (1 − u)/S = 6.808
+// and a = u/S = 2.000, so exp(−T/S) + exp(−θT)·(1 − exp(−aT)) = 2.8e-8 + 1.465e-6·0.9807 = 1.47e-6 of the
+// requests are late; the average queue is u²·(1+C²)/(2(1−u)) = 0.0667. The cache holds 6.97 × 1,000 of
+// 100,000 tokens: 7.0 %.
 func TestCapacityOnePodByHand(t *testing.T) {
 	d := Demand{Arrivals: 2, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000, PromptCV2: 1}
 	pl := handPod.At(1, d, Budget{TTFT: 2 * time.Second, Attainment: 0.99, QueueDepth: 5}, 0)
@@ -35,8 +36,8 @@ func TestCapacityOnePodByHand(t *testing.T) {
 	near(t, "prefill tokens/s", pl.PrefillTPS, 8808.1, 1e-3)
 	near(t, "utilization", pl.Utilization, 0.22706, 1e-3)
 	near(t, "step", pl.Step.Seconds(), 0.026969, 1e-3)
-	near(t, "budget", pl.Budget.Seconds(), 1.8595, 1e-3)
-	near(t, "queue late", pl.QueueLate, 7.21e-7, 2e-2)
+	near(t, "budget", pl.Budget.Seconds(), 1.9730, 1e-3)
+	near(t, "queue late", pl.QueueLate, 1.465e-6, 1e-2)
 	near(t, "average queue", pl.QueueMean, 0.066704, 1e-3)
 	near(t, "KV fill", pl.KVFill, 0.069694, 1e-3)
 	if !pl.Fits || pl.KVLate > 1e-12 {
@@ -54,19 +55,24 @@ func TestCapacityAverageQueue(t *testing.T) {
 	}
 }
 
-// With an objective of 500 ms, a request may wait 0.5 − S − t = 0.3595 s; the exponential tail gives
-// 0.2271·exp(−2·0.7729·0.3595/(0.11353·2)) = 1.96 % late on one pod; on two (λ = 1, ρ = 0.1, B = 2.625,
-// S = 0.11133 s, u = 0.1113, t = 22.63 ms), 0.1113·exp(−2·0.8887·0.3660/(0.11133·2)) = 0.60 %: two pods.
+// With an objective of 700 ms, T = 0.7 − 0.02697 = 0.6730 s on one pod: exp(−0.6730/0.11353) = 0.00266 of the
+// prompts take longer alone, and exp(−6.808·0.6730)·(1 − exp(−2·0.6730)) = 0.00757 wait too long, 1.02 % late
+// in all; on two (λ = 1, ρ = 0.1, B = 2.625, S = 0.11133 s, u = 0.1113, t = 22.63 ms, T = 0.6774 s, θ = 7.982,
+// a = 1), 0.00228 + 0.00448·0.4920 = 0.45 %: two pods. At 500 ms no count does: exp(−T/S) alone is 1.4 %.
 func TestCapacityObjectiveByHand(t *testing.T) {
 	d := Demand{Arrivals: 2, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000, PromptCV2: 1}
-	b := Budget{TTFT: 500 * time.Millisecond, Attainment: 0.99}
+	b := Budget{TTFT: 700 * time.Millisecond, Attainment: 0.99}
 	one := handPod.At(1, d, b, 0)
-	near(t, "budget", one.Budget.Seconds(), 0.35950, 1e-3)
-	near(t, "late on one pod", one.QueueLate, 0.019643, 1e-2)
+	near(t, "budget", one.Budget.Seconds(), 0.67303, 1e-3)
+	near(t, "late on one pod", one.QueueLate, 0.010236, 1e-2)
 	two := handPod.At(2, d, b, 0)
-	near(t, "late on two pods", two.QueueLate, 0.0059949, 1e-2)
+	near(t, "late on two pods", two.QueueLate, 0.0044823, 1e-2)
 	if got := handPod.Fewest(d, b, 0, 8); got.Pods != 2 || one.Fits || !two.Fits {
 		t.Fatalf("fewest = %d (one fits %v, two fits %v), want 2", got.Pods, one.Fits, two.Fits)
+	}
+	b.TTFT = 500 * time.Millisecond
+	if got := handPod.Fewest(d, b, 0, 8); got.Fits || got.Limit != "prefill queue" {
+		t.Fatalf("500 ms: %d pods fit %v (%s); want none, the prompts' own prefill alone late for 1.4 %%", got.Pods, got.Fits, got.Limit)
 	}
 }
 
