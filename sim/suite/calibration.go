@@ -14,13 +14,14 @@ import (
 // that count, and its predicted late share is set beside the share of the minute's requests the run served
 // late. Only minutes the model calls comfortable for the calibrationQuiet before them (predicted late under
 // calibrationQuietLate), and that start with no more requests waiting than pods ready, count: a backlog
-// carried from an overloaded minute is no error of the model's tail.
-// Nor do minutes that touch a burst or the startup delay after it: the model takes arrivals to be Poisson
-// at the minute's mean rate, and a burst inside the minute is not.
+// carried from an overloaded minute is no error of the model's tail. Nor do minutes that touch a burst or the
+// startup delay after it: the model takes arrivals to be Poisson at the minute's mean rate, and a burst
+// inside the minute is not.
 const (
 	calibrationQuiet     = 3 * time.Minute
 	calibrationQuietLate = 1e-2
-	// calibrationDecades are the bins: predicted late shares below 10^-6, each decade to 10^-1, and above.
+	// The bins: the lowest holds every predicted share under 10^(calibrationLow+1), then one per decade,
+	// the highest every share from 10^calibrationHigh up.
 	calibrationLow, calibrationHigh = -6, -1
 )
 
