@@ -106,38 +106,19 @@ func (r *LLMInferenceServiceReconciler) applyPicker(ctx context.Context, svc *v1
 			return err
 		}
 	}
-	steps := []func() error{
-		func() error {
-			_, err := apply(ctx, r.Client, svc, BuildPickerServiceAccount(svc), &corev1.ServiceAccount{}, r.recorder(svc, "ServiceAccount", name), nil)
-			return err
-		},
-		func() error {
-			_, err := apply(ctx, r.Client, svc, BuildPickerRole(svc), &rbacv1.Role{}, r.recorder(svc, "Role", name), nil)
-			return err
-		},
-		func() error {
-			_, err := apply(ctx, r.Client, svc, BuildPickerRoleBinding(svc), &rbacv1.RoleBinding{}, r.recorder(svc, "RoleBinding", name), nil)
-			return err
-		},
-		func() error {
-			_, err := apply(ctx, r.Client, svc, BuildPickerConfigMap(svc), &corev1.ConfigMap{}, r.recorder(svc, "ConfigMap", name), nil)
-			return err
-		},
-		func() error {
-			_, err := apply(ctx, r.Client, svc, BuildPickerDeployment(svc, r.Config.EPPImage), &appsv1.Deployment{}, r.recorder(svc, "Deployment", name), nil)
-			return err
-		},
-		func() error {
-			_, err := apply(ctx, r.Client, svc, BuildPickerService(svc), &corev1.Service{}, r.recorder(svc, "Service", name), nil)
-			return err
-		},
-		func() error {
-			_, err := apply(ctx, r.Client, svc, BuildInferencePool(svc), &inferencev1.InferencePool{}, r.recorder(svc, "InferencePool", svc.Name), nil)
-			return err
-		},
-	}
-	for _, step := range steps {
-		if err := step(); err != nil {
+	for _, o := range []struct {
+		desired, live client.Object
+		kind, name    string
+	}{
+		{BuildPickerServiceAccount(svc), &corev1.ServiceAccount{}, "ServiceAccount", name},
+		{BuildPickerRole(svc), &rbacv1.Role{}, "Role", name},
+		{BuildPickerRoleBinding(svc), &rbacv1.RoleBinding{}, "RoleBinding", name},
+		{BuildPickerConfigMap(svc), &corev1.ConfigMap{}, "ConfigMap", name},
+		{BuildPickerDeployment(svc, r.Config.EPPImage), &appsv1.Deployment{}, "Deployment", name},
+		{BuildPickerService(svc), &corev1.Service{}, "Service", name},
+		{BuildInferencePool(svc), &inferencev1.InferencePool{}, "InferencePool", svc.Name},
+	} {
+		if _, err := apply(ctx, r.Client, svc, o.desired, o.live, r.recorder(svc, o.kind, o.name), nil); err != nil {
 			return err
 		}
 	}
