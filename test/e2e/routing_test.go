@@ -22,6 +22,7 @@ import (
 	"github.com/llm-d/llm-d/controllers"
 	"github.com/llm-d/llm-d/loadgen"
 	"github.com/llm-d/llm-d/localcluster"
+	"github.com/llm-d/llm-d/localcluster/gateway"
 	"github.com/llm-d/llm-d/test/testenv"
 )
 
@@ -69,12 +70,7 @@ func TestRoutingThroughTheOperatorsPicker(t *testing.T) {
 		}
 		return nil
 	})
-	picker, err := stack.RunPicker(ctx, routedNS, svc.Name)
-	testenv.Must(t, err)
-	t.Cleanup(func() { _ = picker.Kill() })
-	gw, url, err := stack.Gateway(ctx, routedNS, svc.Name, picker)
-	testenv.Must(t, err)
-	t.Cleanup(func() { _ = gw.Close() })
+	picker, gw, url := routeThroughPicker(ctx, t, svc.Name)
 	pods := servedPods(t, svc.Name)
 	// The picker lists the pool's pods as its ServiceAccount: it sees all three only if its Role lets it.
 	testenv.Eventually(t, time.Minute, "the picker to see the 3 pods", func() error {
@@ -181,13 +177,21 @@ func compareRoutings(ctx context.Context, t *testing.T, svc *v1alpha1.LLMInferen
 		}
 		return nil
 	})
-	weighted, err := stack.RunPicker(ctx, routedNS, svc.Name)
+	_, _, url := routeThroughPicker(ctx, t, svc.Name)
+	run("picker, weighted-random", url)
+}
+
+// routeThroughPicker runs the service's endpoint picker and a gateway in front of it, both stopped when the
+// test ends, and returns them with the gateway's URL.
+func routeThroughPicker(ctx context.Context, t *testing.T, name string) (*localcluster.EPP, *gateway.Gateway, string) {
+	t.Helper()
+	picker, err := stack.RunPicker(ctx, routedNS, name)
 	testenv.Must(t, err)
-	t.Cleanup(func() { _ = weighted.Kill() })
-	gw, url, err := stack.Gateway(ctx, routedNS, svc.Name, weighted)
+	t.Cleanup(func() { _ = picker.Kill() })
+	gw, url, err := stack.Gateway(ctx, routedNS, name, picker)
 	testenv.Must(t, err)
 	t.Cleanup(func() { _ = gw.Close() })
-	run("picker, weighted-random", url)
+	return picker, gw, url
 }
 
 // servedPods are the service's model server pods that run with an IP, by name.
