@@ -158,11 +158,8 @@ func runCase(c Case, opt Options) (CaseReport, error) {
 	}
 	// Fixed counts in ascending order, then the baselines.
 	slices.SortStableFunc(results, func(a, b sim.Result) int { return rank(a) - rank(b) })
-	// Before score, which drops the per-request outcomes.
-	cal := calibrate(reqs, results, sim.DetectBursts(reqs), c.Preset.startup(), sim.Prior(c.Preset.Params), decision.Budget{TTFT: cfg.WithDefaults().SLOTTFT,
+	cr := score(c, reqs, labels, results, ablated, decision.Budget{TTFT: cfg.WithDefaults().SLOTTFT,
 		Attainment: decision.DefaultObjective.Attainment, QueueDepth: cfg.Policy.TargetQueue})
-	cr := score(c, reqs, labels, results, ablated)
-	cr.Calibration = cal
 	cr.Runs = len(jobs)
 	cr.RunSeconds = time.Since(start).Seconds()
 	return cr, nil

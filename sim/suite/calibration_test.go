@@ -13,20 +13,36 @@ import (
 var calPod = decision.Capacity{PrefillTPS: 10_000, StepBase: 20 * time.Millisecond, StepPerSeq: time.Millisecond,
 	StepTokens: 2_000, MaxSeqs: 256, KVTokens: 100_000}
 
+// calBudget is the default objective, 2 s for 99 %, with the article's queue target.
+var calBudget = decision.Budget{TTFT: 2 * time.Second, Attainment: 0.99, QueueDepth: 5}
+
+// perSecond is a request a second for minutes, 10 output tokens each and prompt(minute) prompt tokens, and
+// a run that served them all in time.
+func perSecond(minutes int, prompt func(minute int) int) ([]sim.Request, []bool) {
+	var reqs []sim.Request
+	for s := range minutes * 60 {
+		reqs = append(reqs, sim.Request{At: time.Duration(s) * time.Second, PromptTokens: prompt(s / 60), OutputTokens: 10})
+	}
+	met := make([]bool, len(reqs))
+	for i := range met {
+		met[i] = true
+	}
+	return reqs, met
+}
+
+// short is 100-token prompts, whatever the minute.
+func short(int) int { return 100 }
+
 // Ten minutes of one request a second, 100-token prompts: one pod is far from late (the lowest bin), so
 // every minute counts once three comfortable minutes precede it, with the late requests its run had; other
 // policies' runs are not fixed counts and do not count.
 func TestCalibrationBinsComfortableMinutes(t *testing.T) {
-	var reqs []sim.Request
-	for i := range 600 {
-		reqs = append(reqs, sim.Request{At: time.Duration(i) * time.Second, PromptTokens: 100, OutputTokens: 10})
-	}
-	met := make([]bool, len(reqs))
-	for i := range met {
-		met[i] = !(i >= 360 && i < 365) // five late requests in minute 6
+	reqs, met := perSecond(10, short)
+	for i := 360; i < 365; i++ {
+		met[i] = false // five late requests in minute 6
 	}
 	results := []sim.Result{{Policy: sim.Static(1), Met: met}, {Policy: sim.LLMD, Met: make([]bool, len(reqs))}}
-	cal := calibrate(reqs, results, nil, 0, calPod, decision.Budget{TTFT: 2 * time.Second, Attainment: 0.99, QueueDepth: 5})
+	cal := calibrate(reqs, results, nil, 0, calPod, calBudget)
 	low := cal[0]
 	if low.Decade != calibrationLow || low.Requests != 7*60 || low.Late != 5 || !(low.Expected < 1e-5*7*60) {
 		t.Fatalf("lowest bin %+v, want minutes 3 to 9 (420 requests, 5 late, expected under 1e-5 each)", low)
@@ -41,21 +57,13 @@ func TestCalibrationBinsComfortableMinutes(t *testing.T) {
 // A count the model calls hopeless (the demand is past its prefill rate) lands in the top bin, and the
 // minutes after it do not count until three comfortable ones have passed.
 func TestCalibrationSkipsMinutesAfterOverload(t *testing.T) {
-	var reqs []sim.Request
-	for m := range 8 {
-		prompt := 100
+	reqs, met := perSecond(8, func(m int) int {
 		if m == 3 {
-			prompt = 20_000 // 20,000 tokens a second: twice what the pod prefills
+			return 20_000 // 20,000 tokens a second: twice what the pod prefills
 		}
-		for s := range 60 {
-			reqs = append(reqs, sim.Request{At: time.Duration(m)*time.Minute + time.Duration(s)*time.Second, PromptTokens: prompt, OutputTokens: 10})
-		}
-	}
-	met := make([]bool, len(reqs))
-	for i := range met {
-		met[i] = true
-	}
-	cal := calibrate(reqs, []sim.Result{{Policy: sim.Static(1), Met: met}}, nil, 0, calPod, decision.Budget{TTFT: 2 * time.Second, Attainment: 0.99})
+		return 100
+	})
+	cal := calibrate(reqs, []sim.Result{{Policy: sim.Static(1), Met: met}}, nil, 0, calPod, calBudget)
 	var counted int
 	for _, b := range cal {
 		counted += b.Requests
@@ -69,16 +77,9 @@ func TestCalibrationSkipsMinutesAfterOverload(t *testing.T) {
 
 // Minutes that touch a burst, or the startup delay after it, do not count.
 func TestCalibrationSkipsBursts(t *testing.T) {
-	var reqs []sim.Request
-	for i := range 600 {
-		reqs = append(reqs, sim.Request{At: time.Duration(i) * time.Second, PromptTokens: 100, OutputTokens: 10})
-	}
-	met := make([]bool, len(reqs))
-	for i := range met {
-		met[i] = true
-	}
+	reqs, met := perSecond(10, short)
 	burst := []sim.Burst{{Start: 5*time.Minute + 30*time.Second, End: 6 * time.Minute}}
-	cal := calibrate(reqs, []sim.Result{{Policy: sim.Static(1), Met: met}}, burst, 90*time.Second, calPod, decision.Budget{TTFT: 2 * time.Second, Attainment: 0.99})
+	cal := calibrate(reqs, []sim.Result{{Policy: sim.Static(1), Met: met}}, burst, 90*time.Second, calPod, calBudget)
 	// Minutes 3 to 9 are comfortable; 5, 6 and 7 touch the burst or the 90 s after it.
 	if low := cal[0]; low.Requests != 4*60 {
 		t.Fatalf("lowest bin %+v, want minutes 3, 4, 8 and 9 (240 requests)", low)
@@ -87,14 +88,7 @@ func TestCalibrationSkipsBursts(t *testing.T) {
 
 // A minute that starts with more requests waiting than pods ready carries a backlog and does not count.
 func TestCalibrationSkipsBacklog(t *testing.T) {
-	var reqs []sim.Request
-	for i := range 600 {
-		reqs = append(reqs, sim.Request{At: time.Duration(i) * time.Second, PromptTokens: 100, OutputTokens: 10})
-	}
-	met := make([]bool, len(reqs))
-	for i := range met {
-		met[i] = true
-	}
+	reqs, met := perSecond(10, short)
 	var series []sim.Point
 	for q := range 40 { // every 15 s; 30 waiting on the one pod at the start of minute 6 only
 		p := sim.Point{T: time.Duration(q) * 15 * time.Second, Ready: 1}
@@ -103,7 +97,7 @@ func TestCalibrationSkipsBacklog(t *testing.T) {
 		}
 		series = append(series, p)
 	}
-	cal := calibrate(reqs, []sim.Result{{Policy: sim.Static(1), Met: met, Series: series}}, nil, 0, calPod, decision.Budget{TTFT: 2 * time.Second, Attainment: 0.99})
+	cal := calibrate(reqs, []sim.Result{{Policy: sim.Static(1), Met: met, Series: series}}, nil, 0, calPod, calBudget)
 	if low := cal[0]; low.Requests != 6*60 {
 		t.Fatalf("lowest bin %+v, want minutes 3 to 9 but 6 (360 requests)", low)
 	}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/llm-d/llm-d/scaler/decision"
 	"github.com/llm-d/llm-d/sim"
 )
 
@@ -95,8 +96,9 @@ type Ablation struct {
 	Goals     Goals      `json:"goals"`
 }
 
-// score builds a case's report from its runs.
-func score(c Case, reqs []sim.Request, labels []Label, results []sim.Result, ablated []Ablation) CaseReport {
+// score builds a case's report from its runs; b is the objective the capacity model's calibration is
+// measured against.
+func score(c Case, reqs []sim.Request, labels []Label, results []sim.Result, ablated []Ablation, b decision.Budget) CaseReport {
 	cr := CaseReport{Case: c.Name, Trace: c.Trace, GPU: c.Preset.Name, Source: c.Source, Requests: len(reqs),
 		DurationS: reqs[len(reqs)-1].At.Seconds(), StartupS: c.Preset.startup().Seconds(), Labels: labels,
 		Results: results, Frontier: sim.NewFrontier(results)}
@@ -107,6 +109,7 @@ func score(c Case, reqs []sim.Request, labels []Label, results []sim.Result, abl
 	}
 	bursts := sim.DetectBursts(reqs)
 	startup := c.Preset.startup()
+	cr.Calibration = calibrate(reqs, results, bursts, startup, sim.Prior(c.Preset.Params), b)
 	cr.Goals = goals(find(results, sim.LLMD), results, reqs, bursts, startup)
 	for _, a := range ablated {
 		a.Goals = goals(a.Result, results, reqs, bursts, startup)
@@ -234,9 +237,7 @@ func (r *Report) summarize() {
 			r.Calibration = append(r.Calibration, PresetCalibration{GPU: c.GPU, Bins: newCalibration()})
 			i = len(r.Calibration) - 1
 		}
-		if len(c.Calibration) == len(r.Calibration[i].Bins) {
-			r.Calibration[i].Bins.merge(c.Calibration)
-		}
+		r.Calibration[i].Bins.merge(c.Calibration)
 	}
 	r.Ablations = nil
 	for _, m := range r.Mechanisms {
