@@ -137,4 +137,25 @@ type Metrics struct {
 	PreemptionsTotal uint64
 	// RequestSuccessTotal is vllm:request_success_total by finished_reason.
 	RequestSuccessTotal [NumFinishReasons]uint64
+	// RequestPromptTokens is vllm:request_prompt_tokens, observed as vLLM does when a request finishes or is
+	// aborted: slot i counts the requests whose prompt has at most PromptTokenBounds[i] tokens and more than
+	// the bound before; the last slot those above every bound. RequestPromptTokensSum is their prompts'
+	// tokens.
+	RequestPromptTokens    [len(PromptTokenBounds) + 1]uint64
+	RequestPromptTokensSum uint64
+}
+
+// PromptTokenBounds are vllm:request_prompt_tokens's bucket bounds, vLLM's build_1_2_5_buckets: a server
+// exports those up to its --max-model-len.
+var PromptTokenBounds = [...]float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5,
+	5e5, 1e6, 2e6, 5e6}
+
+// observePrompt counts a finished or aborted request's prompt in RequestPromptTokens.
+func (m *Metrics) observePrompt(tokens int) {
+	i := 0
+	for i < len(PromptTokenBounds) && float64(tokens) > PromptTokenBounds[i] {
+		i++
+	}
+	m.RequestPromptTokens[i]++
+	m.RequestPromptTokensSum += uint64(tokens)
 }

@@ -141,6 +141,7 @@ func (r *Replica) Abort(id uint64) bool {
 	r.freeBlocks += s.blocks
 	s.blocks = 0
 	r.m.RequestSuccessTotal[FinishAbort]++
+	r.m.observePrompt(s.prompt)
 	return true
 }
 

@@ -2,6 +2,7 @@ package vllmsim
 
 import (
 	"errors"
+	"math"
 	"reflect"
 	"testing"
 	"time"
@@ -104,6 +105,7 @@ func TestOneRequest(t *testing.T) {
 				GenerationTokensTotal: uint64(len(tc.tokens)),
 			}
 			wantM.RequestSuccessTotal[FinishLength] = 1
+			wantM.observePrompt(tc.req.PromptTokens)
 			if m != wantM {
 				t.Errorf("metrics\n got %+v\nwant %+v", m, wantM)
 			}
@@ -210,5 +212,23 @@ func TestAdvanceBackwardsIsANoOp(t *testing.T) {
 	r.Advance(time.Hour)
 	if len(obs[QueueTime]) != 2 || obs[QueueTime][1] < 0 {
 		t.Fatalf("queue times %v", obs[QueueTime])
+	}
+}
+
+// vllm:request_prompt_tokens's buckets are vLLM's: a prompt counts in the first bucket whose bound it does
+// not exceed, a bound's own value included; above every bound, in the last slot.
+func TestPromptTokenBuckets(t *testing.T) {
+	var m Metrics
+	for _, n := range []int{1, 2, 3, 1000, 1001, 6_000_000} {
+		m.observePrompt(n)
+	}
+	want := map[int]uint64{0: 1, 1: 1, 2: 1, 9: 1, 10: 1, len(PromptTokenBounds): 1}
+	for i, c := range m.RequestPromptTokens {
+		if c != want[i] {
+			t.Errorf("bucket %d (le %v): %d, want %d", i, append(PromptTokenBounds[:], math.Inf(1))[i], c, want[i])
+		}
+	}
+	if m.RequestPromptTokensSum != 1+2+3+1000+1001+6_000_000 {
+		t.Errorf("sum %d", m.RequestPromptTokensSum)
 	}
 }

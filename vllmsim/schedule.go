@@ -141,6 +141,7 @@ func (r *Replica) finish(s *seq, at time.Duration, out []Event) []Event {
 	s.blocks = 0
 	delete(r.byID, s.id)
 	r.m.RequestSuccessTotal[FinishLength]++
+	r.m.observePrompt(s.prompt)
 	r.observe(EndToEnd, at-s.arrival)
 	r.observe(QueueTime, s.queued)
 	return append(out, Event{Kind: Finished, ID: s.id, At: at, Tokens: s.generated, Queued: s.queued, Reason: FinishLength})
