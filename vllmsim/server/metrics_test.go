@@ -66,6 +66,7 @@ func TestMetricsHaveVLLMNamesTypesAndLabels(t *testing.T) {
 		"vllm:inter_token_latency_seconds": dto.MetricType_HISTOGRAM,
 		"vllm:e2e_request_latency_seconds": dto.MetricType_HISTOGRAM,
 		"vllm:request_queue_time_seconds":  dto.MetricType_HISTOGRAM,
+		"vllm:request_prompt_tokens":       dto.MetricType_HISTOGRAM,
 	}
 	for name, typ := range want {
 		f, ok := families[name]
@@ -107,6 +108,21 @@ func TestMetricsHaveVLLMNamesTypesAndLabels(t *testing.T) {
 	}
 	if got := value(t, families, "vllm:prompt_tokens_total"); got != 6 {
 		t.Errorf("prompt_tokens_total = %v, want 6", got)
+	}
+	// Three finished requests of 2 prompt tokens each, in the bucket le=2 of vLLM's 1-2-5 bounds, which stop
+	// at the largest within the KV cache.
+	ph := families["vllm:request_prompt_tokens"].GetMetric()[0].GetHistogram()
+	var le2 uint64
+	var bounds []float64
+	for _, b := range ph.GetBucket() {
+		bounds = append(bounds, b.GetUpperBound())
+		if b.GetUpperBound() == 2 {
+			le2 = b.GetCumulativeCount()
+		}
+	}
+	if ph.GetSampleCount() != 3 || ph.GetSampleSum() != 6 || le2 != 3 || bounds[0] != 1 || bounds[len(bounds)-2] > float64(p.KVCacheTokens) {
+		t.Errorf("request_prompt_tokens: count %d, sum %v, le=2 %d, bounds %v; want 3 requests of 2 tokens under 1-2-5 bounds within the cache",
+			ph.GetSampleCount(), ph.GetSampleSum(), le2, bounds)
 	}
 	h := families["vllm:inter_token_latency_seconds"].GetMetric()[0].GetHistogram()
 	if h.GetSampleCount() != 9 {
