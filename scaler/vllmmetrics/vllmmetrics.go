@@ -41,11 +41,20 @@ type Snapshot struct {
 	// vllm:cache_config_info, summed over engines; 0 if absent or unreadable.
 	KVCacheTokens float64
 	Preemptions   float64 // sum of the counter vllm:num_preemptions_total; 0 if absent
+	// PromptLengths is the histogram vllm:request_prompt_tokens: the prompt lengths of finished and aborted
+	// requests, as cumulative buckets in increasing order of upper bound, the last one +Inf, each count
+	// summed over engines; nil if absent.
+	PromptLengths []Bucket
 	// Engines is the number of distinct values of the engine label on vllm:num_requests_running, a series
 	// without the label (vLLM V0) counting as one engine.
 	Engines int
 	// Models are the distinct model_name label values of the series read, sorted.
 	Models []string
+}
+
+// Bucket is one cumulative bucket of a histogram: Count observations were at most UpperBound.
+type Bucket struct {
+	UpperBound, Count float64
 }
 
 // Errors of Parse wrap one of these, to be told apart with errors.Is.
