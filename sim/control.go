@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"math"
 	"time"
 
 	"github.com/llm-d/llm-d/scaler/decision"
@@ -143,5 +144,18 @@ func exported(m vllmsim.Metrics, p vllmsim.Params) vllmmetrics.Snapshot {
 		GenerationTokens: float64(m.GenerationTokensTotal), PromptTokens: float64(m.PromptTokensTotal),
 		FirstTokens: float64(m.FirstTokensTotal), HasTokenCounters: true,
 		KVCacheTokens: float64(p.KVCacheTokens / p.BlockSize * p.BlockSize),
+		PromptLengths: promptLengths(m.PromptTokensCumulative(p)),
 	}
+}
+
+// promptLengths is vllm:request_prompt_tokens's buckets as package vllmmetrics reads them.
+func promptLengths(cumulative []uint64) []vllmmetrics.Bucket {
+	b := make([]vllmmetrics.Bucket, len(cumulative))
+	for i, c := range cumulative {
+		b[i] = vllmmetrics.Bucket{UpperBound: math.Inf(1), Count: float64(c)}
+		if i < len(cumulative)-1 {
+			b[i].UpperBound = vllmsim.PromptTokenBounds[i]
+		}
+	}
+	return b
 }

@@ -150,6 +150,29 @@ type Metrics struct {
 var PromptTokenBounds = [...]float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5,
 	5e5, 1e6, 2e6, 5e6}
 
+// ExportedPromptBounds is how many of PromptTokenBounds a server of params p exports: those up to the KV cache's
+// size, which stands in for --max-model-len (vLLM does not start with a longer context than its cache holds).
+func ExportedPromptBounds(p Params) int {
+	n := 0
+	for n < len(PromptTokenBounds) && PromptTokenBounds[n] <= float64(p.KVCacheTokens) {
+		n++
+	}
+	return n
+}
+
+// PromptTokensCumulative is RequestPromptTokens as a server of params p exports it: the cumulative counts at
+// its first ExportedPromptBounds(p) bounds, then at +Inf.
+func (m *Metrics) PromptTokensCumulative(p Params) []uint64 {
+	n := ExportedPromptBounds(p)
+	out := make([]uint64, n+1)
+	var below uint64
+	for i, c := range m.RequestPromptTokens {
+		below += c
+		out[min(i, n)] = below
+	}
+	return out
+}
+
 // observePrompt counts a finished or aborted request's prompt in RequestPromptTokens.
 func (m *Metrics) observePrompt(tokens int) {
 	i := 0

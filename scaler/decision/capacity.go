@@ -86,8 +86,9 @@ type Demand struct {
 	PromptPerRequest, DecodePerRequest float64
 	// ContextPerSeq is the mean KV-cache tokens a running sequence holds.
 	ContextPerSeq float64
-	// PromptCV2 is the squared coefficient of variation of prompt lengths (1 if unknown).
-	PromptCV2 float64
+	// PromptShape is the distribution of prompt lengths in multiples of their mean; nil if unknown, when
+	// lengths are taken as exponential.
+	PromptShape Shape
 }
 
 // Budget is what a pod's prefill queue must achieve.
@@ -220,26 +221,27 @@ func (c Capacity) kv(d Demand, dispersion float64, pl *PodLoad) {
 // queue sets the prefill queue's budget and the share of requests late for it.
 func (c Capacity) queue(lam float64, d Demand, b Budget, pl *PodLoad) {
 	u, service := pl.Utilization, pl.Service.Seconds()
-	cv2 := d.PromptCV2
-	if !(cv2 > 0) {
-		cv2 = 1
-	}
 	t := max(b.TTFT.Seconds()-pl.Step.Seconds(), 0)
 	pl.Budget = seconds(t)
 	switch {
 	case u >= 1:
 		pl.QueueLate, pl.QueueMean = 1, math.Inf(1)
 	case u <= 0 || service <= 0:
-	default:
-		// P(S + W > t) for an own prefill S exponential with the mean service and a wait W with tail
-		// u·exp(−θw): P(S > t) + ∫₀ᵗ P(W > t − s) dP(S ≤ s).
-		theta := 2 * (1 - u) / (service * (1 + cv2))
+	case d.PromptShape == nil:
+		// P(S + W > t) for an own prefill S exponential with the mean service (C² = 1) and a wait W with
+		// tail u·exp(−θw): P(S > t) + ∫₀ᵗ P(W > t − s) dP(S ≤ s).
+		theta := (1 - u) / service
 		a := 1/service - theta
 		within := t / service // ∫₀ᵗ exp(−a·s) ds / service, t/service as a → 0
 		if math.Abs(a*t) > 1e-9 {
 			within = -math.Expm1(-a*t) / (a * service)
 		}
 		pl.QueueLate = min(math.Exp(-t/service)+u*math.Exp(-theta*t)*within, 1)
+		pl.QueueMean = u * u / (1 - u)
+	default:
+		cv2 := d.PromptShape.CV2()
+		theta := 2 * (1 - u) / (service * (1 + cv2))
+		pl.QueueLate = min(d.PromptShape.late(t/service, u, theta*service), 1)
 		pl.QueueMean = u * u * (1 + cv2) / (2 * (1 - u))
 	}
 }

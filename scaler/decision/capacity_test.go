@@ -30,7 +30,7 @@ func near(t *testing.T, what string, got, want, tol float64) {
 // requests are late; the average queue is u²·(1+C²)/(2(1−u)) = 0.0667. The cache holds 6.97 × 1,000 of
 // 100,000 tokens: 7.0 %.
 func TestCapacityOnePodByHand(t *testing.T) {
-	d := Demand{Arrivals: 2, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000, PromptCV2: 1}
+	d := Demand{Arrivals: 2, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000}
 	pl := handPod.At(1, d, Budget{TTFT: 2 * time.Second, Attainment: 0.99, QueueDepth: 5}, 0)
 	near(t, "batch", pl.Batch, 6.9694, 1e-3)
 	near(t, "prefill tokens/s", pl.PrefillTPS, 8808.1, 1e-3)
@@ -47,7 +47,7 @@ func TestCapacityOnePodByHand(t *testing.T) {
 
 // The average queue bounds the count: at 6 requests/s one pod's queue averages more than a target of 1.
 func TestCapacityAverageQueue(t *testing.T) {
-	d := Demand{Arrivals: 6, PromptPerRequest: 1000, DecodePerRequest: 10, ContextPerSeq: 1000, PromptCV2: 1}
+	d := Demand{Arrivals: 6, PromptPerRequest: 1000, DecodePerRequest: 10, ContextPerSeq: 1000}
 	lax := handPod.At(1, d, Budget{TTFT: time.Minute, Attainment: 0.5, QueueDepth: 100}, 0)
 	strict := handPod.At(1, d, Budget{TTFT: time.Minute, Attainment: 0.5, QueueDepth: 1}, 0)
 	if !lax.Fits || strict.Fits || strict.Limit != "average queue" || !(strict.QueueMean > 1) {
@@ -60,7 +60,7 @@ func TestCapacityAverageQueue(t *testing.T) {
 // in all; on two (λ = 1, ρ = 0.1, B = 2.625, S = 0.11133 s, u = 0.1113, t = 22.63 ms, T = 0.6774 s, θ = 7.982,
 // a = 1), 0.00228 + 0.00448·0.4920 = 0.45 %: two pods. At 500 ms no count does: exp(−T/S) alone is 1.4 %.
 func TestCapacityObjectiveByHand(t *testing.T) {
-	d := Demand{Arrivals: 2, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000, PromptCV2: 1}
+	d := Demand{Arrivals: 2, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000}
 	b := Budget{TTFT: 700 * time.Millisecond, Attainment: 0.99}
 	one := handPod.At(1, d, b, 0)
 	near(t, "budget", one.Budget.Seconds(), 0.67303, 1e-3)
@@ -79,7 +79,7 @@ func TestCapacityObjectiveByHand(t *testing.T) {
 // A saturated pod: the demand is more than one pod can decode at any batch (Little's law has no solution),
 // and Saturation is the rate at which it still has one.
 func TestCapacitySaturatedPod(t *testing.T) {
-	d := Demand{Arrivals: 50, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000, PromptCV2: 1}
+	d := Demand{Arrivals: 50, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000}
 	if pl := handPod.At(1, d, Budget{TTFT: 2 * time.Second, Attainment: 0.99, QueueDepth: 5}, 0); pl.Fits || pl.Limit != "decode" {
 		t.Fatalf("50 requests/s on one pod: %+v", pl)
 	}
@@ -102,7 +102,7 @@ func TestCapacitySaturatedPod(t *testing.T) {
 // Prefix-cache hits leave less to prefill: the same requests with 80 % of their prompt cached need fewer pods.
 // The pods report uncached prompt tokens/s (package signals subtracts vllm:prompt_tokens_cached_total).
 func TestCapacityPrefixCacheHits(t *testing.T) {
-	prompt := Demand{Arrivals: 20, PromptPerRequest: 1800, DecodePerRequest: 20, ContextPerSeq: 1810, PromptCV2: 1}
+	prompt := Demand{Arrivals: 20, PromptPerRequest: 1800, DecodePerRequest: 20, ContextPerSeq: 1810}
 	cached := prompt
 	cached.PromptPerRequest = 360
 	b := Budget{TTFT: 2 * time.Second, Attainment: 0.99, QueueDepth: 5}
@@ -130,8 +130,10 @@ func TestCapacityOffWithoutTheCounters(t *testing.T) {
 func TestCapacityMonotone(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for i := 0; i < 3000; i++ {
-		d := Demand{Arrivals: r.Float64() * 30, PromptPerRequest: 10 + r.Float64()*8000, DecodePerRequest: 1 + r.Float64()*1000,
-			PromptCV2: 0.1 + r.Float64()*3}
+		d := Demand{Arrivals: r.Float64() * 30, PromptPerRequest: 10 + r.Float64()*8000, DecodePerRequest: 1 + r.Float64()*1000}
+		if r.IntN(2) == 0 {
+			d.PromptShape = randomHistogram(r).Shape()
+		}
 		d.ContextPerSeq = d.PromptPerRequest + d.DecodePerRequest/2
 		b := Budget{TTFT: time.Duration(100+r.IntN(5000)) * time.Millisecond, Attainment: 0.9 + r.Float64()*0.099,
 			QueueDepth: float64(1 + r.IntN(10))}

@@ -132,6 +132,9 @@ type Pod struct {
 	RecentSpan     time.Duration
 	// KVCacheTokens is the pod's KV-cache size in tokens, 0 if unknown.
 	KVCacheTokens float64
+	// PromptLengths is requests/s by prompt length over the rate window (vllm:request_prompt_tokens, counted
+	// as requests finish), valid only if HasTokenRates; zero if the pod does not export it.
+	PromptLengths Histogram
 }
 
 // Snapshot is a service's state at one instant.

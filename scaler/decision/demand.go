@@ -2,6 +2,7 @@ package decision
 
 import (
 	"math"
+	"slices"
 	"time"
 )
 
@@ -16,6 +17,8 @@ import (
 //   - Per-request sizes (uncached prompt tokens, output tokens) come from counters summed over a longer
 //     span, perRequestHalfLife, weighted by the requests they cover: one window holds few requests at low
 //     load, and output tokens lag the prompts that started them by a request's whole decode.
+//   - The prompt lengths' distribution (shape.go) is the pods' vllm:request_prompt_tokens buckets over the
+//     rate window, summed and forgotten the same way.
 //   - The context a running sequence holds is the KV-cache tokens in use over the requests running (usage ×
 //     cache size / running), averaged the same way; the pods' own cache size replaces the prior's.
 
@@ -28,6 +31,7 @@ type sizes struct {
 	requests, prompt, decode         float64
 	contextWeight, context, kvTokens float64
 	kvSamples                        float64
+	lengths                          Histogram
 }
 
 // decay forgets in proportion to the time since the last update.
@@ -37,6 +41,7 @@ func (z *sizes) decay(now time.Time) {
 		z.requests, z.prompt, z.decode = z.requests*f, z.prompt*f, z.decode*f
 		z.contextWeight, z.context = z.contextWeight*f, z.context*f
 		z.kvTokens, z.kvSamples = z.kvTokens*f, z.kvSamples*f
+		z.lengths.scale(f)
 	}
 	z.at = now
 }
@@ -61,6 +66,7 @@ type measured struct {
 func (a *Autoscaler) measure(s Snapshot, prior Capacity) measured {
 	var arrivals, count, recent, recentCount, prompt, decode, first, running, kvUsed, kvCap float64
 	var withRates, withCap int
+	var lengths Histogram
 	for _, p := range s.Pods {
 		if p.KVCacheTokens > 0 {
 			kvCap += p.KVCacheTokens
@@ -83,6 +89,10 @@ func (a *Autoscaler) measure(s Snapshot, prior Capacity) measured {
 			cache = p.KVCacheTokens
 		}
 		kvUsed += kvUsage(p) * cache
+		if h := p.PromptLengths; h.Valid() && (lengths.Bounds == nil || slices.Equal(h.Bounds, lengths.Bounds)) {
+			// Pods of different --max-model-len (a rollout) have different bounds: the first pod's count.
+			lengths.add(h, 1)
+		}
 	}
 	if withRates == 0 {
 		return measured{}
@@ -96,6 +106,9 @@ func (a *Autoscaler) measure(s Snapshot, prior Capacity) measured {
 	if running > 0 {
 		z.contextWeight += running
 		z.context += kvUsed
+	}
+	if lengths.Bounds != nil {
+		z.lengths.add(lengths, dt)
 	}
 	if withCap > 0 {
 		z.kvSamples++
@@ -114,7 +127,7 @@ func (a *Autoscaler) measure(s Snapshot, prior Capacity) measured {
 		// Nothing has run yet: a sequence holds its prompt and, on average, half its output.
 		m.ContextPerSeq = m.PromptPerRequest + m.DecodePerRequest/2
 	}
-	m.PromptCV2 = 1
+	m.PromptShape = z.lengths.Shape()
 	return m
 }
 

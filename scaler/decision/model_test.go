@@ -91,7 +91,7 @@ func TestModelHeadroomLearnsAndIsBounded(t *testing.T) {
 // Pods that stay saturated at half the rate the prior predicts teach the autoscaler that the pods are slower:
 // κ falls to 0.5 less the model's own error band, and the same demand asks for more pods.
 func TestCalibrationLearnsFromSaturatedPods(t *testing.T) {
-	d := Demand{Arrivals: 12, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000, PromptCV2: 1}
+	d := Demand{Arrivals: 12, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000}
 	sat := handPod.Saturation(d)
 	var k calibration
 	saturated := Pod{Waiting: 10, HasTokenRates: true, RateSpan: RateWindow, FirstTokensPS: sat / 2}

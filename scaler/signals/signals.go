@@ -5,6 +5,7 @@ package signals
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/llm-d/llm-d/scaler/decision"
@@ -25,6 +26,8 @@ type Sample struct {
 	HasTokenCounters   bool
 	// KVCacheTokens is the pod's KV-cache size in tokens, 0 if unknown.
 	KVCacheTokens float64
+	// PromptLengths is the cumulative histogram vllm:request_prompt_tokens, nil if the pod does not export it.
+	PromptLengths []vllmmetrics.Bucket
 }
 
 // FromVLLM is the sample one parsed vLLM /metrics payload gives: the one conversion from vLLM's series to
@@ -34,6 +37,7 @@ func FromVLLM(s vllmmetrics.Snapshot) Sample {
 		Waiting: s.Waiting, Running: s.Running, KVCacheUsage: s.KVCacheUsage,
 		GenerationTokens: s.GenerationTokens, PromptTokens: s.PromptTokens, CachedPromptTokens: s.CachedPromptTokens,
 		FirstTokens: s.FirstTokens, HasTokenCounters: s.HasTokenCounters, KVCacheTokens: s.KVCacheTokens,
+		PromptLengths: s.PromptLengths,
 	}
 }
 
@@ -79,7 +83,39 @@ func (p *Pod) Observe(at time.Time, s Sample) {
 
 func restarted(prev, s Sample) bool {
 	return s.GenerationTokens < prev.GenerationTokens || s.PromptTokens < prev.PromptTokens ||
-		s.CachedPromptTokens < prev.CachedPromptTokens || s.FirstTokens < prev.FirstTokens
+		s.CachedPromptTokens < prev.CachedPromptTokens || s.FirstTokens < prev.FirstTokens ||
+		total(s.PromptLengths) < total(prev.PromptLengths)
+}
+
+// total is a cumulative histogram's count, 0 for none.
+func total(h []vllmmetrics.Bucket) float64 {
+	if len(h) == 0 {
+		return 0
+	}
+	return h[len(h)-1].Count
+}
+
+// lengthRates is the requests/s by prompt length between two cumulative histograms dt apart; zero when
+// either is missing or their bounds differ (the pod's --max-model-len changed with its process).
+func lengthRates(first, last []vllmmetrics.Bucket, dt float64) decision.Histogram {
+	n := len(last)
+	if n == 0 || len(first) != n || !math.IsInf(last[n-1].UpperBound, 1) {
+		return decision.Histogram{}
+	}
+	h := decision.Histogram{Bounds: make([]float64, n-1), Counts: make([]float64, n)}
+	var below float64 // the window's count at or under the previous bound
+	for i := range last {
+		if first[i].UpperBound != last[i].UpperBound {
+			return decision.Histogram{}
+		}
+		if i < n-1 {
+			h.Bounds[i] = last[i].UpperBound
+		}
+		upTo := last[i].Count - first[i].Count
+		h.Counts[i] = max(upTo-below, 0) / dt
+		below = max(upTo, below)
+	}
+	return h
 }
 
 // Fail records a failed scrape: the pod's data is missing until the next success.
@@ -114,6 +150,7 @@ func (p *Pod) Signals(now time.Time, maxAge time.Duration) (decision.Pod, error)
 		d.PromptTPS = max(uncached, 0) / dt
 		d.FirstTokensPS = (last.s.FirstTokens - first.s.FirstTokens) / dt
 		d.WaitingGrowth = (last.s.Waiting - first.s.Waiting) / dt
+		d.PromptLengths = lengthRates(first.s.PromptLengths, last.s.PromptLengths, dt)
 		d.HasTokenRates = true
 		if prev := p.history[len(p.history)-2]; prev.s.HasTokenCounters {
 			d.RecentSpan = last.at.Sub(prev.at)

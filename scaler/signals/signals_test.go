@@ -3,8 +3,12 @@ package signals
 import (
 	"errors"
 	"math"
+	"reflect"
 	"testing"
 	"time"
+
+	"github.com/llm-d/llm-d/scaler/decision"
+	"github.com/llm-d/llm-d/scaler/vllmmetrics"
 )
 
 var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
@@ -81,5 +85,44 @@ func TestMissingAndStaleData(t *testing.T) {
 	p.Observe(t0.Add(2*time.Second), Sample{Waiting: 4})
 	if s, err := p.Signals(t0.Add(2*time.Second), 10*time.Second); err != nil || s.Waiting != 4 {
 		t.Fatalf("recovered pod: %+v %v", s, err)
+	}
+}
+
+// The prompt-length histogram's buckets become requests/s per bucket over the window; a histogram whose
+// bounds changed, or that went backwards (a restart), gives none.
+func TestPromptLengthRates(t *testing.T) {
+	hist := func(counts ...float64) []vllmmetrics.Bucket {
+		bounds := []float64{100, 1000, math.Inf(1)}
+		var h []vllmmetrics.Bucket
+		for i, c := range counts {
+			h = append(h, vllmmetrics.Bucket{UpperBound: bounds[i], Count: c})
+		}
+		return h
+	}
+	sample := func(first float64, h []vllmmetrics.Bucket) Sample {
+		return Sample{FirstTokens: first, HasTokenCounters: true, PromptLengths: h}
+	}
+	var p Pod
+	p.Observe(t0, sample(10, hist(4, 8, 10)))
+	p.Observe(t0.Add(10*time.Second), sample(40, hist(14, 28, 40)))
+	s, err := p.Signals(t0.Add(10*time.Second), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := decision.Histogram{Bounds: []float64{100, 1000}, Counts: []float64{1, 1, 1}}
+	if !reflect.DeepEqual(s.PromptLengths, want) {
+		t.Fatalf("%+v, want %+v: 10 requests in each bucket over 10 s", s.PromptLengths, want)
+	}
+	var changed Pod
+	changed.Observe(t0, sample(10, hist(4, 8, 10)))
+	other := hist(14, 28, 40)
+	other[1].UpperBound = 2000
+	changed.Observe(t0.Add(10*time.Second), sample(40, other))
+	if s, _ := changed.Signals(t0.Add(10*time.Second), time.Minute); s.PromptLengths.Counts != nil || !s.HasTokenRates {
+		t.Fatalf("bounds changed: %+v, want token rates without a histogram", s)
+	}
+	p.Observe(t0.Add(20*time.Second), sample(50, hist(1, 1, 1)))
+	if s, _ := p.Signals(t0.Add(20*time.Second), time.Minute); s.HasTokenRates {
+		t.Fatalf("the histogram went backwards, a restart: %+v", s)
 	}
 }

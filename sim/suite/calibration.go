@@ -2,16 +2,18 @@ package suite
 
 import (
 	"math"
+	"slices"
 	"time"
 
 	"github.com/llm-d/llm-d/scaler/decision"
 	"github.com/llm-d/llm-d/sim"
+	"github.com/llm-d/llm-d/vllmsim"
 )
 
 // The capacity model's calibration: what share of requests it predicts late, against what the fixed counts
 // realize. Every fixed count's run is cut into minutes; for each minute the model is given the minute's true
-// demand (the trace's arrivals and mean tokens, no measurement error; prompt C² 1 as the scaler assumes) at
-// that count, and its predicted late share is set beside the share of the minute's requests the run served
+// demand (the trace's arrivals and mean tokens, no measurement error; the prompt lengths' shape of the
+// minute and the calibrationShape before it, in vLLM's buckets, as the scaler measures it) at that count, and its predicted late share is set beside the share of the minute's requests the run served
 // late. Only minutes the model calls comfortable for the calibrationQuiet before them (predicted late under
 // calibrationQuietLate), and that start with no more requests waiting than pods ready, count: a backlog
 // carried from an overloaded minute is no error of the model's tail. Nor do minutes that touch a burst or the
@@ -20,6 +22,7 @@ import (
 const (
 	calibrationQuiet     = 3 * time.Minute
 	calibrationQuietLate = 1e-2
+	calibrationShape     = 4 * time.Minute
 	// The bins: the lowest holds every predicted share under 10^(calibrationLow+1), then one per decade,
 	// the highest every share from 10^calibrationHigh up.
 	calibrationLow, calibrationHigh = -6, -1
@@ -56,12 +59,15 @@ func calibrate(reqs []sim.Request, results []sim.Result, bursts []sim.Burst, sta
 			continue
 		}
 		var recent []float64
+		var lengths []decision.Histogram // the minutes' prompt lengths, the latest last
 		point := 0 // r.Series[point] is the last point at or before the minute's start
 		for start := 0; start < len(reqs); {
 			minute := reqs[start].At / time.Minute
 			end, prompt, output, late := start, 0.0, 0.0, 0
+			h := promptHistogram()
 			for ; end < len(reqs) && reqs[end].At/time.Minute == minute; end++ {
 				prompt += float64(reqs[end].PromptTokens)
+				h.Counts[bucket(reqs[end].PromptTokens)]++
 				output += float64(reqs[end].OutputTokens)
 				if !r.Met[end] {
 					late++
@@ -69,7 +75,11 @@ func calibrate(reqs []sim.Request, results []sim.Result, bursts []sim.Burst, sta
 			}
 			k := float64(end - start)
 			d := decision.Demand{Arrivals: k / 60, PromptPerRequest: prompt / k, DecodePerRequest: output / k,
-				ContextPerSeq: (prompt + output/2) / k, PromptCV2: 1}
+				ContextPerSeq: (prompt + output/2) / k, PromptShape: recentShape(append(lengths, h))}
+			lengths = append(lengths, h)
+			if len(lengths) > int(calibrationShape/time.Minute) {
+				lengths = lengths[1:]
+			}
 			pl := c.At(n, d, b, 0)
 			predicted := math.Min(pl.Late, 1)
 			if math.IsInf(pl.Batch, 0) || pl.Utilization >= 1 {
@@ -94,6 +104,28 @@ func calibrate(reqs []sim.Request, results []sim.Result, bursts []sim.Burst, sta
 		}
 	}
 	return cal
+}
+
+// promptHistogram is an empty histogram in vLLM's prompt-length buckets.
+func promptHistogram() decision.Histogram {
+	return decision.Histogram{Bounds: vllmsim.PromptTokenBounds[:], Counts: make([]float64, len(vllmsim.PromptTokenBounds)+1)}
+}
+
+// bucket is the index of the bucket a prompt of n tokens counts in.
+func bucket(n int) int {
+	i, _ := slices.BinarySearch(vllmsim.PromptTokenBounds[:], float64(n))
+	return i
+}
+
+// recentShape is the shape of the histograms' sum.
+func recentShape(hs []decision.Histogram) decision.Shape {
+	sum := promptHistogram()
+	for _, h := range hs {
+		for i, c := range h.Counts {
+			sum.Counts[i] += c
+		}
+	}
+	return sum.Shape()
 }
 
 func newCalibration() Calibration {

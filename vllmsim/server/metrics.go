@@ -41,33 +41,26 @@ type metrics struct {
 }
 
 // promptTokens exports vllm:request_prompt_tokens from the replica's own counts, exactly: a histogram whose
-// counts and sum are set, not observed. Its buckets stop at the largest 1-2-5 bound within the KV cache,
-// which stands in for --max-model-len (vLLM will not start with a longer context than its cache holds).
+// counts and sum are set, not observed, with the buckets vllmsim.Metrics.PromptTokensCumulative gives.
 type promptTokens struct {
 	desc   *prometheus.Desc
-	bounds int // how many of vllmsim.PromptTokenBounds are exported
+	params vllmsim.Params
 
-	mu     sync.Mutex // update writes on the server's loop, Collect reads on a scrape's goroutine
-	counts [len(vllmsim.PromptTokenBounds) + 1]uint64
-	sum    uint64
+	mu  sync.Mutex // update writes on the server's loop, Collect reads on a scrape's goroutine
+	now vllmsim.Metrics
 }
 
 func (p *promptTokens) Describe(ch chan<- *prometheus.Desc) { ch <- p.desc }
 
 func (p *promptTokens) Collect(ch chan<- prometheus.Metric) {
 	p.mu.Lock()
-	counts, sum := p.counts, p.sum
+	cumulative, sum := p.now.PromptTokensCumulative(p.params), p.now.RequestPromptTokensSum
 	p.mu.Unlock()
-	buckets := make(map[float64]uint64, p.bounds)
-	var below, total uint64
-	for i, c := range counts {
-		total += c
-		if i < p.bounds {
-			below += c
-			buckets[vllmsim.PromptTokenBounds[i]] = below
-		}
+	buckets := make(map[float64]uint64, len(cumulative)-1)
+	for i, c := range cumulative[:len(cumulative)-1] {
+		buckets[vllmsim.PromptTokenBounds[i]] = c
 	}
-	ch <- prometheus.MustNewConstHistogram(p.desc, total, float64(sum), buckets)
+	ch <- prometheus.MustNewConstHistogram(p.desc, cumulative[len(cumulative)-1], float64(sum), buckets)
 }
 
 // newMetrics registers vLLM's metrics for model, served by a replica with params, in a private registry.
@@ -124,10 +117,8 @@ func newMetrics(model string, legacy bool, params vllmsim.Params) *metrics {
 		"Histogram of time spent in WAITING phase for request.", requestLatencyBuckets)
 	reg.MustRegister(cacheConfigInfo(params))
 
-	m.prompts = &promptTokens{desc: prometheus.NewDesc("vllm:request_prompt_tokens", "Number of prefill tokens processed.", nil, labels)}
-	for m.prompts.bounds < len(vllmsim.PromptTokenBounds) && vllmsim.PromptTokenBounds[m.prompts.bounds] <= float64(params.KVCacheTokens) {
-		m.prompts.bounds++
-	}
+	m.prompts = &promptTokens{desc: prometheus.NewDesc("vllm:request_prompt_tokens", "Number of prefill tokens processed.", nil, labels),
+		params: params}
 	reg.MustRegister(m.prompts)
 	return m
 }
@@ -167,7 +158,7 @@ func (m *metrics) update(now vllmsim.Metrics) {
 		m.success[r].Add(float64(now.RequestSuccessTotal[r] - m.last.RequestSuccessTotal[r]))
 	}
 	m.prompts.mu.Lock()
-	m.prompts.counts, m.prompts.sum = now.RequestPromptTokens, now.RequestPromptTokensSum
+	m.prompts.now = now
 	m.prompts.mu.Unlock()
 	m.last = now
 }
