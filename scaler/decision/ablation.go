@@ -13,15 +13,13 @@ const (
 	// MechanismHeadroom is the burst headroom (headroom.go); off, the capacity model sizes for the current
 	// demand only.
 	MechanismHeadroom Mechanism = "headroom"
-	// MechanismHotPod is the hot-pod rule: a replica more for each pod whose own queue exceeds the target.
-	MechanismHotPod Mechanism = "hot-pod"
 	// MechanismKVHeadroom is the KV-cache headroom rule (kvcache.go).
 	MechanismKVHeadroom Mechanism = "kv-headroom"
 )
 
 // Mechanisms lists every mechanism in report order.
 func Mechanisms() []Mechanism {
-	return []Mechanism{MechanismCapacity, MechanismCalibration, MechanismHeadroom, MechanismHotPod, MechanismKVHeadroom}
+	return []Mechanism{MechanismCapacity, MechanismCalibration, MechanismHeadroom, MechanismKVHeadroom}
 }
 
 // Option configures an Autoscaler.

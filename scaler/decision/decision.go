@@ -14,9 +14,10 @@
 //     service scales up at once to serve running + waiting against the batch a saturated pod sustains plus the
 //     target queue, even on partial data. Starting pods are capacity already on its way: the counts include
 //     them.
-//   - A pod whose own queue exceeds the target while the average does not adds a replica (hot pods: the
-//     Service routes at random). KV-cache headroom (kvcache.go) keeps the chance that any pod's cache is full
-//     small.
+//   - Without the capacity model, a pod whose own queue exceeds the target while the average does not adds a
+//     replica (hot pods: the Service routes at random). The model sizes each pod's queue under random
+//     routing, so with its data a hot pod is that queue's variation, and the model's count stands.
+//     KV-cache headroom (kvcache.go) keeps the chance that any pod's cache is full small.
 //   - Without the counters the capacity model needs (an old vLLM), the throughput floor decides scale-down
 //     as its field says: scale down when decode tokens/s per pod is under it and the queue is under target,
 //     to the count that keeps the pods at the floor.
@@ -415,7 +416,7 @@ func (a *Autoscaler) queueRules(p Policy, s Snapshot, t totals, d *Decision) boo
 		d.Recommendation, d.Rule = s.Current, RuleQueueAboveTarget
 		d.Reason = fmt.Sprintf("%.1f requests wait per ready pod (target %g), but %d replicas with batches of %.0f serve them: never scale down while requests queue",
 			d.WaitingPerPod, p.TargetQueue, s.Current, d.Batch)
-	case t.hot > int32(s.Starting) && s.Missing == 0 && a.on(MechanismHotPod):
+	case t.hot > int32(s.Starting) && s.Missing == 0:
 		d.Recommendation, d.Rule = s.Current+t.hot-int32(s.Starting), RuleScaleUpHotPod
 		d.Reason = fmt.Sprintf("%d pods have more than %g requests waiting though the average is %.1f: %d more replicas spread the load",
 			t.hot, p.TargetQueue, d.WaitingPerPod, t.hot-int32(s.Starting))

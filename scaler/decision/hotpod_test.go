@@ -1,6 +1,7 @@
 package decision
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -55,5 +56,25 @@ func TestHotPodHoldsTheWindow(t *testing.T) {
 	}
 	if d := a.Decide(Snapshot{Now: t0.Add(301 * time.Second), Current: 5, Ready: 5, Pods: calm5}); d.Desired >= 5 {
 		t.Fatalf("after the window: got %d (%s), want a scale-down", d.Desired, d.Rule)
+	}
+}
+
+// With the capacity model's data, a hot pod is the variation of random routing the model sizes for: the
+// model's count stands, and the reason says why the hot pod added none. On partial data the rule's count
+// stands.
+func TestHotPodUnderTheModel(t *testing.T) {
+	a := New(modelled(), Without(MechanismHeadroom))
+	current := int32(1)
+	steady := run(a, &current, 0, 20*time.Minute, func(time.Duration) float64 { return 10 })
+	ps := load(int(current), 10, 1000, 100, 0)
+	ps[0].Waiting = 8 // above the target of 5, the average under it
+	d := a.Decide(Snapshot{Now: t0.Add(20 * time.Minute), Current: current, Ready: int(current), Pods: ps, StartupDelay: time.Minute})
+	if d.Desired != steady.Desired || d.Rule == RuleScaleUpHotPod || !strings.Contains(d.Reason, "random routing's variation") {
+		t.Fatalf("a hot pod under the model: %d (%s: %s), want the model's %d", d.Desired, d.Rule, d.Reason, steady.Desired)
+	}
+	ps[1].RateSpan = time.Second // a pod that has just started: its rates are missing from the sums
+	d = a.Decide(Snapshot{Now: t0.Add(20*time.Minute + 5*time.Second), Current: current, Ready: int(current), Pods: ps, StartupDelay: time.Minute})
+	if d.Desired != current+1 || d.Rule != RuleScaleUpHotPod {
+		t.Fatalf("a hot pod on partial data: %d (%s: %s), want %d (%s)", d.Desired, d.Rule, d.Reason, current+1, RuleScaleUpHotPod)
 	}
 }

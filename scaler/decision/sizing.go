@@ -52,11 +52,18 @@ func (a *Autoscaler) model(p Policy, s Snapshot, d *Decision) bool {
 	case RuleScaleUpQueue, RuleStartingPodsAbsorbDemand, RuleQueueAboveTarget:
 		a.drain(s, m, c, count, d)
 		return true
-	case RuleScaleUpHotPod, RuleMissingData:
-		// The hot-pod rule decided, or the size holds on missing data: the model can only raise the count.
+	case RuleMissingData:
+		// The size holds on missing data: the model can only raise the count.
 		if count <= max(d.Recommendation, s.Current) {
 			return true
 		}
+	case RuleScaleUpHotPod:
+		// The model sizes each pod's queue under random routing: a hot pod is that queue's variation. Only
+		// on partial data, a lower bound of demand, does the rule's count stand.
+		if m.partial && count <= d.Recommendation {
+			return true
+		}
+		why += "; a pod's own queue above the target is random routing's variation, which this count allows for"
 	default:
 		if m.partial && count <= s.Current {
 			// Some pods' rates are missing: what was measured is a lower bound of demand.
