@@ -60,7 +60,7 @@ func calibrate(reqs []sim.Request, results []sim.Result, bursts []sim.Burst, sta
 		}
 		var recent []float64
 		var lengths []decision.Histogram // the minutes' prompt lengths, the latest last
-		point := 0 // r.Series[point] is the last point at or before the minute's start
+		point := 0                       // r.Series[point] is the last point at or before the minute's start
 		for start := 0; start < len(reqs); {
 			minute := reqs[start].At / time.Minute
 			end, prompt, output, late := start, 0.0, 0.0, 0
