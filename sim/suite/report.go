@@ -182,12 +182,12 @@ func (r Report) ablationSection(p *printer) {
 func (r Report) calibrationSection(p *printer) {
 	p.f("## The capacity model against the fixed counts\n\n"+
 		"Each fixed count's run, minute by minute: the share of requests the capacity model predicts late at that count "+
-		"for the minute's true demand (arrivals and mean tokens from the trace, prompt C² 1), against the share the run "+
+		"for the minute's true demand (arrivals and mean tokens from the trace; the prompt lengths' shape, in vLLM's buckets, of that minute and the %s before it), against the share the run "+
 		"served late. Minutes count when the model called the %s before them comfortable (under %g late) and the run "+
 		"starts them with no more requests waiting than pods ready, so that a carried backlog is not read as the model's "+
 		"error, and when they touch no burst nor the startup delay after one "+
 		"(the model takes arrivals within a minute to be Poisson). A ratio above 1 is a model too optimistic there.\n\n",
-		calibrationQuiet, calibrationQuietLate)
+		calibrationShape, calibrationQuiet, calibrationQuietLate)
 	for _, pc := range r.Calibration {
 		p.f("| %s: predicted late | requests | predicted | realized | realized / predicted |\n|---|---|---|---|---|\n", pc.GPU)
 		for _, b := range pc.Bins {
