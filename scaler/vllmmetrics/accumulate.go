@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"slices"
 	"strconv"
@@ -22,6 +23,8 @@ type accumulator struct {
 	order   []int
 	engines distinct
 	models  distinct
+	// promptLengths sums the buckets of vllm:request_prompt_tokens.
+	promptLengths histogram
 	// kvTokens sums num_gpu_blocks × block_size over vllm:cache_config_info's label sets.
 	kvTokens float64
 
@@ -34,35 +37,25 @@ func newAccumulator() *accumulator {
 	a := &accumulator{}
 	a.key, a.order, a.engines.list = a.keyBuf[:0], a.orderBuf[:0], a.engineBuf[:0]
 	a.keys.init()
+	a.promptLengths.init()
 	return a
 }
 
 func (a *accumulator) add(s *promtext.Sample) error {
 	m, _ := lookup(s.Name)
 	if v := s.Value; math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
-		return fmt.Errorf("%w: line %d: %s is %v; vLLM's gauges and counters are finite and not negative",
+		return fmt.Errorf("%w: line %d: %s is %v; vLLM's gauges, counters and bucket counts are finite and not negative",
 			ErrInvalidValue, s.Line, seriesString(s), v)
 	}
-	a.key = a.seriesKey(a.key[:0], m, s)
-	if first, dup := a.keys.lookup(a.key); dup {
-		return fmt.Errorf("%w: line %d: %s is already on line %d", ErrDuplicate, s.Line, seriesString(s), first)
+	if m == promptLengthBuckets {
+		return a.addBucket(s)
 	}
-	if a.count[m] == MaxSeriesPerMetric {
-		return fmt.Errorf("%w: line %d: more than %d label sets for %s; refusing a label explosion",
-			ErrTooManySeries, s.Line, MaxSeriesPerMetric, metricNames[m])
+	a.key = a.seriesKey(append(a.key[:0], byte(m)), s, -1)
+	if err := a.newSeries(m, s); err != nil {
+		return err
 	}
-	a.keys.add(a.key, s.Line)
-	a.count[m]++
 	a.sum[m] += s.Value
-	var engine []byte // vLLM V0 has no engine label: one engine, counted as ""
-	for i := range s.NumLabels() {
-		switch name, value := s.LabelAt(i); string(name) {
-		case "model_name":
-			a.models.add(value)
-		case "engine":
-			engine = value
-		}
-	}
+	engine := a.labels(s)
 	if m == running {
 		a.engines.add(engine)
 	}
@@ -72,19 +65,72 @@ func (a *accumulator) add(s *promtext.Sample) error {
 	return nil
 }
 
-// seriesKey appends an encoding of m and the sample's label set that does not depend on label order or
-// spacing, so the same series written twice differently is still caught.
-func (a *accumulator) seriesKey(dst []byte, m metric, s *promtext.Sample) []byte {
+// newSeries records the series of key a.key, unless it is a duplicate or one too many for m.
+func (a *accumulator) newSeries(m metric, s *promtext.Sample) error {
+	if first, dup := a.keys.insert(a.key, s.Line); dup {
+		return fmt.Errorf("%w: line %d: %s is already on line %d", ErrDuplicate, s.Line, seriesString(s), first)
+	}
+	if a.count[m] == MaxSeriesPerMetric {
+		return fmt.Errorf("%w: line %d: more than %d label sets for %s; refusing a label explosion",
+			ErrTooManySeries, s.Line, MaxSeriesPerMetric, metricNames[m])
+	}
+	a.count[m]++
+	return nil
+}
+
+// labels records the sample's model and returns its engine: nil for vLLM V0, which has no engine label
+// and counts as one engine.
+func (a *accumulator) labels(s *promtext.Sample) (engine []byte) {
+	for i := range s.NumLabels() {
+		switch name, value := s.LabelAt(i); string(name) {
+		case "model_name":
+			a.models.add(value)
+		case "engine":
+			engine = value
+		}
+	}
+	return engine
+}
+
+// addBucket adds a sample of vllm:request_prompt_tokens_bucket. Its series key is its label set's index
+// and its bound as a number, so that "1" and "1.0" in one label set are one series.
+func (a *accumulator) addBucket(s *promtext.Sample) error {
+	le, bound, err := bucketBound(s)
+	if err != nil {
+		return err
+	}
+	h := &a.promptLengths
+	a.key = a.seriesKey(append(a.key[:0], bucketLabelSet), s, le)
+	group, known := a.keys.insert(a.key, h.groups)
+	if !known {
+		h.groups++
+	}
+	a.key = binary.AppendUvarint(append(a.key[:0], byte(promptLengthBuckets)), uint64(group))
+	a.key = binary.LittleEndian.AppendUint64(a.key, math.Float64bits(bound))
+	if err := a.newSeries(promptLengthBuckets, s); err != nil {
+		return err
+	}
+	h.add(bound, s.Value)
+	if !known {
+		a.labels(s) // a known label set's model is recorded
+	}
+	return nil
+}
+
+// bucketLabelSet tags the key of a bucket's label set without le, to tell it from every metric's series.
+const bucketLabelSet = byte(numMetrics)
+
+// seriesKey appends an encoding of the sample's label set, but for the label at index skip (-1 for none),
+// that does not depend on label order or spacing, so the same series written twice differently is still
+// caught.
+func (a *accumulator) seriesKey(dst []byte, s *promtext.Sample, skip int) []byte {
 	a.order = a.order[:0]
 	for i := range s.NumLabels() {
-		a.order = append(a.order, i)
+		if i != skip {
+			a.order = append(a.order, i)
+		}
 	}
-	slices.SortFunc(a.order, func(i, j int) int {
-		ni, _ := s.LabelAt(i)
-		nj, _ := s.LabelAt(j)
-		return bytes.Compare(ni, nj)
-	})
-	dst = append(dst, byte(m))
+	a.sortByName(s)
 	for _, i := range a.order {
 		name, value := s.LabelAt(i)
 		// Lengths first: label values may hold any byte, so no separator is safe.
@@ -94,6 +140,26 @@ func (a *accumulator) seriesKey(dst []byte, m metric, s *promtext.Sample) []byte
 		dst = append(dst, value...)
 	}
 	return dst
+}
+
+// sortByName sorts a.order, indexes of the sample's labels, by label name: by insertion for the few labels
+// of a vLLM series, which costs less than a generic sort's setup.
+func (a *accumulator) sortByName(s *promtext.Sample) {
+	o := a.order
+	name := func(i int) []byte { n, _ := s.LabelAt(o[i]); return n }
+	if len(o) > 12 {
+		slices.SortFunc(o, func(i, j int) int {
+			ni, _ := s.LabelAt(i)
+			nj, _ := s.LabelAt(j)
+			return bytes.Compare(ni, nj)
+		})
+		return
+	}
+	for i := 1; i < len(o); i++ {
+		for j := i; j > 0 && bytes.Compare(name(j), name(j-1)) < 0; j-- {
+			o[j], o[j-1] = o[j-1], o[j]
+		}
+	}
 }
 
 // distinct is a set of strings in first-seen order. Sets are small (the models and engines of one pod):
@@ -149,51 +215,64 @@ func seriesString(s *promtext.Sample) string {
 	return b.String()
 }
 
-// seriesSet remembers series keys and the line each was first seen on. A pod has a few series per metric,
-// one per engine: up to len(refBuf) keys are compared linearly in one buffer, allocating nothing; a map
-// takes over past that, so that a thousand label sets are not compared pairwise.
+// seriesSet maps keys to the value first stored with each: a series' first line, a label set's index. A
+// pod has a few dozen keys: they live in arrays of the struct, found through an open-addressing table of
+// their hashes, so that a Parse allocates nothing for them and a thousand label sets are not compared
+// pairwise. Past the arrays, the slices grow.
 type seriesSet struct {
 	arena  []byte
 	refs   []keyRef
-	m      map[string]int
+	slots  []int32 // 1 + an index into refs, 0 for a free slot; a power of two, at most 3/4 full
 	arenaB [4096]byte
-	refBuf [32]keyRef
+	refBuf [96]keyRef
+	slotB  [128]int32
 }
 
-type keyRef struct{ start, end, line int }
+// keyRef is a key's place in the arena, the low bits of its hash (enough to index any table a Parse
+// builds), and its value.
+type keyRef struct {
+	hash, start, end uint32
+	val              int32
+}
+
+var keySeed = maphash.MakeSeed()
 
 func (ss *seriesSet) init() {
-	ss.arena, ss.refs = ss.arenaB[:0], ss.refBuf[:0]
+	ss.arena, ss.refs, ss.slots = ss.arenaB[:0], ss.refBuf[:0], ss.slotB[:]
 }
 
-func (ss *seriesSet) lookup(key []byte) (line int, ok bool) {
-	if ss.m != nil {
-		line, ok = ss.m[string(key)]
-		return line, ok
-	}
-	for _, r := range ss.refs {
-		if bytes.Equal(ss.arena[r.start:r.end], key) {
-			return r.line, true
+// insert returns the value stored with key and true if key is in the set, else stores val with it and
+// returns val and false.
+func (ss *seriesSet) insert(key []byte, val int) (int, bool) {
+	h := uint32(maphash.Bytes(keySeed, key))
+	mask := uint32(len(ss.slots) - 1)
+	i := h & mask
+	for ; ss.slots[i] != 0; i = (i + 1) & mask {
+		if r := &ss.refs[ss.slots[i]-1]; r.hash == h && bytes.Equal(ss.arena[r.start:r.end], key) {
+			return int(r.val), true
 		}
 	}
-	return 0, false
+	start := uint32(len(ss.arena))
+	ss.arena = append(ss.arena, key...)
+	ss.refs = append(ss.refs, keyRef{h, start, uint32(len(ss.arena)), int32(val)})
+	ss.slots[i] = int32(len(ss.refs))
+	if 4*len(ss.refs) > 3*len(ss.slots) {
+		ss.grow()
+	}
+	return val, false
 }
 
-// add records a key lookup did not find.
-func (ss *seriesSet) add(key []byte, line int) {
-	if ss.m == nil && len(ss.refs) < len(ss.refBuf) {
-		start := len(ss.arena)
-		ss.arena = append(ss.arena, key...)
-		ss.refs = append(ss.refs, keyRef{start, len(ss.arena), line})
-		return
-	}
-	if ss.m == nil {
-		ss.m = make(map[string]int, 4*len(ss.refBuf))
-		for _, r := range ss.refs {
-			ss.m[string(ss.arena[r.start:r.end])] = r.line
+// grow doubles the table and places every key again.
+func (ss *seriesSet) grow() {
+	ss.slots = make([]int32, 2*len(ss.slots))
+	mask := uint32(len(ss.slots) - 1)
+	for j, r := range ss.refs {
+		i := r.hash & mask
+		for ss.slots[i] != 0 {
+			i = (i + 1) & mask
 		}
+		ss.slots[i] = int32(j + 1)
 	}
-	ss.m[string(key)] = line
 }
 
 // cacheTokens reads a vllm:cache_config_info sample's KV-cache size in tokens from its num_gpu_blocks and

@@ -47,7 +47,8 @@ var fixtures = []fixture{
 		engines: []engineStats{{"0", 17, 3, 0.4375, 1234567, 987654, 2, 4321, 98765, 100, 0}},
 		want: Snapshot{Waiting: 3, Running: 17, KVCacheUsage: 0.4375, KVCacheMetric: "vllm:kv_cache_usage_perc",
 			GenerationTokens: 987654, PromptTokens: 1234567, FirstTokens: 4321, HasTokenCounters: true, KVCacheTokens: 29127 * 16,
-			Preemptions: 2, Engines: 1, Models: []string{modelName}},
+			Preemptions: 2, Engines: 1, Models: []string{modelName},
+			PromptLengths: promptLengths(0, 0, 0, 0, 1, 8, 35, 138, 739, 1955, 3317, 4121, 4269, 4307, 4318, 4320, 4321)},
 	},
 	{
 		file:    "vllm-0.8-legacy.txt",
@@ -55,7 +56,8 @@ var fixtures = []fixture{
 		engines: []engineStats{{"", 9, 1, 0.8125, 55555, 44444, 0, 321, 5000, 0, 0}},
 		want: Snapshot{Waiting: 1, Running: 9, KVCacheUsage: 0.8125, KVCacheMetric: "vllm:gpu_cache_usage_perc",
 			GenerationTokens: 44444, PromptTokens: 55555, FirstTokens: 321, HasTokenCounters: true, KVCacheTokens: 29127 * 16,
-			Preemptions: 0, Engines: 1, Models: []string{modelName}},
+			Preemptions: 0, Engines: 1, Models: []string{modelName},
+			PromptLengths: promptLengths(0, 0, 0, 0, 0, 0, 2, 10, 54, 145, 246, 306, 317, 320, 320, 320, 321)},
 	},
 	{
 		file: "vllm-dp2.txt",
@@ -66,8 +68,24 @@ var fixtures = []fixture{
 		want: Snapshot{Waiting: 8, Running: 29, KVCacheUsage: 0.34375, KVCacheMetric: "vllm:kv_cache_usage_perc",
 			GenerationTokens: 987654 + 456789, PromptTokens: 1234567 + 765432, CachedPromptTokens: 456789 + 123456,
 			FirstTokens: 4321 + 2222, HasTokenCounters: true, KVCacheTokens: 2 * 29127 * 16,
-			Preemptions: 3, Engines: 2, Models: []string{modelName}},
+			Preemptions: 3, Engines: 2, Models: []string{modelName},
+			// Engine 0's buckets are vllm-0.11.txt's, engine 1's are 0 0 0 0 0 4 18 71 380 1005 1705 2119 2195 2215 2220 2221 2222.
+			PromptLengths: promptLengths(0, 0, 0, 0, 1, 12, 53, 209, 1119, 2960, 5022, 6240, 6464, 6522, 6538, 6541, 6543)},
 	},
+}
+
+// promptLengths pairs the cumulative counts of the fixtures' vllm:request_prompt_tokens_bucket lines, read
+// off the files, with vLLM's bounds for it (1-2-5 up to 100000, then +Inf).
+func promptLengths(counts ...float64) []Bucket {
+	bounds := []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, math.Inf(1)}
+	if len(counts) != len(bounds) {
+		panic("promptLengths: one count per bound")
+	}
+	out := make([]Bucket, len(bounds))
+	for i, b := range bounds {
+		out[i] = Bucket{UpperBound: b, Count: counts[i]}
+	}
+	return out
 }
 
 func TestFixtures(t *testing.T) {

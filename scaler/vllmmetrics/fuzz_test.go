@@ -14,15 +14,19 @@ import (
 )
 
 // FuzzParse: Parse never panics, every error it returns is classified by one of the sentinels, and a
-// Snapshot it returns is usable as is: finite, not negative, at least one engine.
+// Snapshot it returns is usable as is: finite, not negative, at least one engine, prompt lengths a
+// cumulative histogram.
 func FuzzParse(f *testing.F) {
 	for _, fx := range fixtures {
 		data := readFixture(f, fx.file)
 		// The whole fixture makes each execution slow; its vLLM part starts after the process metrics.
 		start := bytes.Index(data, []byte("# HELP vllm:"))
 		f.Add(data[start:min(len(data), start+6000)])
+		f.Add(promptLengthLines(data))
 	}
 	f.Add([]byte(base))
+	f.Add([]byte(base + bucket("0", "1.0", "1") + bucket("1", "1", "2") + bucket("0", "+Inf", "3") + bucket("1", "Inf", "4")))
+	f.Add([]byte(base + bucket("0", "-0", "0.5") + bucket("0", "1e-3", "1.5") + bucket("0", "+Inf", "1.5")))
 	f.Add([]byte(base + "vllm:kv_cache_usage_perc{engine=\"0\"} 0.5\nvllm:gpu_cache_usage_perc 0.25\n"))
 	f.Add([]byte(base + "vllm:num_requests_running{engine=\"0\",model_name=\"m\"} 1\n"))
 	f.Add([]byte(base + "vllm:prompt_tokens_total 1e308\nvllm:prompt_tokens_total{a=\"\"} 1e308\n"))
@@ -45,6 +49,15 @@ func FuzzParse(f *testing.F) {
 		if s.Engines < 1 || s.Engines > MaxSeriesPerMetric {
 			t.Fatalf("Engines = %d", s.Engines)
 		}
+		if b := s.PromptLengths; b != nil && (len(b) == 0 || !math.IsInf(b[len(b)-1].UpperBound, 1)) {
+			t.Fatalf("PromptLengths = %v: not nil and not ending with +Inf", b)
+		}
+		for i, b := range s.PromptLengths {
+			if math.IsNaN(b.Count) || math.IsInf(b.Count, 0) || b.Count < 0 || i > 0 &&
+				(b.UpperBound <= s.PromptLengths[i-1].UpperBound || b.Count < s.PromptLengths[i-1].Count) {
+				t.Fatalf("PromptLengths = %v: not a cumulative histogram at %d", s.PromptLengths, i)
+			}
+		}
 		switch s.KVCacheMetric {
 		case metricNames[kvCacheUsage], metricNames[gpuCacheUsage]:
 		case "":
@@ -63,16 +76,28 @@ func FuzzParse(f *testing.F) {
 // FuzzParseMatchesExpfmt compares Parse with the conventional reading through expfmt (expfmtSnapshot):
 // whenever both accept a payload they return the same Snapshot, and whenever expfmt accepts it Parse reports
 // a missing series exactly when the expfmt reading does. Parse refuses more than expfmt on purpose (NaN,
-// infinite and negative values, duplicate series, label explosions, sums that overflow, and promtext's two
-// documented syntax departures, which FuzzScan checks line by line); those refusals are not compared. A
-// wanted name that the payload types as a histogram or summary is a departure too: Parse reads samples by
-// their exact name and ignores TYPE lines, expfmt folds them into the family's buckets or quantiles.
+// infinite and negative values, duplicate series, label explosions, sums that overflow, prompt-length
+// buckets that do not make a histogram, and promtext's two documented syntax departures, which FuzzScan
+// checks line by line); those refusals are not compared. A wanted name that the payload types as a
+// histogram or summary is a departure too: Parse reads samples by their exact name and ignores TYPE lines,
+// expfmt folds them into the family's buckets or quantiles. (The prompt-length buckets are read from
+// expfmt's histogram family vllm:request_prompt_tokens as well as from an untyped _bucket family: that
+// folding is the conventional reading.) Prompt-length counts are compared up to rounding: expfmt groups a
+// histogram's buckets by label set, so with three or more label sets the oracle may add a bound's counts in
+// another order than the payload's, which Parse follows.
 func FuzzParseMatchesExpfmt(f *testing.F) {
 	for _, fx := range fixtures {
 		data := readFixture(f, fx.file)
 		start := bytes.Index(data, []byte("# HELP vllm:"))
 		f.Add(data[start:min(len(data), start+6000)])
+		f.Add(promptLengthLines(data))
 	}
+	f.Add([]byte(base + "vllm:cache_config_info{model_name=\"n\",num_gpu_blocks=\"2\",block_size=\"16\"} 1\n"))
+	f.Add([]byte("# TYPE vllm:request_prompt_tokens histogram\n" + base + bucket("0", "1.0", "1") + bucket("1", "1", "2") +
+		bucket("0", "+Inf", "3.5") + bucket("1", "+Inf", "4") + "vllm:request_prompt_tokens_count{engine=\"0\"} 3.5\n"))
+	f.Add([]byte(base + bucket("0", "1.0", "1") + bucket("0", "+Inf", "3") + "# TYPE vllm:request_prompt_tokens histogram\n"))
+	f.Add([]byte("# TYPE vllm:request_prompt_tokens histogram\n" + bucket("0", "+Inf", "1") + "# HELP vllm:request_prompt_tokens_bucket x\n" +
+		base + bucket("1", "+Inf", "2")))
 	f.Add([]byte(base))
 	f.Add([]byte("# TYPE vllm:num_requests_waiting gauge\n" + base + "vllm:gpu_cache_usage_perc{engine=\"1\"} 0.75\n"))
 	f.Add([]byte(base + "vllm:num_requests_running{model_name=\"\",engine=\"1\"} 3 1700000000000\n"))
@@ -102,10 +127,39 @@ func FuzzParseMatchesExpfmt(f *testing.F) {
 		if rerr != nil {
 			t.Fatalf("Parse reads %+v; expfmt says %v", got, rerr)
 		}
+		if !sameBuckets(got.PromptLengths, ref.PromptLengths) {
+			t.Fatalf("Parse and expfmt disagree on PromptLengths:\n   Parse %v\n  expfmt %v", got.PromptLengths, ref.PromptLengths)
+		}
+		got.PromptLengths, ref.PromptLengths = nil, nil
 		if !reflect.DeepEqual(got, ref) {
 			t.Fatalf("Parse and expfmt disagree:\n   Parse %+v\n  expfmt %+v", got, ref)
 		}
 	})
+}
+
+// sameBuckets says whether a and b have the same bounds and counts within rounding of their sums.
+func sameBuckets(a, b []Bucket) bool {
+	if (a == nil) != (b == nil) || len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].UpperBound != b[i].UpperBound || math.Abs(a[i].Count-b[i].Count) > 1e-9*math.Max(a[i].Count, b[i].Count) {
+			return false
+		}
+	}
+	return true
+}
+
+// promptLengthLines is the minimal payload of a fixture, plus its vllm:request_prompt_tokens histogram
+// with its HELP and TYPE lines: a small seed that reaches the bucket code.
+func promptLengthLines(data []byte) []byte {
+	var out []byte
+	for line := range bytes.Lines(data) {
+		if bytes.Contains(line, []byte("vllm:request_prompt_tokens")) && !bytes.Contains(line, []byte("_created")) {
+			out = append(out, line...)
+		}
+	}
+	return append([]byte(base), out...)
 }
 
 // parseSafely runs expfmt's parser, a panic counting as a rejection.

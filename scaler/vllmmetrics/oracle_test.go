@@ -2,6 +2,7 @@ package vllmmetrics
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -22,6 +23,13 @@ func expfmtSnapshot(data []byte) (Snapshot, error) {
 	}
 	var s Snapshot
 	models := map[string]bool{}
+	addModel := func(m *dto.Metric) {
+		for _, lp := range m.Label {
+			if lp.GetName() == "model_name" {
+				models[lp.GetValue()] = true
+			}
+		}
+	}
 	value := func(name string) (sum float64, n int, engines map[string]bool) {
 		engines = map[string]bool{}
 		mf := fams[name]
@@ -73,12 +81,14 @@ func expfmtSnapshot(data []byte) (Snapshot, error) {
 			if h := m.GetHistogram(); h != nil && h.SampleCount != nil {
 				s.FirstTokens += float64(h.GetSampleCount())
 				nCount++
+				addModel(m)
 			}
 		}
 		s.HasTokenCounters = nPrompt > 0 && nCount > 0
 	}
 	if mf := fams[metricNames[cacheConfig]]; mf != nil {
 		for _, m := range mf.Metric {
+			addModel(m)
 			var blocks, size float64
 			for _, lp := range m.Label {
 				v, err := strconv.ParseUint(lp.GetValue(), 10, 53)
@@ -94,6 +104,7 @@ func expfmtSnapshot(data []byte) (Snapshot, error) {
 		}
 	}
 	s.Preemptions, _, _ = value(metricNames[preemptions])
+	s.PromptLengths = expfmtBuckets(fams, addModel)
 	for _, m := range []metric{kvCacheUsage, gpuCacheUsage} {
 		if sum, n, _ := value(metricNames[m]); n > 0 {
 			s.KVCacheUsage, s.KVCacheMetric = sum/float64(n), metricNames[m]
@@ -105,4 +116,64 @@ func expfmtSnapshot(data []byte) (Snapshot, error) {
 	}
 	slices.Sort(s.Models)
 	return s, nil
+}
+
+// expfmtBuckets sums the buckets of vllm:request_prompt_tokens over its label sets, bound by bound, and
+// reports the series it read to addModel. expfmt puts the _bucket samples in the histogram family
+// vllm:request_prompt_tokens when the payload types it so (before any line names the _bucket family
+// itself), and otherwise in a family of their own, vllm:request_prompt_tokens_bucket, whose le is a plain
+// label; both are read.
+func expfmtBuckets(fams map[string]*dto.MetricFamily, addModel func(*dto.Metric)) []Bucket {
+	sums := map[float64]float64{}
+	if mf := fams["vllm:request_prompt_tokens"]; mf != nil &&
+		(mf.GetType() == dto.MetricType_HISTOGRAM || mf.GetType() == dto.MetricType_GAUGE_HISTOGRAM) {
+		for _, m := range mf.Metric {
+			buckets := m.GetHistogram().GetBucket()
+			if len(buckets) > 0 {
+				addModel(m) // a label set with only _count or _sum samples is not read
+			}
+			for _, b := range buckets {
+				if b.CumulativeCountFloat != nil {
+					sums[b.GetUpperBound()] += b.GetCumulativeCountFloat()
+				} else {
+					sums[b.GetUpperBound()] += float64(b.GetCumulativeCount())
+				}
+			}
+		}
+	}
+	if mf := fams[metricNames[promptLengthBuckets]]; mf != nil {
+		for _, m := range mf.Metric {
+			var v float64
+			switch mf.GetType() {
+			case dto.MetricType_GAUGE:
+				v = m.GetGauge().GetValue()
+			case dto.MetricType_COUNTER:
+				v = m.GetCounter().GetValue()
+			case dto.MetricType_UNTYPED:
+				v = m.GetUntyped().GetValue()
+			default:
+				continue // typed as a histogram or summary itself: a departure FuzzParseMatchesExpfmt skips
+			}
+			for _, lp := range m.Label {
+				if lp.GetName() != "le" {
+					continue
+				}
+				le, err := strconv.ParseFloat(lp.GetValue(), 64)
+				if err != nil {
+					continue // Parse refuses it
+				}
+				sums[le] += v
+				addModel(m)
+			}
+		}
+	}
+	if len(sums) == 0 {
+		return nil
+	}
+	out := make([]Bucket, 0, len(sums))
+	for le, count := range sums {
+		out = append(out, Bucket{UpperBound: le, Count: count})
+	}
+	slices.SortFunc(out, func(a, b Bucket) int { return cmp.Compare(a.UpperBound, b.UpperBound) })
+	return out
 }

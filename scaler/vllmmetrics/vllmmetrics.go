@@ -4,6 +4,11 @@
 // exact names it needs, so the rest of the payload is skipped line by line without being parsed. Every
 // series vLLM exports carries model_name and, since the V1 engine, engine (one value per data-parallel
 // engine); Parse sums across them.
+//
+// Of the histograms, Parse reads one: the buckets of vllm:request_prompt_tokens (the samples named
+// vllm:request_prompt_tokens_bucket; not its _sum or _count), because the capacity model's time-to-first-token
+// budget depends on how long prompts are, not only on how many prompt tokens arrive. The other histograms'
+// lines are skipped like any unwanted line.
 package vllmmetrics
 
 import (
@@ -63,7 +68,9 @@ var (
 	ErrSyntax = errors.New("malformed Prometheus text")
 	// ErrMissing: a series the scaler requires is absent.
 	ErrMissing = errors.New("required vLLM series missing")
-	// ErrInvalidValue: a series read is NaN, infinite or negative.
+	// ErrInvalidValue: a series read is NaN, infinite or negative, or the prompt-length histogram is not
+	// one: a bucket without a number as its le label, no +Inf bucket, label sets (engines) with different
+	// bounds, or counts that decrease as the bound grows.
 	ErrInvalidValue = errors.New("invalid value")
 	// ErrDuplicate: a series (name and full label set) appears twice.
 	ErrDuplicate = errors.New("duplicate series")
@@ -88,22 +95,24 @@ const (
 	firstTokens
 	cacheConfig
 	preemptions
+	promptLengthBuckets
 	numMetrics
 )
 
 const prefix = "vllm:"
 
 var metricNames = [numMetrics]string{
-	waiting:            prefix + "num_requests_waiting",
-	running:            prefix + "num_requests_running",
-	kvCacheUsage:       prefix + "kv_cache_usage_perc",
-	gpuCacheUsage:      prefix + "gpu_cache_usage_perc",
-	generationTokens:   prefix + "generation_tokens_total",
-	promptTokens:       prefix + "prompt_tokens_total",
-	cachedPromptTokens: prefix + "prompt_tokens_cached_total",
-	firstTokens:        prefix + "time_to_first_token_seconds_count",
-	cacheConfig:        prefix + "cache_config_info",
-	preemptions:        prefix + "num_preemptions_total",
+	waiting:             prefix + "num_requests_waiting",
+	running:             prefix + "num_requests_running",
+	kvCacheUsage:        prefix + "kv_cache_usage_perc",
+	gpuCacheUsage:       prefix + "gpu_cache_usage_perc",
+	generationTokens:    prefix + "generation_tokens_total",
+	promptTokens:        prefix + "prompt_tokens_total",
+	cachedPromptTokens:  prefix + "prompt_tokens_cached_total",
+	firstTokens:         prefix + "time_to_first_token_seconds_count",
+	cacheConfig:         prefix + "cache_config_info",
+	preemptions:         prefix + "num_preemptions_total",
+	promptLengthBuckets: prefix + "request_prompt_tokens_bucket",
 }
 
 var required = [...]metric{waiting, running, generationTokens}
@@ -135,6 +144,8 @@ func lookup(name []byte) (metric, bool) {
 		return firstTokens, true
 	case "cache_config_info":
 		return cacheConfig, true
+	case "request_prompt_tokens_bucket":
+		return promptLengthBuckets, true
 	}
 	return 0, false
 }
@@ -178,6 +189,10 @@ func (a *accumulator) snapshot() (Snapshot, error) {
 		Preemptions:        a.sum[preemptions],
 		Engines:            len(a.engines.list),
 		Models:             a.models.list,
+	}
+	var err error
+	if s.PromptLengths, err = a.promptLengths.buckets(metricNames[promptLengthBuckets]); err != nil {
+		return Snapshot{}, err
 	}
 	for _, m := range [...]metric{kvCacheUsage, gpuCacheUsage} {
 		if a.count[m] > 0 {
