@@ -222,17 +222,20 @@ func seriesString(s *promtext.Sample) string {
 type seriesSet struct {
 	arena  []byte
 	refs   []keyRef
-	slots  []int32 // 1 + an index into refs, 0 for a free slot; a power of two, at most 3/4 full
+	slots  []slot // a power of two, at most 3/4 full
 	arenaB [4096]byte
 	refBuf [96]keyRef
-	slotB  [128]int32
+	slotB  [128]slot
 }
 
-// keyRef is a key's place in the arena, the low bits of its hash (enough to index any table a Parse
-// builds), and its value.
-type keyRef struct {
-	hash, start, end uint32
-	val              int32
+// keyRef is a key's place in the arena and its value.
+type keyRef struct{ start, end, val int }
+
+// slot is a key's hash, cut to the bits that index any table a Parse builds, and 1 + its index in refs;
+// 0 for a free slot.
+type slot struct {
+	hash uint32
+	ref  int32
 }
 
 var keySeed = maphash.MakeSeed()
@@ -247,15 +250,17 @@ func (ss *seriesSet) insert(key []byte, val int) (int, bool) {
 	h := uint32(maphash.Bytes(keySeed, key))
 	mask := uint32(len(ss.slots) - 1)
 	i := h & mask
-	for ; ss.slots[i] != 0; i = (i + 1) & mask {
-		if r := &ss.refs[ss.slots[i]-1]; r.hash == h && bytes.Equal(ss.arena[r.start:r.end], key) {
-			return int(r.val), true
+	for ; ss.slots[i].ref != 0; i = (i + 1) & mask {
+		if sl := ss.slots[i]; sl.hash == h {
+			if r := ss.refs[sl.ref-1]; bytes.Equal(ss.arena[r.start:r.end], key) {
+				return r.val, true
+			}
 		}
 	}
-	start := uint32(len(ss.arena))
+	start := len(ss.arena)
 	ss.arena = append(ss.arena, key...)
-	ss.refs = append(ss.refs, keyRef{h, start, uint32(len(ss.arena)), int32(val)})
-	ss.slots[i] = int32(len(ss.refs))
+	ss.refs = append(ss.refs, keyRef{start, len(ss.arena), val})
+	ss.slots[i] = slot{h, int32(len(ss.refs))}
 	if 4*len(ss.refs) > 3*len(ss.slots) {
 		ss.grow()
 	}
@@ -264,14 +269,18 @@ func (ss *seriesSet) insert(key []byte, val int) (int, bool) {
 
 // grow doubles the table and places every key again.
 func (ss *seriesSet) grow() {
-	ss.slots = make([]int32, 2*len(ss.slots))
+	old := ss.slots
+	ss.slots = make([]slot, 2*len(old))
 	mask := uint32(len(ss.slots) - 1)
-	for j, r := range ss.refs {
-		i := r.hash & mask
-		for ss.slots[i] != 0 {
+	for _, sl := range old {
+		if sl.ref == 0 {
+			continue
+		}
+		i := sl.hash & mask
+		for ss.slots[i].ref != 0 {
 			i = (i + 1) & mask
 		}
-		ss.slots[i] = int32(j + 1)
+		ss.slots[i] = sl
 	}
 }
 

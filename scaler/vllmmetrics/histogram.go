@@ -19,9 +19,10 @@ type histogram struct {
 	index map[float64]int
 	// next is where the label set's next bucket usually is: every label set lists the same bounds in the
 	// same order, so after the first one a scan is rarely needed.
-	next   int
-	groups int // label sets seen
-	buf    [24]bound
+	next     int
+	groups   int  // label sets seen
+	unsorted bool // whether a bound was added after a larger one
+	buf      [24]bound
 }
 
 type bound struct {
@@ -40,6 +41,7 @@ func (h *histogram) add(le, v float64) {
 	i := h.find(le)
 	if i < 0 {
 		i = len(h.bounds)
+		h.unsorted = h.unsorted || i > 0 && le < h.bounds[i-1].le
 		h.bounds = append(h.bounds, bound{le: le})
 		if h.index == nil && len(h.bounds) > maxScannedBounds {
 			h.index = make(map[float64]int, 2*len(h.bounds))
@@ -79,7 +81,9 @@ func (h *histogram) buckets(name string) ([]Bucket, error) {
 	if len(h.bounds) == 0 {
 		return nil, nil
 	}
-	slices.SortFunc(h.bounds, func(a, b bound) int { return cmp.Compare(a.le, b.le) })
+	if h.unsorted {
+		slices.SortFunc(h.bounds, func(a, b bound) int { return cmp.Compare(a.le, b.le) })
+	}
 	if last := h.bounds[len(h.bounds)-1]; !math.IsInf(last.le, 1) {
 		return nil, fmt.Errorf(`%w: %s has no le="+Inf" bucket (the largest is le=%q): without it the number of requests is unknown`,
 			ErrInvalidValue, name, formatBound(last.le))
@@ -102,9 +106,9 @@ func (h *histogram) buckets(name string) ([]Bucket, error) {
 }
 
 // bucketBound reads the le label of a bucket sample: its index among the sample's labels and its value.
-// A missing or unreadable le is an invalid value, not a syntax error: the line is well-formed Prometheus
-// text (expfmt accepts it unless the payload types the family as a histogram), it only does not say which
-// bucket it counts.
+// A missing or unreadable le is ErrInvalidValue, not ErrSyntax: the line is well-formed Prometheus text
+// (expfmt reads it as an untyped sample when no TYPE line says histogram), it only does not say which
+// bucket it counts; and ErrSyntax promises a *promtext.SyntaxError, the scanner's verdict on the text.
 func bucketBound(s *promtext.Sample) (int, float64, error) {
 	for i := range s.NumLabels() {
 		name, value := s.LabelAt(i)

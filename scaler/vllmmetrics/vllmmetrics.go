@@ -48,7 +48,8 @@ type Snapshot struct {
 	Preemptions   float64 // sum of the counter vllm:num_preemptions_total; 0 if absent
 	// PromptLengths is the histogram vllm:request_prompt_tokens: the prompt lengths of finished and aborted
 	// requests, as cumulative buckets in increasing order of upper bound, the last one +Inf, each count
-	// summed over engines; nil if absent.
+	// summed over label sets (engines, model names), which must all have the same bounds; nil if the
+	// payload has no vllm:request_prompt_tokens_bucket sample.
 	PromptLengths []Bucket
 	// Engines is the number of distinct values of the engine label on vllm:num_requests_running, a series
 	// without the label (vLLM V0) counting as one engine.
@@ -72,7 +73,8 @@ var (
 	// one: a bucket without a number as its le label, no +Inf bucket, label sets (engines) with different
 	// bounds, or counts that decrease as the bound grows.
 	ErrInvalidValue = errors.New("invalid value")
-	// ErrDuplicate: a series (name and full label set) appears twice.
+	// ErrDuplicate: a series (name and full label set) appears twice. Bucket bounds compare as numbers:
+	// le="1" and le="1.0" of one label set are one series.
 	ErrDuplicate = errors.New("duplicate series")
 	// ErrTooManySeries: a metric read has more than MaxSeriesPerMetric label sets.
 	ErrTooManySeries = errors.New("too many series")

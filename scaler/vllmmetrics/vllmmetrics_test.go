@@ -261,7 +261,7 @@ func TestParsePromptLengthsManyBounds(t *testing.T) {
 	b.WriteString(base)
 	for e := range engines {
 		for i := range bounds {
-			j := (i*(2*e+1) + e) % bounds // each engine its own permutation of the bounds
+			j := (i*(2*e+1) + e + 1) % bounds // each engine its own permutation of the bounds
 			le := strconv.Itoa(j)
 			if j == bounds-1 {
 				le = "+Inf"
