@@ -30,10 +30,14 @@ import (
 //     demand.
 //   - KV cache: the B sequences each hold the mean context the pods report (usage × cache tokens /
 //     running). Under random routing a pod's share is a sum of independent requests, so its load in caches
-//     has mean f = B·context/cache and variance r·f, r the index of dispersion the pods show (var/mean of
-//     their loads, kvcache.go), or 2·context/cache (exponential contexts) before two pods show it. A request
-//     that finds its pod's cache full waits for a sequence to finish, seconds: that chance is 1 − Φ((1 −
-//     f)/√(r·f)).
+//     has mean f = B·context/cache. The batch itself is not Poisson: each sequence slows every step, so a
+//     sequence leaves at the rate 1/(d̄·t(B)), and B at a rate that grows slower than B. That birth-death
+//     chain's batch is negative binomial, with variance B/(1 − p), p = (λ/N)·d̄·c/(1 − ρ) the share of the
+//     pod's decode capacity in use (the processor-sharing effect: near saturation, the batch swings
+//     widely). With exponential contexts (C² 1), the load has variance r·f, r = (context/cache)·(1 + 1/(1 −
+//     p)). The pods' own spread (var/mean of their loads, kvcache.go), measured at the current count, replaces
+//     context/cache·2 once two pods show it, and is carried to other counts by the same factor. A request that
+//     finds its pod's cache full waits for a sequence to finish, seconds: that chance is 1 − Φ((1 − f)/√(r·f)).
 //   - Prefill queue: a request also waits for the prompts ahead of it. Each pod is a queue of prefill work
 //     with utilization u and mean service time S (an M/G/1 queue, C² the squared coefficient of variation of
 //     the prompt lengths, 1 if unknown); the Pollaczek–Khinchine waiting time has an exponential tail,
@@ -110,6 +114,9 @@ type PodLoad struct {
 	// PrefillTPS is the pod's prefill rate while decoding Batch; Utilization the share of its time spent
 	// prefilling.
 	PrefillTPS, Utilization float64
+	// DecodeLoad is the share of the pod's decode capacity its sequences use, (λ/N)·d̄·c/(1 − ρ): the
+	// batch's variance over its mean is 1/(1 − DecodeLoad).
+	DecodeLoad float64
 	// Service is a request's mean prefill time; Budget what the objective leaves for its wait and its own
 	// prefill (the objective less one step).
 	Service, Budget time.Duration
@@ -126,7 +133,8 @@ type PodLoad struct {
 }
 
 // At is the model's picture of each pod when n pods share demand d; kvDispersion is the pods' measured
-// index of dispersion of KV load (in caches), 0 if unknown.
+// index of dispersion of KV load (in caches) with the batch's own dispersion taken out (BaseDispersion), 0 if
+// unknown.
 func (c Capacity) At(n int32, d Demand, b Budget, kvDispersion float64) PodLoad {
 	pl := PodLoad{Pods: n}
 	if n < 1 {
@@ -179,9 +187,10 @@ func (c Capacity) batch(lam float64, d Demand, base, per float64, pl *PodLoad) b
 		u := lam * d.PromptPerRequest / v
 		den := 1 - lam*d.DecodePerRequest*per/(1-rho)
 		if u >= 1 || den <= 0 {
-			pl.Limit, pl.Batch, pl.Utilization = "decode", math.Inf(1), u
+			pl.Limit, pl.Batch, pl.Utilization, pl.DecodeLoad = "decode", math.Inf(1), u, 1
 			return false
 		}
+		pl.DecodeLoad = 1 - den
 		next := lam * (d.PromptPerRequest/v + d.DecodePerRequest*base/(1-rho)) / den
 		done := math.Abs(next-b) < 1e-3*max(next, 1)
 		b = next
@@ -211,11 +220,34 @@ func (c Capacity) kv(d Demand, dispersion float64, pl *PodLoad) {
 	if !(r > 0) {
 		r = 2 * d.ContextPerSeq / c.KVTokens
 	}
+	r *= batchDispersion(pl.DecodeLoad)
 	if pl.KVFill <= 0 {
 		return
 	}
 	z := (1 - pl.KVFill) / math.Sqrt(r*pl.KVFill)
 	pl.KVLate = 0.5 * math.Erfc(z/math.Sqrt2)
+}
+
+// maxDecodeLoad caps the decode load the batch's dispersion is computed at: beyond it, a pod is saturated and
+// the batch's solution, not its spread, says so.
+const maxDecodeLoad = 0.95
+
+// batchDispersion is the factor the batch's own dispersion puts on the KV load's, against a Poisson batch:
+// (1 + 1/(1 − p))/2 for exponential contexts at decode load p.
+func batchDispersion(p float64) float64 {
+	return (1 + 1/(1-min(max(p, 0), maxDecodeLoad))) / 2
+}
+
+// BaseDispersion is the KV load's index of dispersion r, measured across n pods serving d, with the batch's
+// own dispersion at that count taken out: what At takes.
+func (c Capacity) BaseDispersion(r float64, n int32, d Demand) float64 {
+	if !(r > 0) || n < 1 {
+		return 0
+	}
+	var pl PodLoad
+	lam := d.Arrivals / float64(n)
+	c.batch(lam, d, c.StepBase.Seconds(), c.StepPerSeq.Seconds()+c.StepPerContextToken.Seconds()*d.ContextPerSeq, &pl)
+	return r / batchDispersion(pl.DecodeLoad)
 }
 
 // queue sets the prefill queue's budget and the share of requests late for it.

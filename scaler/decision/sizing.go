@@ -30,6 +30,7 @@ func (a *Autoscaler) model(p Policy, s Snapshot, d *Decision) bool {
 	b := p.budget()
 	limit := p.MaxReplicas + 1 // a count above maxReplicas says demand exceeds it
 	_, r, _ := a.kvLoad()
+	r = c.BaseDispersion(r, int32(s.Ready), m.Demand) // measured across the ready pods
 	if !a.on(MechanismKVHeadroom) {
 		r = 0
 	}

@@ -12,7 +12,8 @@ import (
 
 // The capacity model's calibration: what share of requests it predicts late, against what the fixed counts
 // realize. Every fixed count's run is cut into minutes; for each minute the model is given the minute's true
-// demand (the trace's arrivals and mean tokens, no measurement error; the prompt lengths' shape of the
+// demand (the trace's arrivals and mean tokens, no measurement error; the context a running sequence holds
+// weighted by how long it decodes, as the pods' KV usage over their running requests shows it; the prompt lengths' shape of the
 // minute and the calibrationShape before it, in vLLM's buckets, as the scaler measures it) at that count, and its predicted late share is set beside the share of the minute's requests the run served
 // late. Only minutes the model calls comfortable for the calibrationQuiet before them (predicted late under
 // calibrationQuietLate), and that start with no more requests waiting than pods ready, count: a backlog
@@ -63,19 +64,21 @@ func calibrate(reqs []sim.Request, results []sim.Result, bursts []sim.Burst, sta
 		point := 0                       // r.Series[point] is the last point at or before the minute's start
 		for start := 0; start < len(reqs); {
 			minute := reqs[start].At / time.Minute
-			end, prompt, output, late := start, 0.0, 0.0, 0
+			end, prompt, output, held, late := start, 0.0, 0.0, 0.0, 0
 			h := promptHistogram()
 			for ; end < len(reqs) && reqs[end].At/time.Minute == minute; end++ {
 				prompt += float64(reqs[end].PromptTokens)
 				h.Counts[bucket(reqs[end].PromptTokens)]++
 				output += float64(reqs[end].OutputTokens)
+				// A sequence holds its prompt and half its output on average, for as long as it decodes.
+				held += float64(reqs[end].OutputTokens) * (float64(reqs[end].PromptTokens) + float64(reqs[end].OutputTokens)/2)
 				if !r.Met[end] {
 					late++
 				}
 			}
 			k := float64(end - start)
 			d := decision.Demand{Arrivals: k / 60, PromptPerRequest: prompt / k, DecodePerRequest: output / k,
-				ContextPerSeq: (prompt + output/2) / k, PromptShape: recentShape(append(lengths, h))}
+				ContextPerSeq: held / output, PromptShape: recentShape(append(lengths, h))}
 			lengths = append(lengths, h)
 			if len(lengths) > int(calibrationShape/time.Minute) {
 				lengths = lengths[1:]
