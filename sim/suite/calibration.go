@@ -12,14 +12,15 @@ import (
 
 // The capacity model's calibration: what share of requests it predicts late, against what the fixed counts
 // realize. Every fixed count's run is cut into minutes; for each minute the model is given the minute's true
-// demand (the trace's arrivals and mean tokens, no measurement error; the context a running sequence holds
-// weighted by how long it decodes, as the pods' KV usage over their running requests shows it; the prompt lengths' shape of the
-// minute and the calibrationShape before it, in vLLM's buckets, as the scaler measures it) at that count, and its predicted late share is set beside the share of the minute's requests the run served
-// late. Only minutes the model calls comfortable for the calibrationQuiet before them (predicted late under
-// calibrationQuietLate), and that start with no more requests waiting than pods ready, count: a backlog
-// carried from an overloaded minute is no error of the model's tail. Nor do minutes that touch a burst or the
-// startup delay after it: the model takes arrivals to be Poisson at the minute's mean rate, and a burst
-// inside the minute is not.
+// demand at that count, as the scaler would measure it without error: the trace's arrivals and mean tokens,
+// the context a running sequence holds weighted by how long it decodes (what the pods' KV usage over their
+// running requests shows), and the prompt lengths' shape in vLLM's buckets over the minute and the
+// calibrationShape before it. Its predicted late share is set beside the share of the minute's requests the
+// run served late. Only minutes the model calls comfortable for the calibrationQuiet before them (predicted
+// late under calibrationQuietLate), and that start with no more requests waiting than pods ready, count: a
+// backlog carried from an overloaded minute is no error of the model's tail. Nor do minutes that touch a
+// burst or the startup delay after it: the model takes arrivals to be Poisson at the minute's mean rate, and
+// a burst inside the minute is not.
 const (
 	calibrationQuiet     = 3 * time.Minute
 	calibrationQuietLate = 1e-2

@@ -182,7 +182,7 @@ func (r Report) ablationSection(p *printer) {
 func (r Report) calibrationSection(p *printer) {
 	p.f("## The capacity model against the fixed counts\n\n"+
 		"Each fixed count's run, minute by minute: the share of requests the capacity model predicts late at that count "+
-		"for the minute's true demand (arrivals and mean tokens from the trace; the prompt lengths' shape, in vLLM's buckets, of that minute and the %s before it), against the share the run "+
+		"for the minute's true demand (arrivals and mean tokens from the trace; the context a sequence holds weighted by how long it decodes, as the pods' KV usage shows it; the prompt lengths' shape, in vLLM's buckets, of that minute and the %s before it), against the share the run "+
 		"served late. Minutes count when the model called the %s before them comfortable (under %g late) and the run "+
 		"starts them with no more requests waiting than pods ready, so that a carried backlog is not read as the model's "+
 		"error, and when they touch no burst nor the startup delay after one "+
