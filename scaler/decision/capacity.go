@@ -36,8 +36,10 @@ import (
 //     pod's decode capacity in use (the processor-sharing effect: near saturation, the batch swings
 //     widely). With exponential contexts (C² 1), the load has variance r·f, r = (context/cache)·(1 + 1/(1 −
 //     p)). The pods' own spread (var/mean of their loads, kvcache.go), measured at the current count, replaces
-//     context/cache·2 once two pods show it, and is carried to other counts by the same factor. A request that
-//     finds its pod's cache full waits for a sequence to finish, seconds: that chance is 1 − Φ((1 − f)/√(r·f)).
+//     context/cache·2 once two pods show it, and is carried to other counts by the same factor. vLLM admits a
+//     request once its pod's cache has free blocks for its whole prompt; one that finds them missing waits
+//     for sequences to finish, seconds. For a prompt of x caches that chance is 1 − Φ((1 − x − f)/√(r·f)),
+//     averaged over the prompt lengths.
 //   - Prefill queue: a request also waits for the prompts ahead of it. Each pod is a queue of prefill work
 //     with utilization u and mean service time S (an M/G/1 queue, C² the squared coefficient of variation of
 //     the prompt lengths, 1 if unknown); the Pollaczek–Khinchine waiting time has an exponential tail,
@@ -224,8 +226,12 @@ func (c Capacity) kv(d Demand, dispersion float64, pl *PodLoad) {
 	if pl.KVFill <= 0 {
 		return
 	}
-	z := (1 - pl.KVFill) / math.Sqrt(r*pl.KVFill)
-	pl.KVLate = 0.5 * math.Erfc(z/math.Sqrt2)
+	// vLLM admits a request once the cache has free blocks for its whole (uncached) prompt: it finds its pod
+	// full when the load passes 1 less its own prompt.
+	sd, own := math.Sqrt(r*pl.KVFill), d.PromptPerRequest/c.KVTokens
+	pl.KVLate = d.PromptShape.mean(func(x float64) float64 {
+		return 0.5 * math.Erfc((1-pl.KVFill-x*own)/sd/math.Sqrt2)
+	})
 }
 
 // maxDecodeLoad caps the decode load the batch's dispersion is computed at: beyond it, a pod is saturated and

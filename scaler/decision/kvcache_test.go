@@ -155,24 +155,31 @@ func TestKVHeadroomHoldsTheWindow(t *testing.T) {
 	}
 }
 
-// The batch of TestCapacityOnePodByHand (2 requests/s, B = 6.969) on a pod whose cache holds 10,000 tokens:
-// its sequences use (λ/N)·d̄·c/(1 − ρ) = 2·100·1 ms/0.8 = 0.25 of its decode capacity, so the batch's
-// variance is B/0.75 and the load's index of dispersion (0.1 of a cache per sequence, exponential contexts)
-// r = 0.1·(1 + 1/0.75) = 0.2333. The cache is 69.7 % full on average, with standard deviation
-// √(0.2333·0.6969) = 0.4033: full 1 − Φ(0.3031/0.4033) = 22.6 % of the time. The pods' own spread, measured
-// at this count, replaces 0.2 (the Poisson part) through BaseDispersion.
+// The batch of TestCapacityOnePodByHand (2 requests/s, B = 6.969) on a pod whose cache holds 10,000 tokens,
+// every prompt 1,000 tokens: its sequences use (λ/N)·d̄·c/(1 − ρ) = 2·100·1 ms/0.8 = 0.25 of its decode
+// capacity, so the batch's variance is B/0.75 and the load's index of dispersion (0.1 of a cache per
+// sequence, exponential contexts) r = 0.1·(1 + 1/0.75) = 0.2333. The cache is 69.7 % full on average, with
+// standard deviation √(0.2333·0.6969) = 0.4033, and a request needs 0.1 of it free for its prompt: it finds
+// its pod full 1 − Φ((1 − 0.1 − 0.6969)/0.4033) = 1 − Φ(0.5036) = 30.7 % of the time. The pods' own spread,
+// measured at this count, replaces 0.2 (the Poisson part) through BaseDispersion.
 func TestKVCacheBatchDispersionByHand(t *testing.T) {
 	c := handPod
 	c.KVTokens = 10_000
-	d := Demand{Arrivals: 2, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000}
+	d := Demand{Arrivals: 2, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000, PromptShape: Shape{{Lo: 1, Hi: 1, P: 1}}}
 	b := Budget{TTFT: 2 * time.Second, Attainment: 0.99, QueueDepth: 5}
 	pl := c.At(1, d, b, 0)
 	near(t, "decode load", pl.DecodeLoad, 0.25, 1e-3)
 	near(t, "KV fill", pl.KVFill, 0.69694, 1e-3)
-	near(t, "KV late", pl.KVLate, 0.5*math.Erfc(0.30306/0.40326/math.Sqrt2), 2e-3)
+	near(t, "KV late", pl.KVLate, 0.3073, 2e-3)
 	measured := 0.3 // the pods' var/mean at this one count
 	base := c.BaseDispersion(measured, 1, d)
 	near(t, "base dispersion", base, 0.3/((1+1/0.75)/2), 1e-3)
 	sd := math.Sqrt(measured * pl.KVFill)
-	near(t, "KV late at the measured spread", c.At(1, d, b, base).KVLate, 0.5*math.Erfc((1-pl.KVFill)/sd/math.Sqrt2), 2e-3)
+	near(t, "KV late at the measured spread", c.At(1, d, b, base).KVLate, 0.5*math.Erfc((0.9-pl.KVFill)/sd/math.Sqrt2), 2e-3)
+	// Exponential prompts of the same mean: some need more than 0.1 of the cache, some less, and the long
+	// ones find it full more often than the short ones find it free.
+	d.PromptShape = nil
+	if exp := c.At(1, d, b, 0).KVLate; !(exp > pl.KVLate) {
+		t.Fatalf("exponential prompts find the cache full %.4f of the time, equal ones %.4f", exp, pl.KVLate)
+	}
 }

@@ -125,6 +125,26 @@ func (s Shape) late(t, u, phi float64) float64 {
 	return p
 }
 
+// mean is the expectation of f over the lengths (in multiples of the mean), exponential lengths when s is nil:
+// midpoints of quantiles for the exponential, of even steps within each share otherwise.
+func (s Shape) mean(f func(x float64) float64) float64 {
+	var sum float64
+	if s == nil {
+		const k = 32
+		for i := range k {
+			sum += f(-math.Log1p(-(float64(i)+0.5)/k)) / k
+		}
+		return sum
+	}
+	const k = 4
+	for _, x := range s {
+		for i := range k {
+			sum += x.P / k * f(x.Lo+(x.Hi-x.Lo)*(float64(i)+0.5)/k)
+		}
+	}
+	return sum
+}
+
 // add adds o's counts, weighted by w, to h's; o's counts replace h's when the bounds differ (the pods'
 // --max-model-len changed).
 func (h *Histogram) add(o Histogram, w float64) {
