@@ -42,11 +42,12 @@ import (
 //     averaged over the prompt lengths.
 //   - Prefill queue: a request also waits for the prompts ahead of it. Each pod is a queue of prefill work
 //     with utilization u and mean service time S (an M/G/1 queue, C² the squared coefficient of variation of
-//     the prompt lengths, 1 if unknown); the Pollaczek–Khinchine waiting time has an exponential tail,
-//     P(W > w) ≈ u·exp(−θw), θ = 2(1−u)/(S·(1+C²)). A request is late when its wait and its own prefill
-//     together pass the objective less its first step, T: its own prefill varies with its prompt, taken as
-//     exponential with mean S, so P(late) = exp(−T/S) + u·exp(−θT)·(1 − exp(−aT))/(aS), a = 1/S − θ. A long
-//     prompt is late on its own, and leaves little of T for its wait.
+//     the prompt lengths); the Pollaczek–Khinchine waiting time has an exponential tail, P(W > w) ≈
+//     u·exp(−θw), θ = 2(1−u)/(S·(1+C²)). A request is late when its wait and its own prefill together pass
+//     the objective less its first step, T: its own prefill is S times its prompt over the mean prompt, and
+//     P(late) integrates P(W > T − own prefill) over the prompt lengths' shape (shape.go). Without the shape,
+//     lengths are exponential (C² 1): P(late) = exp(−T/S) + u·exp(−θT)·(1 − exp(−aT))/(aS), a = 1/S − θ. A
+//     long prompt is late on its own, and leaves little of T for its wait.
 //   - The two ways to be late add up; at most 1 − attainment of the requests may be.
 //   - The queue target bounds what its name says, the average queue per pod: the Pollaczek–Khinchine mean
 //     Lq = u²(1+C²)/(2(1−u)) stays at or under targetAverageQueueDepth.
