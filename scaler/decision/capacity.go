@@ -38,8 +38,9 @@ import (
 //     p)). The pods' own spread (var/mean of their loads, kvcache.go), measured at the current count, replaces
 //     context/cache·2 once two pods show it, and is carried to other counts by the same factor. vLLM admits a
 //     request once its pod's cache has free blocks for its whole prompt; one that finds them missing waits
-//     for sequences to finish, seconds. For a prompt of x caches that chance is 1 − Φ((1 − x − f)/√(r·f)),
-//     averaged over the prompt lengths.
+//     for sequences to finish, seconds. For a prompt of x caches that chance is P(load > 1 − x), the load
+//     taken as gamma with mean f and variance r·f (a compound Poisson sum is skewed to the right), averaged
+//     over the prompt lengths.
 //   - Prefill queue: a request also waits for the prompts ahead of it. Each pod is a queue of prefill work
 //     with utilization u and mean service time S (an M/G/1 queue, C² the squared coefficient of variation of
 //     the prompt lengths); the Pollaczek–Khinchine waiting time has an exponential tail, P(W > w) ≈
@@ -228,11 +229,61 @@ func (c Capacity) kv(d Demand, dispersion float64, pl *PodLoad) {
 		return
 	}
 	// vLLM admits a request once the cache has free blocks for its whole (uncached) prompt: it finds its pod
-	// full when the load passes 1 less its own prompt.
-	sd, own := math.Sqrt(r*pl.KVFill), d.PromptPerRequest/c.KVTokens
+	// full when the load passes 1 less its own prompt. The load, a compound Poisson sum, is skewed to the
+	// right: a gamma distribution of its mean and variance (shape f/r, scale r) carries that skew, where a
+	// normal one would understate the tail.
+	own := d.PromptPerRequest / c.KVTokens
 	pl.KVLate = d.PromptShape.mean(func(x float64) float64 {
-		return 0.5 * math.Erfc((1-pl.KVFill-x*own)/sd/math.Sqrt2)
+		return upperGamma(pl.KVFill/r, max(1-x*own, 0)/r)
 	})
+}
+
+// upperGamma is the regularized upper incomplete gamma function Q(a, x) = Γ(a, x)/Γ(a): the chance that a
+// gamma variable of shape a and scale 1 exceeds x. A series below a + 1, a continued fraction above
+// (Numerical Recipes' gammq).
+func upperGamma(a, x float64) float64 {
+	switch {
+	case !(a > 0) || math.IsInf(a, 1):
+		return 0
+	case x <= 0:
+		return 1
+	}
+	lg, _ := math.Lgamma(a)
+	front := math.Exp(-x + a*math.Log(x) - lg)
+	if x < a+1 {
+		sum, term := 1/a, 1/a
+		for n := 1.0; n < 1000; n++ {
+			term *= x / (a + n)
+			sum += term
+			if term < sum*1e-15 {
+				break
+			}
+		}
+		return max(1-front*sum, 0)
+	}
+	const tiny = 1e-300
+	b := x + 1 - a
+	cf, dd := 1/tiny, 1/b
+	h := dd
+	for i := 1.0; i < 1000; i++ {
+		an := -i * (i - a)
+		b += 2
+		dd = an*dd + b
+		if math.Abs(dd) < tiny {
+			dd = tiny
+		}
+		cf = b + an/cf
+		if math.Abs(cf) < tiny {
+			cf = tiny
+		}
+		dd = 1 / dd
+		step := dd * cf
+		h *= step
+		if math.Abs(step-1) < 1e-15 {
+			break
+		}
+	}
+	return min(front*h, 1)
 }
 
 // maxDecodeLoad caps the decode load the batch's dispersion is computed at: beyond it, a pod is saturated and

@@ -158,10 +158,11 @@ func TestKVHeadroomHoldsTheWindow(t *testing.T) {
 // The batch of TestCapacityOnePodByHand (2 requests/s, B = 6.969) on a pod whose cache holds 10,000 tokens,
 // every prompt 1,000 tokens: its sequences use (λ/N)·d̄·c/(1 − ρ) = 2·100·1 ms/0.8 = 0.25 of its decode
 // capacity, so the batch's variance is B/0.75 and the load's index of dispersion (0.1 of a cache per
-// sequence, exponential contexts) r = 0.1·(1 + 1/0.75) = 0.2333. The cache is 69.7 % full on average, with
-// standard deviation √(0.2333·0.6969) = 0.4033, and a request needs 0.1 of it free for its prompt: it finds
-// its pod full 1 − Φ((1 − 0.1 − 0.6969)/0.4033) = 1 − Φ(0.5036) = 30.7 % of the time. The pods' own spread,
-// measured at this count, replaces 0.2 (the Poisson part) through BaseDispersion.
+// sequence, exponential contexts) r = 0.1·(1 + 1/0.75) = 0.2333. The cache is 69.69 % full on average, and
+// a request needs 0.1 of it free for its prompt: with the load gamma of shape 0.6969/0.2333 = 2.987 and
+// scale 0.2333, it finds its pod full Q(2.987, 0.9/0.2333 = 3.857) ≈ 25.7 % of the time (Q(3, 3.857) =
+// (1 + 3.857 + 3.857²/2)·e^−3.857 = 26.0 %). The pods' own spread, measured at this count, replaces 0.2 (the
+// Poisson part) through BaseDispersion.
 func TestKVCacheBatchDispersionByHand(t *testing.T) {
 	c := handPod
 	c.KVTokens = 10_000
@@ -170,16 +171,32 @@ func TestKVCacheBatchDispersionByHand(t *testing.T) {
 	pl := c.At(1, d, b, 0)
 	near(t, "decode load", pl.DecodeLoad, 0.25, 1e-3)
 	near(t, "KV fill", pl.KVFill, 0.69694, 1e-3)
-	near(t, "KV late", pl.KVLate, 0.3073, 2e-3)
+	r := 0.1 * (1 + 1/0.75)
+	near(t, "KV late", pl.KVLate, upperGamma(0.69694/r, 0.9/r), 2e-3)
+	near(t, "KV late", pl.KVLate, 0.257, 1e-2)
 	measured := 0.3 // the pods' var/mean at this one count
 	base := c.BaseDispersion(measured, 1, d)
 	near(t, "base dispersion", base, 0.3/((1+1/0.75)/2), 1e-3)
-	sd := math.Sqrt(measured * pl.KVFill)
-	near(t, "KV late at the measured spread", c.At(1, d, b, base).KVLate, 0.5*math.Erfc((0.9-pl.KVFill)/sd/math.Sqrt2), 2e-3)
+	near(t, "KV late at the measured spread", c.At(1, d, b, base).KVLate, upperGamma(pl.KVFill/measured, 0.9/measured), 2e-3)
 	// Exponential prompts of the same mean: some need more than 0.1 of the cache, some less, and the long
 	// ones find it full more often than the short ones find it free.
 	d.PromptShape = nil
 	if exp := c.At(1, d, b, 0).KVLate; !(exp > pl.KVLate) {
 		t.Fatalf("exponential prompts find the cache full %.4f of the time, equal ones %.4f", exp, pl.KVLate)
+	}
+}
+
+// upperGamma against its closed forms: Q(1, x) = e^−x, Q(2, x) = (1 + x)·e^−x, Q(3, x) = (1 + x + x²/2)·e^−x,
+// Q(1/2, x) = erfc(√x), on both sides of a + 1 (series and continued fraction).
+func TestUpperGamma(t *testing.T) {
+	for _, x := range []float64{0.01, 0.5, 1, 2.5, 4, 10, 40} {
+		e := math.Exp(-x)
+		near(t, "Q(1, x)", upperGamma(1, x), e, 1e-9)
+		near(t, "Q(2, x)", upperGamma(2, x), (1+x)*e, 1e-9)
+		near(t, "Q(3, x)", upperGamma(3, x), (1+x+x*x/2)*e, 1e-9)
+		near(t, "Q(1/2, x)", upperGamma(0.5, x), math.Erfc(math.Sqrt(x)), 1e-9)
+	}
+	if upperGamma(3, 0) != 1 || upperGamma(3, -1) != 1 || upperGamma(0, 1) != 0 || upperGamma(math.Inf(1), 1) != 0 {
+		t.Fatal("edge cases: Q(a, x ≤ 0) = 1, and no shape, no tail")
 	}
 }
