@@ -140,19 +140,12 @@ type PodLoad struct {
 // index of dispersion of KV load (in caches) with the batch's own dispersion taken out (BaseDispersion), 0 if
 // unknown.
 func (c Capacity) At(n int32, d Demand, b Budget, kvDispersion float64) PodLoad {
-	pl := PodLoad{Pods: n}
-	if n < 1 {
-		pl.Limit = "no pod"
-		return pl
-	}
-	lam := d.Arrivals / float64(n)
-	base := c.StepBase.Seconds()
-	per := c.StepPerSeq.Seconds() + c.StepPerContextToken.Seconds()*d.ContextPerSeq
-	if !c.batch(lam, d, base, per, &pl) {
+	pl, ok := c.load(n, d)
+	if !ok {
 		return pl
 	}
 	c.kv(d, kvDispersion, &pl)
-	c.queue(lam, d, b, &pl)
+	c.queue(d, b, &pl)
 	pl.Late = pl.QueueLate + pl.KVLate
 	switch {
 	case pl.Batch+2.33*math.Sqrt(pl.Batch) > c.MaxSeqs:
@@ -169,6 +162,25 @@ func (c Capacity) At(n int32, d Demand, b Budget, kvDispersion float64) PodLoad 
 		pl.Fits = true
 	}
 	return pl
+}
+
+// load is the model's picture of each pod at n pods before the tails: the batch, the prefill share and the
+// KV cache's mean fill; false, with Limit saying why, if no batch serves the demand.
+func (c Capacity) load(n int32, d Demand) (PodLoad, bool) {
+	pl := PodLoad{Pods: n}
+	if n < 1 {
+		pl.Limit = "no pod"
+		return pl, false
+	}
+	base := c.StepBase.Seconds()
+	per := c.StepPerSeq.Seconds() + c.StepPerContextToken.Seconds()*d.ContextPerSeq
+	if !c.batch(d.Arrivals/float64(n), d, base, per, &pl) {
+		return pl, false
+	}
+	if d.ContextPerSeq > 0 && c.KVTokens > 0 {
+		pl.KVFill = pl.Batch * d.ContextPerSeq / c.KVTokens
+	}
+	return pl, true
 }
 
 // batch solves Little's law for the batch and the prefill share together; false if no batch serves lam.
@@ -214,20 +226,16 @@ func (c Capacity) batch(lam float64, d Demand, base, per float64, pl *PodLoad) b
 	return true
 }
 
-// kv sets the KV cache's mean fill and the chance that a request finds it full.
+// kv sets the chance that a request finds its pod's KV cache full, from the mean fill load set.
 func (c Capacity) kv(d Demand, dispersion float64, pl *PodLoad) {
-	if !(d.ContextPerSeq > 0) || !(c.KVTokens > 0) {
-		return
+	if !(pl.KVFill > 0) {
+		return // no context or no cache to fill
 	}
-	pl.KVFill = pl.Batch * d.ContextPerSeq / c.KVTokens
 	r := dispersion
 	if !(r > 0) {
 		r = 2 * d.ContextPerSeq / c.KVTokens
 	}
 	r *= batchDispersion(pl.DecodeLoad)
-	if pl.KVFill <= 0 {
-		return
-	}
 	// vLLM admits a request once the cache has free blocks for its whole (uncached) prompt: it finds its pod
 	// full when the load passes 1 less its own prompt. The load, a compound Poisson sum, is skewed to the
 	// right: a gamma distribution of its mean and variance (shape f/r, scale r) carries that skew, where a
@@ -302,14 +310,12 @@ func (c Capacity) BaseDispersion(r float64, n int32, d Demand) float64 {
 	if !(r > 0) || n < 1 {
 		return 0
 	}
-	var pl PodLoad
-	lam := d.Arrivals / float64(n)
-	c.batch(lam, d, c.StepBase.Seconds(), c.StepPerSeq.Seconds()+c.StepPerContextToken.Seconds()*d.ContextPerSeq, &pl)
+	pl, _ := c.load(n, d)
 	return r / batchDispersion(pl.DecodeLoad)
 }
 
 // queue sets the prefill queue's budget and the share of requests late for it.
-func (c Capacity) queue(lam float64, d Demand, b Budget, pl *PodLoad) {
+func (c Capacity) queue(d Demand, b Budget, pl *PodLoad) {
 	u, service := pl.Utilization, pl.Service.Seconds()
 	t := max(b.TTFT.Seconds()-pl.Step.Seconds(), 0)
 	pl.Budget = seconds(t)
@@ -348,9 +354,8 @@ func (c Capacity) Saturation(d Demand) float64 {
 	serves := func(lam float64) bool {
 		dd := d
 		dd.Arrivals = lam
-		pl := c.At(1, dd, Budget{Attainment: 0}, 0)
-		return pl.Utilization < 1 && !math.IsInf(pl.Batch, 0) && pl.Limit != "step token budget" &&
-			pl.KVFill <= 1 && pl.Batch <= c.MaxSeqs
+		pl, ok := c.load(1, dd) // the tails do not matter to what a pod serves at all
+		return ok && pl.Utilization < 1 && pl.KVFill <= 1 && pl.Batch <= c.MaxSeqs
 	}
 	lo, hi := 0.0, 1/work
 	for range 40 {

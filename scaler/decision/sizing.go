@@ -29,10 +29,10 @@ func (a *Autoscaler) model(p Policy, s Snapshot, d *Decision) bool {
 	}
 	b := p.budget()
 	limit := p.MaxReplicas + 1 // a count above maxReplicas says demand exceeds it
-	_, r, _ := a.kvLoad()
-	r = c.BaseDispersion(r, int32(s.Ready), m.Demand) // measured across the ready pods
-	if !a.on(MechanismKVHeadroom) {
-		r = 0
+	var r float64
+	if a.on(MechanismKVHeadroom) {
+		_, measured, _ := a.kvLoad()
+		r = c.BaseDispersion(measured, int32(s.Ready), m.Demand) // measured across the ready pods
 	}
 	now := c.Fewest(m.Demand, b, r, limit)
 	grown := m.Demand
