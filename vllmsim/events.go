@@ -1,6 +1,9 @@
 package vllmsim
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Request is one completion request as the engine sees it: token counts only.
 type Request struct {
@@ -150,9 +153,9 @@ type Metrics struct {
 var PromptTokenBounds = [...]float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5,
 	5e5, 1e6, 2e6, 5e6}
 
-// ExportedPromptBounds is how many of PromptTokenBounds a server of params p exports: those up to the KV cache's
+// exportedPromptBounds is how many of PromptTokenBounds a server of params p exports: those up to the KV cache's
 // size, which stands in for --max-model-len (vLLM does not start with a longer context than its cache holds).
-func ExportedPromptBounds(p Params) int {
+func exportedPromptBounds(p Params) int {
 	n := 0
 	for n < len(PromptTokenBounds) && PromptTokenBounds[n] <= float64(p.KVCacheTokens) {
 		n++
@@ -161,9 +164,9 @@ func ExportedPromptBounds(p Params) int {
 }
 
 // PromptTokensCumulative is RequestPromptTokens as a server of params p exports it: the cumulative counts at
-// its first ExportedPromptBounds(p) bounds, then at +Inf.
+// its first exportedPromptBounds(p) bounds, then at +Inf.
 func (m *Metrics) PromptTokensCumulative(p Params) []uint64 {
-	n := ExportedPromptBounds(p)
+	n := exportedPromptBounds(p)
 	out := make([]uint64, n+1)
 	var below uint64
 	for i, c := range m.RequestPromptTokens {
@@ -173,12 +176,15 @@ func (m *Metrics) PromptTokensCumulative(p Params) []uint64 {
 	return out
 }
 
+// PromptBucket is the slot of RequestPromptTokens a prompt of tokens tokens counts in: the first bound at or
+// above it, len(PromptTokenBounds) above every bound.
+func PromptBucket(tokens int) int {
+	i, _ := slices.BinarySearch(PromptTokenBounds[:], float64(tokens))
+	return i
+}
+
 // observePrompt counts a finished or aborted request's prompt in RequestPromptTokens.
 func (m *Metrics) observePrompt(tokens int) {
-	i := 0
-	for i < len(PromptTokenBounds) && float64(tokens) > PromptTokenBounds[i] {
-		i++
-	}
-	m.RequestPromptTokens[i]++
+	m.RequestPromptTokens[PromptBucket(tokens)]++
 	m.RequestPromptTokensSum += uint64(tokens)
 }

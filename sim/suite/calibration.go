@@ -2,7 +2,6 @@ package suite
 
 import (
 	"math"
-	"slices"
 	"time"
 
 	"github.com/llm-d/llm-d/scaler/decision"
@@ -61,7 +60,7 @@ func calibrate(reqs []sim.Request, results []sim.Result, bursts []sim.Burst, sta
 			continue
 		}
 		var recent []float64
-		var lengths []decision.Histogram // the minutes' prompt lengths, the latest last
+		var lengths []decision.Histogram // this minute's prompt lengths and those of the calibrationShape before it
 		point := 0                       // r.Series[point] is the last point at or before the minute's start
 		for start := 0; start < len(reqs); {
 			minute := reqs[start].At / time.Minute
@@ -69,7 +68,7 @@ func calibrate(reqs []sim.Request, results []sim.Result, bursts []sim.Burst, sta
 			h := promptHistogram()
 			for ; end < len(reqs) && reqs[end].At/time.Minute == minute; end++ {
 				prompt += float64(reqs[end].PromptTokens)
-				h.Counts[bucket(reqs[end].PromptTokens)]++
+				h.Counts[vllmsim.PromptBucket(reqs[end].PromptTokens)]++
 				output += float64(reqs[end].OutputTokens)
 				// A sequence holds its prompt and half its output on average, for as long as it decodes.
 				held += float64(reqs[end].OutputTokens) * (float64(reqs[end].PromptTokens) + float64(reqs[end].OutputTokens)/2)
@@ -77,13 +76,13 @@ func calibrate(reqs []sim.Request, results []sim.Result, bursts []sim.Burst, sta
 					late++
 				}
 			}
-			k := float64(end - start)
-			d := decision.Demand{Arrivals: k / 60, PromptPerRequest: prompt / k, DecodePerRequest: output / k,
-				ContextPerSeq: held / output, PromptShape: recentShape(append(lengths, h))}
 			lengths = append(lengths, h)
-			if len(lengths) > int(calibrationShape/time.Minute) {
+			if len(lengths) > int(calibrationShape/time.Minute)+1 {
 				lengths = lengths[1:]
 			}
+			k := float64(end - start)
+			d := decision.Demand{Arrivals: k / 60, PromptPerRequest: prompt / k, DecodePerRequest: output / k,
+				ContextPerSeq: held / output, PromptShape: recentShape(lengths)}
 			pl := c.At(n, d, b, 0)
 			predicted := math.Min(pl.Late, 1)
 			if math.IsInf(pl.Batch, 0) || pl.Utilization >= 1 {
@@ -113,12 +112,6 @@ func calibrate(reqs []sim.Request, results []sim.Result, bursts []sim.Burst, sta
 // promptHistogram is an empty histogram in vLLM's prompt-length buckets.
 func promptHistogram() decision.Histogram {
 	return decision.Histogram{Bounds: vllmsim.PromptTokenBounds[:], Counts: make([]float64, len(vllmsim.PromptTokenBounds)+1)}
-}
-
-// bucket is the index of the bucket a prompt of n tokens counts in.
-func bucket(n int) int {
-	i, _ := slices.BinarySearch(vllmsim.PromptTokenBounds[:], float64(n))
-	return i
 }
 
 // recentShape is the shape of the histograms' sum.
