@@ -21,6 +21,8 @@ import (
 //     rate window, summed and forgotten the same way.
 //   - The context a running sequence holds is the KV-cache tokens in use over the requests running (usage ×
 //     cache size / running), averaged the same way; the pods' own cache size replaces the prior's.
+//   - The KV load's index of dispersion across the pods, with the batch's own dispersion at their count taken
+//     out (Capacity.BaseDispersion), is a property of the mix too, averaged the same way.
 
 // perRequestHalfLife is how fast the per-request sizes forget.
 const perRequestHalfLife = 5 * time.Minute
@@ -32,6 +34,8 @@ type sizes struct {
 	contextWeight, context, kvTokens float64
 	kvSamples                        float64
 	lengths                          Histogram
+	// dispersion is the sum of the KV load's base dispersions measured, dispersionSamples their count.
+	dispersion, dispersionSamples float64
 }
 
 // decay forgets in proportion to the time since the last update.
@@ -41,6 +45,7 @@ func (z *sizes) decay(now time.Time) {
 		z.requests, z.prompt, z.decode = z.requests*f, z.prompt*f, z.decode*f
 		z.contextWeight, z.context = z.contextWeight*f, z.context*f
 		z.kvTokens, z.kvSamples = z.kvTokens*f, z.kvSamples*f
+		z.dispersion, z.dispersionSamples = z.dispersion*f, z.dispersionSamples*f
 		z.lengths.scale(f)
 	}
 	z.at = now
@@ -137,4 +142,19 @@ func (a *Autoscaler) capacity(prior Capacity) Capacity {
 		prior.KVTokens = a.sizes.kvTokens / a.sizes.kvSamples
 	}
 	return prior
+}
+
+// kvDispersion folds in the KV load's index of dispersion measured across the pods of s, with the batch's own
+// dispersion at their count taken out, and returns its running average, 0 if none was measured. It is a
+// property of the mix, like the per-request sizes, and is averaged the same way: across a handful of pods,
+// one minute's spread varies by half its value and would move the count with it.
+func (z *sizes) kvDispersion(c Capacity, s Snapshot, d Demand) float64 {
+	if r, ok := spread(s); ok {
+		z.dispersion += c.BaseDispersion(r, int32(s.Ready), d)
+		z.dispersionSamples++
+	}
+	if z.dispersionSamples == 0 {
+		return 0
+	}
+	return z.dispersion / z.dispersionSamples
 }

@@ -64,14 +64,27 @@ func (a *Autoscaler) observeKV(s Snapshot) {
 	}
 	mean := sum / n
 	smp := kvSample{at: s.Now, k: mean * float64(max(s.Ready, len(s.Pods)))} // a pod without data counts as the mean
-	if n >= 2 && mean > 0 {
-		var v float64
-		for _, p := range s.Pods {
-			v += (kvUsage(p) - mean) * (kvUsage(p) - mean)
-		}
-		smp.r, smp.hasR = v/(n-1)/mean, true
-	}
+	smp.r, smp.hasR = spread(s)
 	a.kv = append(a.kv, smp)
+}
+
+// spread is the index of dispersion of the KV load across the pods of s (variance over mean, in caches);
+// false when fewer than two pods have data or the load is zero.
+func spread(s Snapshot) (float64, bool) {
+	n := float64(len(s.Pods))
+	var sum float64
+	for _, p := range s.Pods {
+		sum += kvUsage(p)
+	}
+	mean := sum / n
+	if n < 2 || !(mean > 0) {
+		return 0, false
+	}
+	var v float64
+	for _, p := range s.Pods {
+		v += (kvUsage(p) - mean) * (kvUsage(p) - mean)
+	}
+	return v / (n - 1) / mean, true
 }
 
 // kvUsage is a pod's KV-cache usage as a fraction, a bad value read as empty.

@@ -1,6 +1,7 @@
 package decision
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -128,5 +129,34 @@ func TestModelKeepsTheFaultMatrixPromises(t *testing.T) {
 		if d.Desired != 6 {
 			t.Fatalf("at %s after a restart: %d (%s: %s)", at, d.Desired, d.Rule, d.Reason)
 		}
+	}
+}
+
+// The KV load's dispersion is the mix's, not the moment's: each snapshot's spread across the pods, with the
+// batch's own dispersion at their count taken out, is averaged with the per-request sizes' forgetting, so a
+// snapshot one half-life old weighs half as much as the newest.
+func TestKVDispersionAveragesOverTheMix(t *testing.T) {
+	d := Demand{Arrivals: 4, PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000}
+	uneven := Snapshot{Now: t0, Ready: 2, Pods: []Pod{{KVCacheUsage: 0.1}, {KVCacheUsage: 0.3}}}
+	var z sizes
+	z.decay(t0)
+	first := handPod.BaseDispersion(0.1, 2, d) // variance 0.02 over mean 0.2
+	near(t, "one snapshot", z.kvDispersion(handPod, uneven, d), first, 1e-9)
+	later := t0.Add(perRequestHalfLife)
+	z.decay(later)
+	even := Snapshot{Now: later, Ready: 2, Pods: []Pod{{KVCacheUsage: 0.2}, {KVCacheUsage: 0.2}}}
+	near(t, "an even snapshot one half-life later", z.kvDispersion(handPod, even, d), first*0.5/1.5, 1e-9)
+	// A snapshot with one pod has no spread to measure: the average stands.
+	near(t, "one pod", z.kvDispersion(handPod, Snapshot{Now: later, Ready: 1, Pods: even.Pods[:1]}, d), first*0.5/1.5, 1e-9)
+}
+
+// Without growth, the headroom is the baseline alone, and the reason says no more than that.
+func TestHeadroomReasonWithoutGrowth(t *testing.T) {
+	a := New(modelled())
+	current := int32(1)
+	run(a, &current, 0, 20*time.Minute, func(time.Duration) float64 { return 8 })
+	d := run(a, &current, 20*time.Minute, 21*time.Minute, func(time.Duration) float64 { return 1 })
+	if d.Headroom != 1 || !strings.Contains(d.Reason, "(the 10m0s median) asks for") || strings.Contains(d.Reason, "grew") {
+		t.Fatalf("a fall in demand after a steady load: headroom ×%.2f, reason %q", d.Headroom, d.Reason)
 	}
 }

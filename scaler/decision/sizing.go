@@ -31,8 +31,7 @@ func (a *Autoscaler) model(p Policy, s Snapshot, d *Decision) bool {
 	limit := p.MaxReplicas + 1 // a count above maxReplicas says demand exceeds it
 	var r float64
 	if a.on(MechanismKVHeadroom) {
-		_, measured, _ := a.kvLoad()
-		r = c.BaseDispersion(measured, int32(s.Ready), m.Demand) // measured across the ready pods
+		r = a.sizes.kvDispersion(c, s, m.Demand)
 	}
 	now := c.Fewest(m.Demand, b, r, limit)
 	grown := m.Demand
@@ -45,8 +44,11 @@ func (a *Autoscaler) model(p Policy, s Snapshot, d *Decision) bool {
 	nowPods, needPods := now.Pods, need.Pods
 	d.Capacity, d.Headroom = nowPods, g
 	if needPods > nowPods {
-		why += fmt.Sprintf("; headroom: %.2f requests/s (the %s median) ×%.1f (%s) asks for %d",
-			base, baseSpan, g, event.String(s.Now), needPods)
+		why += fmt.Sprintf("; headroom: %.2f requests/s (the %s median)", base, baseSpan)
+		if g > 1 {
+			why += fmt.Sprintf(" ×%.1f (%s)", g, event.String(s.Now))
+		}
+		why += fmt.Sprintf(" asks for %d", needPods)
 	}
 	count := max(needPods, 1)
 	switch d.Rule {
