@@ -342,6 +342,20 @@ func (c Capacity) queue(d Demand, b Budget, pl *PodLoad) {
 	}
 }
 
+// Turnover is how long a pod serving d at rate sat keeps a sequence (Little's law: its batch over the rate),
+// 0 if it serves none.
+func (c Capacity) Turnover(d Demand, sat float64) time.Duration {
+	if !(sat > 0) {
+		return 0
+	}
+	d.Arrivals = sat
+	pl, ok := c.load(1, d)
+	if !ok {
+		return 0
+	}
+	return seconds(pl.Batch / sat)
+}
+
 // Saturation is the most requests/s of d's mix one pod serves at all, however late: the rate at which its
 // batch still has a solution, fits the KV cache on average and stays within --max-num-seqs. A backlog
 // drains at the pods' saturation rate less the arrivals.
