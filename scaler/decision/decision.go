@@ -194,8 +194,8 @@ type Decision struct {
 	KVCacheUsage    float64
 	// Batch is the estimated number of sequences a saturated pod sustains.
 	Batch float64
-	// Capacity is the capacity model's count for the current demand and Headroom the burst headroom's
-	// factor; both 0 when the model did not run.
+	// Capacity is the capacity model's count for the current demand and Headroom the factor on the
+	// baseline the burst headroom keeps pods for; both 0 when the model did not run.
 	Capacity int32
 	Headroom float64
 }

@@ -31,8 +31,13 @@ import (
 //     nothing: a ratio to nearly nothing measures the silence, not a burst, and minReplicas is the lever
 //     for what follows silences. Nor does the first levelSpan after the autoscaler starts: the baseline
 //     needs its span.
-//   - The headroom is the largest growth of the last growthMemory, at most growthMax. Demand grows in
-//     proportion: a burst of 4× on a low baseline asks for 4× that baseline.
+//   - A burst adds to demand or multiplies it, and one burst cannot tell which: code requests from a batch
+//     job add the same requests/s whatever the chat traffic beside them, a surge of users multiplies it.
+//     So each growth is remembered both ways, as its ratio and as its rise (the ratio's excess times the
+//     level it was measured against), and the headroom covers both: the baseline times the largest ratio
+//     of the last growthMemory, or the baseline plus the largest rise, whichever is more, and never more
+//     than growthMax times the baseline. The two agree on a steady baseline; on a moving one, the ratio
+//     covers the crest and the rise the trough.
 const (
 	levelSpan       = 2 * time.Minute
 	baseSpan        = 10 * time.Minute
@@ -60,7 +65,32 @@ type timedRate struct {
 
 type growthEvent struct {
 	at    time.Time
-	ratio float64
+	value float64 // a ratio, or a rise in requests/s
+}
+
+// slidingMax is the largest event of the last growthMemory: events strictly decreasing from the front, each
+// newer than those before it, so the front is the largest.
+type slidingMax []growthEvent
+
+func (m *slidingMax) push(e growthEvent) {
+	for len(*m) > 0 && (*m)[len(*m)-1].value <= e.value {
+		*m = (*m)[:len(*m)-1]
+	}
+	*m = append(*m, e)
+}
+
+func (m *slidingMax) expire(now time.Time) {
+	for len(*m) > 0 && now.Sub((*m)[0].at) > growthMemory {
+		*m = (*m)[1:]
+	}
+}
+
+// front is the largest event, the zero event if none.
+func (m slidingMax) front() growthEvent {
+	if len(m) == 0 {
+		return growthEvent{}
+	}
+	return m[0]
 }
 
 // growth is the autoscaler's memory of how fast demand has risen.
@@ -70,9 +100,8 @@ type growth struct {
 	level   float64 // the median of the rates of the last levelSpan
 	base    float64 // the median of the rates of the last baseSpan
 	pending []growthPoint
-	// events is a sliding-window maximum: ratios strictly decreasing from the front, each newer than those
-	// before it, so the front is the largest growth within growthMemory.
-	events []growthEvent
+	// ratios and rises are the largest growths within growthMemory, as ratios and as rises.
+	ratios, rises slidingMax
 }
 
 // observe records one round's arrivals, over the rate window and over the last scrape interval (each a rate
@@ -109,9 +138,8 @@ func (g *growth) observe(now time.Time, arrivals, recent, recentCount float64, h
 	if now.Sub(g.since) >= levelSpan && g.level*levelSpan.Seconds() >= minBaseRequests {
 		g.pending = append(g.pending, growthPoint{at: now, base: g.level})
 	}
-	for len(g.events) > 0 && now.Sub(g.events[0].at) > growthMemory {
-		g.events = g.events[1:]
-	}
+	g.ratios.expire(now)
+	g.rises.expire(now)
 	return g.base
 }
 
@@ -119,19 +147,26 @@ func (g *growth) record(p growthPoint) {
 	if p.ratio <= 1 {
 		return
 	}
-	e := growthEvent{p.at, min(p.ratio, growthMax)}
-	for len(g.events) > 0 && g.events[len(g.events)-1].ratio <= e.ratio {
-		g.events = g.events[:len(g.events)-1]
-	}
-	g.events = append(g.events, e)
+	ratio := min(p.ratio, growthMax)
+	g.ratios.push(growthEvent{p.at, ratio})
+	g.rises.push(growthEvent{p.at, (ratio - 1) * p.base})
 }
 
-// factor is the headroom to keep now: the largest growth remembered, 1 if none.
-func (g *growth) factor() (float64, growthEvent) {
-	if len(g.events) == 0 {
-		return 1, growthEvent{}
+// target is the demand the headroom keeps pods for now, at least the baseline, and what set it, in words
+// ("" when the baseline alone does).
+func (g *growth) target(now time.Time) (float64, string) {
+	ratio, rise := g.ratios.front(), g.rises.front()
+	byRatio, byRise := g.base*max(ratio.value, 1), g.base+rise.value
+	switch {
+	case byRatio >= byRise && ratio.value > 1:
+		return byRatio, fmt.Sprintf(" ×%.1f (demand grew %.1f× within one startup at %s)", ratio.value, ratio.value, ratio.when(now))
+	case byRatio >= byRise:
+		return g.base, ""
+	case byRise > g.base*growthMax:
+		return g.base * growthMax, fmt.Sprintf(" ×%g (demand rose by %.2f requests/s within one startup at %s, more than ×%g)",
+			growthMax, rise.value, rise.when(now), growthMax)
 	}
-	return g.events[0].ratio, g.events[0]
+	return byRise, fmt.Sprintf(" + %.2f (demand rose by that much within one startup at %s)", rise.value, rise.when(now))
 }
 
 // horizon is how long a scale-up takes to add a ready pod.
@@ -142,9 +177,9 @@ func horizon(startup time.Duration) time.Duration {
 	return startup + controlLag
 }
 
-func (e growthEvent) String(now time.Time) string {
-	return fmt.Sprintf("demand grew %.1f× within one startup at %s (%s ago)", e.ratio, e.at.UTC().Format("15:04"),
-		now.Sub(e.at).Round(time.Minute))
+// when says when the event was, in UTC, and how long ago.
+func (e growthEvent) when(now time.Time) string {
+	return fmt.Sprintf("%s (%s ago)", e.at.UTC().Format("15:04"), now.Sub(e.at).Round(time.Minute))
 }
 
 // median is the median rate; rates is not empty.

@@ -24,9 +24,9 @@ func (a *Autoscaler) model(p Policy, s Snapshot, d *Decision) bool {
 	if !m.partial {
 		base = a.growth.observe(s.Now, m.Arrivals, m.recent, m.recentCount, horizon(s.StartupDelay))
 	}
-	g, event := 1.0, growthEvent{}
+	target, grewBy := base, ""
 	if a.on(MechanismHeadroom) {
-		g, event = a.growth.factor()
+		target, grewBy = a.growth.target(s.Now)
 	}
 	b := p.budget()
 	limit := p.MaxReplicas + 1 // a count above maxReplicas says demand exceeds it
@@ -36,20 +36,19 @@ func (a *Autoscaler) model(p Policy, s Snapshot, d *Decision) bool {
 	}
 	now := c.Fewest(m.Demand, b, r, limit)
 	grown := m.Demand
-	grown.Arrivals = max(m.Arrivals, base*g)
+	grown.Arrivals = max(m.Arrivals, target)
 	need := now
 	if grown.Arrivals > m.Arrivals {
 		need = c.Fewest(grown, b, r, limit)
 	}
 	why := explain(m, now, b)
 	nowPods, needPods := now.Pods, need.Pods
-	d.Capacity, d.Headroom = nowPods, g
+	d.Capacity, d.Headroom = nowPods, 1
+	if base > 0 {
+		d.Headroom = target / base
+	}
 	if needPods > nowPods {
-		why += fmt.Sprintf("; headroom: %.2f requests/s (the %s median)", base, baseSpan)
-		if g > 1 {
-			why += fmt.Sprintf(" ×%.1f (%s)", g, event.String(s.Now))
-		}
-		why += fmt.Sprintf(" asks for %d", needPods)
+		why += fmt.Sprintf("; headroom: %.2f requests/s (the %s median)%s asks for %d", base, baseSpan, grewBy, needPods)
 	}
 	count := max(needPods, 1)
 	switch d.Rule {

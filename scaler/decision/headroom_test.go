@@ -1,0 +1,64 @@
+package decision
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// feed gives g rounds every 5 s from from to to at rate requests/s, each scrape interval's arrivals the same
+// rate, with a 90-s horizon.
+func feed(g *growth, from, to time.Duration, rate float64) {
+	for at := from; at < to; at += 5 * time.Second {
+		g.observe(t0.Add(at), rate, rate, rate*5, 90*time.Second)
+	}
+}
+
+// A growth is remembered as a ratio and as a rise; the headroom covers whichever asks for more at the
+// current baseline, never more than growthMax times it.
+func TestHeadroomCoversRatioAndRise(t *testing.T) {
+	var g growth
+	feed(&g, 0, 15*time.Minute, 100)
+	feed(&g, 15*time.Minute, 17*time.Minute, 200) // 100 more requests/s, 2× the level
+	feed(&g, 17*time.Minute, 40*time.Minute, 100)
+	ratio, rise := g.ratios.front().value, g.rises.front().value
+	if !(ratio > 1.7 && ratio < 2) || !(rise > 70 && rise < 100) {
+		t.Fatalf("a 2× burst of +100 requests/s on 100: ratio %.2f, rise %.1f", ratio, rise)
+	}
+	near(t, "on the same baseline, the two agree", rise, (ratio-1)*100, 1e-9)
+
+	// The baseline falls to 40: the rise asks for more than the ratio (an added load stays what it was).
+	feed(&g, 40*time.Minute, 60*time.Minute, 40)
+	target, why := g.target(t0.Add(60 * time.Minute))
+	near(t, "after the baseline fell, baseline + rise", target, g.base+rise, 1e-9)
+	if !(target > g.base*ratio) || !strings.Contains(why, "rose by") {
+		t.Fatalf("baseline %.0f: target %.1f (%s), the ratio's %.1f", g.base, target, why, g.base*ratio)
+	}
+	// The baseline falls to 5: the rise alone would be over 17×; the headroom stops at growthMax.
+	feed(&g, 60*time.Minute, 80*time.Minute, 5)
+	target, why = g.target(t0.Add(80 * time.Minute))
+	near(t, "at most growthMax times the baseline", target, g.base*growthMax, 1e-9)
+	if !strings.Contains(why, "more than ×10") {
+		t.Fatalf("baseline %.0f: target %.1f (%s)", g.base, target, why)
+	}
+
+	// A burst on a baseline of 50 that then climbs to 200 over 40 minutes, too slowly to read as growth:
+	// the ratio asks for more (a surge grows with the traffic).
+	var h growth
+	feed(&h, 0, 15*time.Minute, 50)
+	feed(&h, 15*time.Minute, 17*time.Minute, 100)
+	feed(&h, 17*time.Minute, 30*time.Minute, 50)
+	for at := 30 * time.Minute; at < 70*time.Minute; at += 5 * time.Second {
+		rate := 50 + 150*(at-30*time.Minute).Seconds()/(40*time.Minute).Seconds()
+		h.observe(t0.Add(at), rate, rate, rate*5, 90*time.Second)
+	}
+	feed(&h, 70*time.Minute, 85*time.Minute, 200)
+	if len(h.ratios) != 1 {
+		t.Fatalf("the climb read as growth: %v", h.ratios)
+	}
+	target, why = h.target(t0.Add(85 * time.Minute))
+	near(t, "after the baseline rose, baseline × ratio", target, h.base*h.ratios.front().value, 1e-9)
+	if !(target > h.base+h.rises.front().value) || !strings.Contains(why, "grew") {
+		t.Fatalf("baseline %.0f: target %.1f (%s)", h.base, target, why)
+	}
+}
