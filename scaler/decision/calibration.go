@@ -12,10 +12,12 @@ import (
 // admits requests as fast as it can: its first tokens/s is its saturation rate at the current mix. (A
 // request or two waiting is not a backlog: vLLM holds new requests while a long prompt takes the step's
 // token budget.) That holds once the pod's batch has turned over: a pod backlogged for less than one
-// sequence's stay (Capacity.Turnover, its batch over its rate) still runs the sequences it admitted before,
-// and admits only as they finish, far below its saturation rate when outputs are long. So the window must
-// span a turnover; where a turnover outlasts the rate window (outputs of thousands of tokens), the prior
-// stands. The autoscaler compares that rate with the rate the model predicts for the mix
+// sequence's stay still runs the sequences it admitted before, and admits only as they finish, far below
+// its saturation rate when outputs are long. So the window must span the pod's own stay, its running
+// sequences over its admissions (Little's law, measured: a batch still young reads as a long stay). With a
+// 30-s rate window that leaves out mixes whose sequences stay longer, from about 300 output tokens on an
+// H100 and 600 on an A10G; for those the prior stands. The autoscaler compares that rate with the rate the
+// model predicts for the mix
 // (Capacity.Saturation) and keeps their ratio, κ, averaged in logarithm over the saturated windows of the
 // last calibrationHalfLife. The capacity it sizes with is the prior κ times faster: prefill κ times
 // the rate, each step term 1/κ the time (one factor: the cost model's shape stays the prior's, its speed is
@@ -38,8 +40,8 @@ type calibration struct {
 }
 
 // observe folds in the snapshot's saturated pods, those with more than backlog requests waiting at both ends
-// of a window at least one turnover long, against the model's saturation rate for the mix.
-func (k *calibration) observe(now time.Time, pods []Pod, predicted float64, turnover time.Duration, backlog float64, window time.Duration) {
+// of a window at least as long as their sequences stay, against the model's saturation rate for the mix.
+func (k *calibration) observe(now time.Time, pods []Pod, predicted, backlog float64, window time.Duration) {
 	if !(predicted > 0) {
 		return
 	}
@@ -50,8 +52,8 @@ func (k *calibration) observe(now time.Time, pods []Pod, predicted float64, turn
 	k.at = now
 	for _, p := range pods {
 		span := p.RateSpan.Seconds()
-		if !p.HasTokenRates || p.RateSpan < window/2 || p.RateSpan < turnover || p.Waiting <= backlog ||
-			p.Waiting-p.WaitingGrowth*span <= backlog || !(p.FirstTokensPS > 0) {
+		if !p.HasTokenRates || p.RateSpan < window/2 || p.Waiting <= backlog ||
+			p.Waiting-p.WaitingGrowth*span <= backlog || !(p.FirstTokensPS > 0) || p.Running/p.FirstTokensPS > span {
 			continue
 		}
 		ratio := min(max(p.FirstTokensPS/predicted, 1/calibrationMax), calibrationMax)

@@ -35,8 +35,9 @@ import (
 //     chain's batch is negative binomial, with variance B/(1 − p), p = (λ/N)·d̄·c/(1 − ρ) the share of the
 //     pod's decode capacity in use (the processor-sharing effect: near saturation, the batch swings
 //     widely). With exponential contexts (C² 1), the load has variance r·f, r = (context/cache)·(1 + 1/(1 −
-//     p)). The pods' own spread (var/mean of their loads, kvcache.go), measured at the current count, replaces
-//     context/cache·2 once two pods show it, and is carried to other counts by the same factor. vLLM admits a
+//     p)). The pods' own spread (var/mean of their loads across the pods, with the batch's own dispersion at
+//     their count taken out, averaged like the per-request sizes: sizes.kvDispersion) replaces
+//     context/cache·2 while it is measured, and is carried to other counts by the same factor. vLLM admits a
 //     request once its pod's cache has free blocks for its whole prompt; one that finds them missing waits
 //     for sequences to finish, seconds. For a prompt of x caches that chance is P(load > 1 − x), the load
 //     taken as gamma with mean f and variance r·f (a compound Poisson sum is skewed to the right), averaged
@@ -340,20 +341,6 @@ func (c Capacity) queue(d Demand, b Budget, pl *PodLoad) {
 		pl.QueueLate = min(d.PromptShape.late(t/service, u, theta*service), 1)
 		pl.QueueMean = u * u * (1 + cv2) / (2 * (1 - u))
 	}
-}
-
-// Turnover is how long a pod serving d at rate sat keeps a sequence (Little's law: its batch over the rate),
-// 0 if it serves none.
-func (c Capacity) Turnover(d Demand, sat float64) time.Duration {
-	if !(sat > 0) {
-		return 0
-	}
-	d.Arrivals = sat
-	pl, ok := c.load(1, d)
-	if !ok {
-		return 0
-	}
-	return seconds(pl.Batch / sat)
 }
 
 // Saturation is the most requests/s of d's mix one pod serves at all, however late: the rate at which its

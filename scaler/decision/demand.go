@@ -145,15 +145,17 @@ func (a *Autoscaler) capacity(prior Capacity) Capacity {
 }
 
 // kvDispersion folds in the KV load's index of dispersion measured across the pods of s, with the batch's own
-// dispersion at their count taken out, and returns its running average, 0 if none was measured. It is a
-// property of the mix, like the per-request sizes, and is averaged the same way: across a handful of pods,
-// one minute's spread varies by half its value and would move the count with it.
+// dispersion at their count taken out, and returns its running average. It is a property of the mix, like
+// the per-request sizes, and is averaged the same way: across a handful of pods, one minute's spread varies
+// by half its value and would move the count with it. It returns 0 (the model's own dispersion) when the
+// samples left weigh less than one, half an hour after the last at a sample every 5 s: a spread measured on
+// another mix says nothing about a service that has run on one pod since.
 func (z *sizes) kvDispersion(c Capacity, s Snapshot, d Demand) float64 {
 	if r, ok := spread(s); ok {
 		z.dispersion += c.BaseDispersion(r, int32(s.Ready), d)
 		z.dispersionSamples++
 	}
-	if z.dispersionSamples == 0 {
+	if z.dispersionSamples < 1 {
 		return 0
 	}
 	return z.dispersion / z.dispersionSamples

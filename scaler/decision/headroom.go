@@ -19,7 +19,7 @@ import (
 //     levelSpan, which a burst shorter than half the span does not move and a trend moves with little lag.
 //     Each round's level is compared with the rates of the following horizon; the largest ratio is that
 //     moment's growth.
-//   - The headroom multiplies the baseline, the median of the last baseSpan: long enough that the bursts
+//   - The headroom applies to the baseline, the median of the last baseSpan: long enough that the bursts
 //     themselves do not raise it (a burst on a burst is not what was measured), and the capacity model
 //     sizes for the current rate, burst included, anyway.
 //   - The later rates are each scrape interval's own, not the rate window's: a burst of ten seconds is as
@@ -155,6 +155,8 @@ func (g *growth) record(p growthPoint) {
 // target is the demand the headroom keeps pods for now, at least the baseline, and what set it, in words
 // ("" when the baseline alone does).
 func (g *growth) target(now time.Time) (float64, string) {
+	g.ratios.expire(now) // observe, which expires them too, skips the rounds on partial data
+	g.rises.expire(now)
 	ratio, rise := g.ratios.front(), g.rises.front()
 	byRatio, byRise := g.base*max(ratio.value, 1), g.base+rise.value
 	switch {
@@ -193,20 +195,4 @@ func median(rates []timedRate) float64 {
 		return (v[n/2-1] + v[n/2]) / 2
 	}
 	return v[len(v)/2]
-}
-
-// recent is the mean arrival rate of the last span of rounds, 0 if none.
-func (g *growth) recent(now time.Time, span time.Duration) float64 {
-	var sum float64
-	var n int
-	for _, r := range g.rates {
-		if now.Sub(r.at) < span {
-			sum += r.rate
-			n++
-		}
-	}
-	if n == 0 {
-		return 0
-	}
-	return sum / float64(n)
 }

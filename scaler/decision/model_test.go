@@ -97,7 +97,7 @@ func TestCalibrationLearnsFromSaturatedPods(t *testing.T) {
 	var k calibration
 	saturated := Pod{Waiting: 10, HasTokenRates: true, RateSpan: RateWindow, FirstTokensPS: sat / 2}
 	for i := range 60 {
-		k.observe(t0.Add(time.Duration(i)*5*time.Second), []Pod{saturated, {Waiting: 3, HasTokenRates: true, RateSpan: RateWindow, FirstTokensPS: 9}}, sat, 0, 5, RateWindow)
+		k.observe(t0.Add(time.Duration(i)*5*time.Second), []Pod{saturated, {Waiting: 3, HasTokenRates: true, RateSpan: RateWindow, FirstTokensPS: 9}}, sat, 5, RateWindow)
 	}
 	near(t, "κ", k.factor(), 0.5*calibrationBand, 1e-6) // the band's quarter is the model's own error
 	slow := handPod.Scaled(k.factor())
@@ -107,33 +107,18 @@ func TestCalibrationLearnsFromSaturatedPods(t *testing.T) {
 	// A pod whose queue only filled during the window (none waiting at its start) is not saturated through it,
 	// nor is one with fewer requests waiting than the target (the second pod above).
 	var fresh calibration
-	fresh.observe(t0, []Pod{{Waiting: 10, WaitingGrowth: 10.0 / RateWindow.Seconds(), HasTokenRates: true, RateSpan: RateWindow, FirstTokensPS: 1}}, sat, 0, 5, RateWindow)
+	fresh.observe(t0, []Pod{{Waiting: 10, WaitingGrowth: 10.0 / RateWindow.Seconds(), HasTokenRates: true, RateSpan: RateWindow, FirstTokensPS: 1}}, sat, 5, RateWindow)
 	if fresh.factor() != 1 {
 		t.Fatalf("a queue that built during the window calibrated κ to %.2f", fresh.factor())
 	}
-	// Nor is a pod whose sequences stay longer than the window: it admits only as the batch it had
-	// finishes, whatever its speed.
+	// Nor is a pod whose sequences stay longer than the window (its running sequences over its admissions):
+	// it admits only as the batch it had finishes, whatever its speed.
 	var young calibration
-	young.observe(t0, []Pod{saturated}, sat, 2*RateWindow, 5, RateWindow)
+	backlogged := saturated
+	backlogged.Running = backlogged.FirstTokensPS * 2 * RateWindow.Seconds()
+	young.observe(t0, []Pod{backlogged}, sat, 5, RateWindow)
 	if young.factor() != 1 {
-		t.Fatalf("a window shorter than a turnover calibrated κ to %.2f", young.factor())
-	}
-}
-
-// A sequence stays its batch over its rate: at the saturation rate of a mix of long outputs, longer than
-// the rate window.
-func TestTurnover(t *testing.T) {
-	d := Demand{PromptPerRequest: 1000, DecodePerRequest: 100, ContextPerSeq: 1000}
-	sat := handPod.Saturation(d)
-	d.Arrivals = sat
-	pl, _ := handPod.load(1, d)
-	near(t, "turnover", handPod.Turnover(d, sat).Seconds(), pl.Batch/sat, 1e-9)
-	long := Demand{PromptPerRequest: 1000, DecodePerRequest: 3000, ContextPerSeq: 2500}
-	if got := handPod.Turnover(long, handPod.Saturation(long)); got <= RateWindow {
-		t.Fatalf("3,000-token outputs turn over in %s, within the rate window", got)
-	}
-	if handPod.Turnover(d, 0) != 0 {
-		t.Fatal("no rate, a turnover")
+		t.Fatalf("a window shorter than the pod's stay calibrated κ to %.2f", young.factor())
 	}
 }
 
@@ -170,8 +155,14 @@ func TestKVDispersionAveragesOverTheMix(t *testing.T) {
 	z.decay(later)
 	even := Snapshot{Now: later, Ready: 2, Pods: []Pod{{KVCacheUsage: 0.2}, {KVCacheUsage: 0.2}}}
 	near(t, "an even snapshot one half-life later", z.kvDispersion(handPod, even, d), first*0.5/1.5, 1e-9)
-	// A snapshot with one pod has no spread to measure: the average stands.
-	near(t, "one pod", z.kvDispersion(handPod, Snapshot{Now: later, Ready: 1, Pods: even.Pods[:1]}, d), first*0.5/1.5, 1e-9)
+	// A snapshot with one pod has no spread to measure: the average stands, until what is left of the
+	// samples weighs less than one, and the model's own dispersion applies.
+	onePod := Snapshot{Now: later, Ready: 1, Pods: even.Pods[:1]}
+	near(t, "one pod", z.kvDispersion(handPod, onePod, d), first*0.5/1.5, 1e-9)
+	z.decay(later.Add(perRequestHalfLife))
+	if got := z.kvDispersion(handPod, onePod, d); got != 0 {
+		t.Fatalf("samples weighing 0.75 still give a dispersion, %.4f", got)
+	}
 }
 
 // Without growth, the headroom is the baseline alone, and the reason says no more than that.

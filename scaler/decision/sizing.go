@@ -16,8 +16,7 @@ func (a *Autoscaler) model(p Policy, s Snapshot, d *Decision) bool {
 	}
 	c := a.capacity(p.Capacity)
 	if a.on(MechanismCalibration) {
-		sat := c.Saturation(m.Demand)
-		a.calib.observe(s.Now, s.Pods, sat, c.Turnover(m.Demand, sat), p.TargetQueue, a.window)
+		a.calib.observe(s.Now, s.Pods, c.Saturation(m.Demand), p.TargetQueue, a.window)
 		c = c.Scaled(a.calib.factor())
 	}
 	base := a.growth.base
