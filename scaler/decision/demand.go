@@ -151,7 +151,7 @@ func (a *Autoscaler) capacity(prior Capacity) Capacity {
 // samples left weigh less than one, half an hour after the last at a sample every 5 s: a spread measured on
 // another mix says nothing about a service that has run on one pod since.
 func (z *sizes) kvDispersion(c Capacity, s Snapshot, d Demand) float64 {
-	if r, ok := spread(s); ok {
+	if _, r, ok := spread(s); ok {
 		z.dispersion += c.BaseDispersion(r, int32(s.Ready), d)
 		z.dispersionSamples++
 	}

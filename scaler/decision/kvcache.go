@@ -54,37 +54,35 @@ func (a *Autoscaler) observeKV(s Snapshot) {
 		cut++
 	}
 	a.kv = a.kv[cut:]
-	n := float64(len(s.Pods))
-	if n == 0 {
+	if len(s.Pods) == 0 {
 		return
 	}
-	var sum float64
-	for _, p := range s.Pods {
-		sum += kvUsage(p)
-	}
-	mean := sum / n
-	smp := kvSample{at: s.Now, k: mean * float64(max(s.Ready, len(s.Pods)))} // a pod without data counts as the mean
-	smp.r, smp.hasR = spread(s)
-	a.kv = append(a.kv, smp)
+	mean, r, ok := spread(s)
+	// A pod without data counts as the mean.
+	a.kv = append(a.kv, kvSample{at: s.Now, k: mean * float64(max(s.Ready, len(s.Pods))), r: r, hasR: ok})
 }
 
-// spread is the index of dispersion of the KV load across the pods of s (variance over mean, in caches);
-// false when fewer than two pods have data or the load is zero.
-func spread(s Snapshot) (float64, bool) {
+// spread is the mean KV load of the pods of s with data (in caches, 0 without any) and its index of
+// dispersion across them (variance over mean); ok is false when fewer than two pods have data or the load
+// is zero.
+func spread(s Snapshot) (mean, r float64, ok bool) {
 	n := float64(len(s.Pods))
+	if n == 0 {
+		return 0, 0, false
+	}
 	var sum float64
 	for _, p := range s.Pods {
 		sum += kvUsage(p)
 	}
-	mean := sum / n
+	mean = sum / n
 	if n < 2 || !(mean > 0) {
-		return 0, false
+		return mean, 0, false
 	}
 	var v float64
 	for _, p := range s.Pods {
 		v += (kvUsage(p) - mean) * (kvUsage(p) - mean)
 	}
-	return v / (n - 1) / mean, true
+	return mean, v / (n - 1) / mean, true
 }
 
 // kvUsage is a pod's KV-cache usage as a fraction, a bad value read as empty.
