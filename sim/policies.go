@@ -2,6 +2,8 @@ package sim
 
 import (
 	"fmt"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -16,12 +18,14 @@ const (
 	TokenAwareShipped = "token-aware-shipped"
 	StaticPeak        = "static-peak"
 	LowerBound        = "lower-bound"
+	// IdealLearner is a reference: what a policy that learns from bursts could do knowing all else.
+	IdealLearner = "ideal-learner"
 	// StaticPrefix names a fixed count: "static:3" is three replicas, ready from the start.
 	StaticPrefix = "static:"
 )
 
 // Policies lists every policy in report order (fixed counts, static:N, are named by their count).
-var Policies = []string{LLMD, HPAQueue, TokenAware, TokenAwareShipped, StaticPeak, LowerBound}
+var Policies = []string{LLMD, HPAQueue, TokenAware, TokenAwareShipped, StaticPeak, LowerBound, IdealLearner}
 
 // Static names the fixed count n as a policy.
 func Static(n int32) string { return StaticPrefix + strconv.Itoa(int(n)) }
@@ -83,6 +87,8 @@ func Run(cfg Config, policy string, reqs []Request) (Result, error) {
 		return res, err
 	case LowerBound:
 		return lowerBound(cfg, reqs)
+	case IdealLearner:
+		return idealLearner(cfg, reqs)
 	}
 	n, ok, err := ParseStatic(policy)
 	if !ok {
@@ -172,14 +178,91 @@ func lowerBound(cfg Config, reqs []Request) (Result, error) {
 	if len(plan) == 0 {
 		plan = []int32{cfg.Policy.MinReplicas}
 	}
+	return replayPlan(cfg, reqs, plan, LowerBound)
+}
+
+// idealLearner replays the plan of a policy that knows all it could learn: each BoundStep-long interval
+// gets the fewest fixed replicas whose own run served SLOTarget of that interval's requests (the count
+// that interval's demand, backlog included, asks for), except that a burst of a size not seen before
+// meets the count before it for one startup delay (no history announces it), and from the end of the
+// first burst of a size, each later burst of that size is held for until it starts (it comes at a time
+// no history tells). It knows everything else in advance: the demand between bursts and the exact need
+// of each later burst. It is a reference, not a bound: its counts are those of fixed runs, which carry
+// their own backlogs.
+func idealLearner(cfg Config, reqs []Request) (Result, error) {
+	plan, err := fixedPlan(cfg, reqs)
+	if err != nil {
+		return Result{}, err
+	}
+	return replayPlan(cfg, reqs, learnerPlan(plan, DetectBursts(reqs), cfg.BoundStep, cfg.Replica.StartupDelay), IdealLearner)
+}
+
+// fixedPlan is, for each BoundStep-long interval of reqs, the fewest fixed replicas whose run served
+// SLOTarget of the interval's requests within the SLO, max if none did (min for an interval without one).
+func fixedPlan(cfg Config, reqs []Request) ([]int32, error) {
+	step := cfg.BoundStep
+	plan := make([]int32, int(reqs[len(reqs)-1].At/step)+1)
+	for n := cfg.Policy.MaxReplicas; n >= cfg.Policy.MinReplicas; n-- {
+		res, err := runFixed(cfg, n, reqs)
+		if err != nil {
+			return nil, err
+		}
+		for k := range plan {
+			from := sort.Search(len(reqs), func(i int) bool { return reqs[i].At >= time.Duration(k)*step })
+			to := sort.Search(len(reqs), func(i int) bool { return reqs[i].At >= time.Duration(k+1)*step })
+			if n == cfg.Policy.MaxReplicas || share(res.Met[from:to]) >= cfg.SLOTarget {
+				plan[k] = n
+			}
+		}
+	}
+	return plan, nil
+}
+
+// learnerPlan raises plan (one count per step) to what a policy that learns from bursts must hold, and
+// lowers the intervals that start within a first burst's first startup delay to the count before it (see
+// idealLearner).
+func learnerPlan(plan []int32, bursts []Burst, step, startup time.Duration) []int32 {
+	held := slices.Clone(plan)
+	at := func(t time.Duration) int { return min(int(t/step), len(plan)) }
+	for _, b := range bursts {
+		if b.First && b.Start >= step {
+			for k := at(b.Start); k < at(b.Start+startup); k++ {
+				held[k] = plan[at(b.Start)-1]
+			}
+		}
+	}
+	for i, b := range bursts {
+		if !b.First {
+			continue
+		}
+		from := b.End
+		for _, next := range bursts[i+1:] {
+			if next.Size != b.Size {
+				continue
+			}
+			var need int32
+			for k := at(next.Start); k < at(next.End+step-1); k++ {
+				need = max(need, plan[k])
+			}
+			for k := at(from); k < at(next.Start); k++ {
+				held[k] = max(held[k], need)
+			}
+			from = next.End
+		}
+	}
+	return held
+}
+
+// replayPlan replays reqs with one count per BoundStep, pods ready the moment they are created, and
+// charges the plan's own GPU time, not the replay's: a reference charges nothing for draining.
+func replayPlan(cfg Config, reqs []Request, plan []int32, name string) (Result, error) {
 	sc := &scheduleControl{step: cfg.BoundStep, plan: plan}
 	cfg.InitialReplicas = plan[0]
-	res, err := simulate(cfg, sc, reqs, runOpts{name: LowerBound, zeroStartup: true})
+	res, err := simulate(cfg, sc, reqs, runOpts{name: name, zeroStartup: true})
 	if err != nil {
 		return res, err
 	}
 	res.Plan = plan
-	// The plan's own GPU time, not the replay's: the bound charges nothing for draining.
 	horizon := reqs[len(reqs)-1].At
 	var total time.Duration
 	for i, n := range plan {

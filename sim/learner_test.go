@@ -1,0 +1,33 @@
+package sim
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// The ideal learner meets a first burst with the count before it for one startup delay, then holds each
+// later burst's need of that size from the end of the one before until it starts; a burst of another size
+// learns nothing for it, and nothing is held after the last of a size.
+func TestLearnerPlan(t *testing.T) {
+	m := time.Minute
+	plan := []int32{1, 1, 4, 4, 1, 1, 1, 5, 1, 1, 2, 1, 3, 1, 1}
+	bursts := []Burst{
+		{Start: 2 * m, End: 4 * m, Size: 4, First: true},
+		{Start: 7 * m, End: 8 * m, Size: 4},
+		{Start: 10 * m, End: 11 * m, Size: 2, First: true},
+		{Start: 12 * m, End: 13 * m, Size: 4},
+	}
+	got := learnerPlan(plan, bursts, m, 90*time.Second)
+	want := []int32{1, 1, 1, 4, 5, 5, 5, 5, 3, 3, 3, 3, 3, 1, 1}
+	// minute 2: the first 4x burst meets the 1 pod before it (the minutes that start within the 90 s, in
+	// the learner's favour);
+	// minutes 4-6: held for the second 4x burst's 5; minutes 8-11: for the third's 3, the 2x burst's 2
+	// included; after the last burst, the plan alone.
+	if !slices.Equal(got, want) {
+		t.Errorf("learnerPlan = %v, want %v", got, want)
+	}
+	if !slices.Equal(plan, []int32{1, 1, 4, 4, 1, 1, 1, 5, 1, 1, 2, 1, 3, 1, 1}) {
+		t.Errorf("learnerPlan changed its input: %v", plan)
+	}
+}
