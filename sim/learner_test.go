@@ -31,3 +31,13 @@ func TestLearnerPlan(t *testing.T) {
 		t.Errorf("learnerPlan changed its input: %v", plan)
 	}
 }
+
+// A plan over no request charges nothing and does not fail.
+func TestPlansOfAnEmptyTrace(t *testing.T) {
+	for _, p := range []string{LowerBound, IdealLearner} {
+		res, err := Run(article(), p, nil)
+		if err != nil || res.GPUHours != 0 || res.Requests != 0 {
+			t.Errorf("%s on no request: %d requests, %g GPU-h, %v; want 0, 0, nil", p, res.Requests, res.GPUHours, err)
+		}
+	}
+}

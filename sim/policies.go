@@ -201,6 +201,9 @@ func idealLearner(cfg Config, reqs []Request) (Result, error) {
 // SLOTarget of the interval's requests within the SLO, max if none did (min for an interval without one).
 func fixedPlan(cfg Config, reqs []Request) ([]int32, error) {
 	step := cfg.BoundStep
+	if len(reqs) == 0 {
+		return []int32{cfg.Policy.MinReplicas}, nil
+	}
 	plan := make([]int32, int(reqs[len(reqs)-1].At/step)+1)
 	for n := cfg.Policy.MaxReplicas; n >= cfg.Policy.MinReplicas; n-- {
 		res, err := runFixed(cfg, n, reqs)
@@ -263,7 +266,10 @@ func replayPlan(cfg Config, reqs []Request, plan []int32, name string) (Result, 
 		return res, err
 	}
 	res.Plan = plan
-	horizon := reqs[len(reqs)-1].At
+	var horizon time.Duration // no request, no time to charge
+	if len(reqs) > 0 {
+		horizon = reqs[len(reqs)-1].At
+	}
 	var total time.Duration
 	for i, n := range plan {
 		from := time.Duration(i) * cfg.BoundStep
