@@ -2,6 +2,7 @@ package sim
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -39,5 +40,36 @@ func TestPlansOfAnEmptyTrace(t *testing.T) {
 		if err != nil || res.GPUHours != 0 || res.Requests != 0 {
 			t.Errorf("%s on no request: %d requests, %g GPU-h, %v; want 0, 0, nil", p, res.Requests, res.GPUHours, err)
 		}
+	}
+}
+
+// IdealLearnerOf from the fixed counts' runs is ideal-learner, and without one of them it says which it needs.
+func TestIdealLearnerOfFixedRuns(t *testing.T) {
+	cfg := article()
+	cfg.Policy.MaxReplicas = 3
+	reqs := synthetic(5 * time.Minute)
+	var fixed []Result
+	for n := int32(1); n <= 3; n++ {
+		r, err := Run(cfg, Static(n), reqs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fixed = append(fixed, r)
+	}
+	own, err := Run(cfg, IdealLearner, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	of, err := IdealLearnerOf(cfg, reqs, fixed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if of.SLOAttainment != own.SLOAttainment || of.GPUHours != own.GPUHours || !slices.Equal(of.Plan, own.Plan) {
+		t.Errorf("from the fixed runs: %.4f, %.3f GPU-h, plan %v; run itself: %.4f, %.3f GPU-h, plan %v",
+			of.SLOAttainment, of.GPUHours, of.Plan, own.SLOAttainment, own.GPUHours, own.Plan)
+	}
+	_, err = IdealLearnerOf(cfg, reqs, fixed[:2])
+	if err == nil || !strings.Contains(err.Error(), "static:3") {
+		t.Errorf("without static:3's run: %v, want an error naming static:3", err)
 	}
 }

@@ -153,32 +153,40 @@ func staticPeak(cfg Config, reqs []Request) (Result, error) {
 // each interval's planned count only. No policy that reacts to load can do better: it would need to know
 // each interval's demand in advance, start pods in zero time and never carry a backlog between intervals.
 func lowerBound(cfg Config, reqs []Request) (Result, error) {
-	var plan []int32
-	for start := 0; start < len(reqs); {
-		k := reqs[start].At / cfg.BoundStep
-		for len(plan) < int(k) {
-			plan = append(plan, cfg.Policy.MinReplicas) // no request in the interval: the minimum
+	edges := intervals(reqs, cfg.BoundStep)
+	plan := []int32{cfg.Policy.MinReplicas} // without a request, the minimum
+	if len(edges) > 1 {
+		plan = make([]int32, len(edges)-1)
+	}
+	for k := range len(edges) - 1 {
+		part := slices.Clone(reqs[edges[k]:edges[k+1]])
+		if len(part) == 0 {
+			plan[k] = cfg.Policy.MinReplicas // no request in the interval: the minimum
+			continue
 		}
-		end := start
-		for end < len(reqs) && reqs[end].At/cfg.BoundStep == k {
-			end++
-		}
-		part := make([]Request, end-start)
-		for i, r := range reqs[start:end] {
-			r.At -= k * cfg.BoundStep
-			part[i] = r
+		for i := range part {
+			part[i].At -= time.Duration(k) * cfg.BoundStep
 		}
 		n, err := fewest(cfg, part)
 		if err != nil {
 			return Result{}, err
 		}
-		plan = append(plan, n)
-		start = end
-	}
-	if len(plan) == 0 {
-		plan = []int32{cfg.Policy.MinReplicas}
+		plan[k] = n
 	}
 	return replayPlan(cfg, reqs, plan, LowerBound)
+}
+
+// intervals is, for each step-long interval from the start to the last request of reqs (sorted by
+// arrival), the index of its first request, then len(reqs): interval k holds reqs[edges[k]:edges[k+1]].
+func intervals(reqs []Request, step time.Duration) []int {
+	edges := []int{0}
+	if len(reqs) == 0 {
+		return edges
+	}
+	for k := time.Duration(1); k <= reqs[len(reqs)-1].At/step+1; k++ {
+		edges = append(edges, sort.Search(len(reqs), func(i int) bool { return reqs[i].At >= k*step }))
+	}
+	return edges
 }
 
 // idealLearner replays the plan of a policy that knows all it could learn: each BoundStep-long interval
@@ -190,30 +198,61 @@ func lowerBound(cfg Config, reqs []Request) (Result, error) {
 // of each later burst. It is a reference, not a bound: its counts are those of fixed runs, which carry
 // their own backlogs.
 func idealLearner(cfg Config, reqs []Request) (Result, error) {
-	plan, err := fixedPlan(cfg, reqs)
+	var fixed []Result
+	for n := cfg.Policy.MinReplicas; n <= cfg.Policy.MaxReplicas; n++ {
+		res, err := runFixed(cfg, n, reqs)
+		if err != nil {
+			return Result{}, err
+		}
+		fixed = append(fixed, res)
+	}
+	return idealLearnerOf(cfg, reqs, fixed)
+}
+
+// IdealLearnerOf is ideal-learner (idealLearner) from the runs of every fixed count between min and max
+// (static:N, as Run returns them), which it would otherwise run again.
+func IdealLearnerOf(cfg Config, reqs []Request, fixed []Result) (Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return Result{}, err
+	}
+	cfg = cfg.WithDefaults()
+	if err := checkTrace(reqs); err != nil {
+		return Result{}, err
+	}
+	return idealLearnerOf(cfg, reqs, fixed)
+}
+
+// idealLearnerOf is IdealLearnerOf on a validated configuration and trace.
+func idealLearnerOf(cfg Config, reqs []Request, fixed []Result) (Result, error) {
+	plan, err := fixedPlan(cfg, reqs, fixed)
 	if err != nil {
 		return Result{}, err
 	}
 	return replayPlan(cfg, reqs, learnerPlan(plan, DetectBursts(reqs), cfg.BoundStep, cfg.Replica.StartupDelay), IdealLearner)
 }
 
-// fixedPlan is, for each BoundStep-long interval of reqs, the fewest fixed replicas whose run served
-// SLOTarget of the interval's requests within the SLO, max if none did (min for an interval without one).
-func fixedPlan(cfg Config, reqs []Request) ([]int32, error) {
-	step := cfg.BoundStep
-	if len(reqs) == 0 {
+// fixedPlan is, for each BoundStep-long interval of reqs, the fewest fixed replicas whose run (one of
+// fixed) served SLOTarget of the interval's requests within the SLO, max if none did (min for an interval
+// without one).
+func fixedPlan(cfg Config, reqs []Request, fixed []Result) ([]int32, error) {
+	edges := intervals(reqs, cfg.BoundStep)
+	if len(edges) == 1 {
 		return []int32{cfg.Policy.MinReplicas}, nil
 	}
-	plan := make([]int32, int(reqs[len(reqs)-1].At/step)+1)
+	met := map[int32][]bool{}
+	for _, r := range fixed {
+		if n, ok, _ := ParseStatic(r.Policy); ok && len(r.Met) == len(reqs) {
+			met[n] = r.Met
+		}
+	}
+	plan := make([]int32, len(edges)-1)
 	for n := cfg.Policy.MaxReplicas; n >= cfg.Policy.MinReplicas; n-- {
-		res, err := runFixed(cfg, n, reqs)
-		if err != nil {
-			return nil, err
+		m, ok := met[n]
+		if !ok {
+			return nil, fmt.Errorf("ideal-learner needs the run of %s on this trace", Static(n))
 		}
 		for k := range plan {
-			from := sort.Search(len(reqs), func(i int) bool { return reqs[i].At >= time.Duration(k)*step })
-			to := sort.Search(len(reqs), func(i int) bool { return reqs[i].At >= time.Duration(k+1)*step })
-			if n == cfg.Policy.MaxReplicas || share(res.Met[from:to]) >= cfg.SLOTarget {
+			if n == cfg.Policy.MaxReplicas || share(m[edges[k]:edges[k+1]]) >= cfg.SLOTarget {
 				plan[k] = n
 			}
 		}

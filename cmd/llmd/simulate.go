@@ -156,13 +156,22 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	if reqs = sim.Reshape(reqs, f.speedup, f.duration); len(reqs) == 0 {
 		return fail(1, "%s: no request within --duration %s", tracePath, f.duration)
 	}
-	var results []sim.Result
-	for _, p := range f.policies(cfg.Policy) {
-		r, err := sim.Run(cfg, p, reqs)
-		if err != nil {
+	policies := f.policies(cfg.Policy)
+	results := make([]sim.Result, len(policies))
+	learner := -1 // with --frontier, ideal-learner takes the fixed counts' runs instead of running them again
+	for i, p := range policies {
+		if p == sim.IdealLearner && f.frontier {
+			learner = i
+			continue
+		}
+		if results[i], err = sim.Run(cfg, p, reqs); err != nil {
 			return fail(1, "%s: %v", p, err)
 		}
-		results = append(results, r)
+	}
+	if learner >= 0 {
+		if results[learner], err = sim.IdealLearnerOf(cfg, reqs, results); err != nil {
+			return fail(1, "%s: %v", sim.IdealLearner, err)
+		}
 	}
 	if err := f.writeSeries(results, tracePath, len(reqs)); err != nil {
 		return fail(1, "%v", err)
