@@ -18,7 +18,9 @@ import (
 //   - Growth is measured against the level demand holds: the median of the arrival rates of the last
 //     levelSpan, which a burst shorter than half the span does not move and a trend moves with little lag.
 //     Each round's level is compared with the rates of the following horizon; the largest ratio is that
-//     moment's growth.
+//     moment's growth. A rise already under way is not growth after it: while demand climbs faster than
+//     the median follows (a return from a silence, a step the median has half taken), the round's own rate
+//     (at its lower confidence bound, below) is the level instead, when higher.
 //   - The headroom applies to the baseline, the median of the last baseSpan: long enough that the bursts
 //     themselves do not raise it (a burst on a burst is not what was measured), and the capacity model
 //     sizes for the current rate, burst included, anyway.
@@ -27,10 +29,8 @@ import (
 //     threefold. A rate over a few seconds of Poisson arrivals is noisy (10 requests ± 3 at 2 requests/s),
 //     and the largest of many noisy ratios would read as growth: they enter at a lower confidence bound,
 //     (n − growthZ·√n) / span for n arrivals in the span, so noise reads as no growth while a burst still
-//     reads as most of its size. Moments whose baseline covers fewer than minBaseRequests arrivals teach
-//     nothing: a ratio to nearly nothing measures the silence, not a burst, and minReplicas is the lever
-//     for what follows silences. Nor does the first levelSpan after the autoscaler starts: the baseline
-//     needs its span.
+//     reads as most of its size. The first levelSpan after the autoscaler starts teaches nothing: the
+//     level needs its span.
 //   - A burst adds to demand or multiplies it, and one burst cannot tell which: code requests from a batch
 //     job add the same requests/s whatever the chat traffic beside them, a surge of users multiplies it.
 //     So each growth is remembered both ways, as its ratio and as its rise (the ratio's excess times the
@@ -38,6 +38,16 @@ import (
 //     of the last growthMemory, or the baseline plus the largest rise, whichever is more, and never more
 //     than growthMax times the baseline. The two agree on a steady baseline; on a moving one, the ratio
 //     covers the crest and the rise the trough.
+//   - The ratio is remembered only for a burst: a growth after which the level, once it has taken in a
+//     levelSpan past the horizon, falls back below the midpoint of its level and its peak within half a
+//     baseSpan of the horizon (the span in which the baseline would absorb it). A rise the level keeps,
+//     a wave's flank or a load that stays, is a trend: the baseline follows it, and applied at a wave's
+//     crest its ratio would keep pods for a climb that has already happened. It is remembered as its rise
+//     only.
+//   - A moment whose level covers fewer than minBaseRequests arrivals is a silence: it has no level to
+//     take a ratio to. What follows it is a rise by the whole rate demand came back to, remembered as
+//     such; and while demand is silent, with no baseline to add it to, the headroom keeps pods for the
+//     highest such return of the last growthMemory itself.
 const (
 	levelSpan       = 2 * time.Minute
 	baseSpan        = 10 * time.Minute
@@ -53,9 +63,9 @@ const (
 )
 
 type growthPoint struct {
-	at    time.Time
-	base  float64 // the level at at, arrivals/s
-	ratio float64 // largest later rate over base within the horizon, so far
+	at   time.Time
+	base float64 // the level at at, arrivals/s; 0 while demand is silent
+	peak float64 // the largest later rate within the horizon, so far
 }
 
 type timedRate struct {
@@ -72,11 +82,23 @@ type growthEvent struct {
 // newer than those before it, so the front is the largest.
 type slidingMax []growthEvent
 
+// push adds e, which may be older than the last event (a burst's ratio is pushed once the burst has ended):
+// it drops the events e outlasts and outweighs, unless a newer one outweighs e.
 func (m *slidingMax) push(e growthEvent) {
-	for len(*m) > 0 && (*m)[len(*m)-1].value <= e.value {
-		*m = (*m)[:len(*m)-1]
+	i, _ := slices.BinarySearchFunc(*m, e.at, func(x growthEvent, at time.Time) int {
+		if x.at.After(at) {
+			return 1
+		}
+		return -1
+	}) // the first event newer than e
+	if i < len(*m) && (*m)[i].value >= e.value {
+		return
 	}
-	*m = append(*m, e)
+	j := i
+	for j > 0 && (*m)[j-1].value <= e.value {
+		j--
+	}
+	*m = slices.Replace(*m, j, i, e)
 }
 
 func (m *slidingMax) expire(now time.Time) {
@@ -100,13 +122,24 @@ type growth struct {
 	level   float64 // the median of the rates of the last levelSpan
 	base    float64 // the median of the rates of the last baseSpan
 	pending []growthPoint
-	// ratios and rises are the largest growths within growthMemory, as ratios and as rises.
-	ratios, rises slidingMax
+	// bursts are growths whose ratio waits for the level to fall back.
+	bursts []burst
+	// ratios and rises are the largest growths within growthMemory, as ratios and as rises; returns the
+	// largest rates demand came back to after a silence.
+	ratios, rises, returns slidingMax
+}
+
+// burst is a growth whose ratio is remembered if the level is at most below at some round from from to
+// until.
+type burst struct {
+	growthEvent
+	below       float64
+	from, until time.Time
 }
 
 // observe records one round's arrivals, over the rate window and over the last scrape interval (each a rate
 // made of so many arrivals), and returns the baseline.
-func (g *growth) observe(now time.Time, arrivals, recent, recentCount float64, horizon time.Duration) float64 {
+func (g *growth) observe(now time.Time, arrivals, count, recent, recentCount float64, horizon time.Duration) float64 {
 	if g.since.IsZero() {
 		g.since = now
 	}
@@ -121,42 +154,87 @@ func (g *growth) observe(now time.Time, arrivals, recent, recentCount float64, h
 		from++
 	}
 	g.level = median(g.rates[from:])
-	low := 0.0
-	if recentCount > 0 {
-		low = recent * max(1-growthZ/math.Sqrt(recentCount), 0)
-	}
+	low := lowerBound(recent, recentCount)
 	keep := g.pending[:0]
 	for _, p := range g.pending {
 		if now.Sub(p.at) > horizon {
-			g.record(p)
+			g.record(now, p)
 			continue
 		}
-		p.ratio = max(p.ratio, low/p.base)
+		p.peak = max(p.peak, low)
 		keep = append(keep, p)
 	}
 	g.pending = keep
-	if now.Sub(g.since) >= levelSpan && g.level*levelSpan.Seconds() >= minBaseRequests {
-		g.pending = append(g.pending, growthPoint{at: now, base: g.level})
+	bursts := g.bursts[:0]
+	for _, b := range g.bursts {
+		switch {
+		case !now.Before(b.from) && g.level <= b.below:
+			g.ratios.push(b.growthEvent)
+		case !now.After(b.until):
+			bursts = append(bursts, b)
+		}
 	}
-	g.ratios.expire(now)
-	g.rises.expire(now)
+	g.bursts = bursts
+	if now.Sub(g.since) >= levelSpan {
+		base := 0.0
+		if !g.silent() {
+			base = max(g.level, lowerBound(arrivals, count))
+		}
+		g.pending = append(g.pending, growthPoint{at: now, base: base})
+	}
+	g.expire(now)
 	return g.base
 }
 
-func (g *growth) record(p growthPoint) {
-	if p.ratio <= 1 {
+// silent is whether the level rests on fewer than minBaseRequests arrivals.
+func (g *growth) silent() bool { return g.level*levelSpan.Seconds() < minBaseRequests }
+
+// expire forgets the growths older than growthMemory.
+func (g *growth) expire(now time.Time) {
+	g.ratios.expire(now)
+	g.rises.expire(now)
+	g.returns.expire(now)
+}
+
+// lowerBound is a rate made of n arrivals, lowered to its growthZ confidence bound.
+func lowerBound(rate, n float64) float64 {
+	if n <= 0 {
+		return 0
+	}
+	return rate * max(1-growthZ/math.Sqrt(n), 0)
+}
+
+// record remembers what the horizon after p showed, at now.
+func (g *growth) record(now time.Time, p growthPoint) {
+	if p.base == 0 {
+		if p.peak > 0 {
+			g.returns.push(growthEvent{p.at, p.peak})
+			g.rises.push(growthEvent{p.at, p.peak})
+		}
 		return
 	}
-	ratio := min(p.ratio, growthMax)
-	g.ratios.push(growthEvent{p.at, ratio})
-	g.rises.push(growthEvent{p.at, (ratio - 1) * p.base})
+	ratio := min(p.peak/p.base, growthMax)
+	if ratio <= 1 {
+		return
+	}
+	rise := (ratio - 1) * p.base
+	g.rises.push(growthEvent{p.at, rise})
+	g.bursts = append(g.bursts, burst{growthEvent{p.at, ratio}, p.base + rise/2, now.Add(levelSpan), now.Add(baseSpan / 2)})
 }
 
 // target is the demand the headroom keeps pods for now, at least the baseline, and what set it, in words
 // ("" when the baseline alone does).
 func (g *growth) target(now time.Time) (float64, string) {
-	g.ratios.expire(now) // observe, which expires them too, skips the rounds on partial data
-	g.rises.expire(now)
+	g.expire(now) // observe, which expires them too, skips the rounds on partial data
+	target, why := g.grown(now)
+	if back := g.returns.front(); g.silent() && back.value > target {
+		return back.value, fmt.Sprintf(" → %.2f (demand came back to that after a silence at %s)", back.value, back.when(now))
+	}
+	return target, why
+}
+
+// grown is the baseline grown by the largest ratio or rise, at most growthMax times, and why.
+func (g *growth) grown(now time.Time) (float64, string) {
 	ratio, rise := g.ratios.front(), g.rises.front()
 	byRatio, byRise := g.base*max(ratio.value, 1), g.base+rise.value
 	switch {

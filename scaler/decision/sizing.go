@@ -21,7 +21,7 @@ func (a *Autoscaler) model(p Policy, s Snapshot, d *Decision) bool {
 	}
 	base := a.growth.base
 	if !m.partial {
-		base = a.growth.observe(s.Now, m.Arrivals, m.recent, m.recentCount, horizon(s.StartupDelay))
+		base = a.growth.observe(s.Now, m.Arrivals, m.count, m.recent, m.recentCount, horizon(s.StartupDelay))
 	}
 	target, grewBy := base, ""
 	if a.on(MechanismHeadroom) {
