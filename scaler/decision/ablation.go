@@ -13,13 +13,23 @@ const (
 	// MechanismHeadroom is the burst headroom (headroom.go); off, the capacity model sizes for the current
 	// demand only.
 	MechanismHeadroom Mechanism = "headroom"
+	// MechanismRisingLevel measures growth from the round's own rate when it is above the level (a rise
+	// already under way, headroom.go); off, from the level alone.
+	MechanismRisingLevel Mechanism = "rising-level"
+	// MechanismBurstRatio remembers a growth's ratio only when the level falls back after it (headroom.go);
+	// off, every growth's ratio is remembered.
+	MechanismBurstRatio Mechanism = "burst-ratio"
+	// MechanismSilenceReturn learns from returns after a silence (headroom.go); off, a silence teaches
+	// nothing.
+	MechanismSilenceReturn Mechanism = "silence-return"
 	// MechanismKVHeadroom is the KV-cache headroom rule (kvcache.go).
 	MechanismKVHeadroom Mechanism = "kv-headroom"
 )
 
 // Mechanisms lists every mechanism in report order.
 func Mechanisms() []Mechanism {
-	return []Mechanism{MechanismCapacity, MechanismCalibration, MechanismHeadroom, MechanismKVHeadroom}
+	return []Mechanism{MechanismCapacity, MechanismCalibration, MechanismHeadroom, MechanismRisingLevel,
+		MechanismBurstRatio, MechanismSilenceReturn, MechanismKVHeadroom}
 }
 
 // Option configures an Autoscaler.

@@ -225,6 +225,9 @@ func New(p Policy, opts ...Option) *Autoscaler {
 	for _, o := range opts {
 		o(a)
 	}
+	a.growth.levelOnly = !a.on(MechanismRisingLevel)
+	a.growth.everyRatio = !a.on(MechanismBurstRatio)
+	a.growth.noReturns = !a.on(MechanismSilenceReturn)
 	return a
 }
 

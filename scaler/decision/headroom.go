@@ -127,6 +127,9 @@ type growth struct {
 	// ratios and rises are the largest growths within growthMemory, as ratios and as rises; returns the
 	// largest rates demand came back to after a silence.
 	ratios, rises, returns slidingMax
+	// levelOnly, everyRatio and noReturns switch off MechanismRisingLevel, MechanismBurstRatio and
+	// MechanismSilenceReturn, for ablations.
+	levelOnly, everyRatio, noReturns bool
 }
 
 // burst is a growth whose ratio is remembered if the level is at most below at some round from from to
@@ -177,7 +180,11 @@ func (g *growth) observe(now time.Time, arrivals, count, recent, recentCount flo
 	g.bursts = bursts
 	if now.Sub(g.since) >= levelSpan {
 		base := 0.0
-		if !g.silent() {
+		switch {
+		case g.silent():
+		case g.levelOnly:
+			base = g.level
+		default:
 			base = max(g.level, lowerBound(arrivals, count))
 		}
 		g.pending = append(g.pending, growthPoint{at: now, base: base})
@@ -207,7 +214,7 @@ func lowerBound(rate, n float64) float64 {
 // record remembers what the horizon after p showed, at now.
 func (g *growth) record(now time.Time, p growthPoint) {
 	if p.base == 0 {
-		if p.peak > 0 {
+		if p.peak > 0 && !g.noReturns {
 			g.returns.push(growthEvent{p.at, p.peak})
 			g.rises.push(growthEvent{p.at, p.peak})
 		}
@@ -219,6 +226,10 @@ func (g *growth) record(now time.Time, p growthPoint) {
 	}
 	rise := (ratio - 1) * p.base
 	g.rises.push(growthEvent{p.at, rise})
+	if g.everyRatio {
+		g.ratios.push(growthEvent{p.at, ratio})
+		return
+	}
 	g.bursts = append(g.bursts, burst{growthEvent{p.at, ratio}, p.base + rise/2, now.Add(levelSpan), now.Add(baseSpan / 2)})
 }
 
