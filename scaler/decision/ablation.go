@@ -22,6 +22,9 @@ const (
 	// MechanismSilenceReturn learns from returns after a silence (headroom.go); off, a silence teaches
 	// nothing.
 	MechanismSilenceReturn Mechanism = "silence-return"
+	// MechanismBurstForm leaves the ratio out when bursts at different levels rose alike (headroom.go);
+	// off, the headroom covers both the ratio and the rise.
+	MechanismBurstForm Mechanism = "burst-form"
 	// MechanismKVHeadroom is the KV-cache headroom rule (kvcache.go).
 	MechanismKVHeadroom Mechanism = "kv-headroom"
 )
@@ -29,7 +32,7 @@ const (
 // Mechanisms lists every mechanism in report order.
 func Mechanisms() []Mechanism {
 	return []Mechanism{MechanismCapacity, MechanismCalibration, MechanismHeadroom, MechanismRisingLevel,
-		MechanismBurstRatio, MechanismSilenceReturn, MechanismKVHeadroom}
+		MechanismBurstRatio, MechanismSilenceReturn, MechanismBurstForm, MechanismKVHeadroom}
 }
 
 // Option configures an Autoscaler.

@@ -228,6 +228,7 @@ func New(p Policy, opts ...Option) *Autoscaler {
 	a.growth.levelOnly = !a.on(MechanismRisingLevel)
 	a.growth.everyRatio = !a.on(MechanismBurstRatio)
 	a.growth.noReturns = !a.on(MechanismSilenceReturn)
+	a.growth.bothForms = !a.on(MechanismBurstForm)
 	return a
 }
 

@@ -37,7 +37,10 @@ import (
 //     level it was measured against), and the headroom covers both: the baseline times the largest ratio
 //     of the last growthMemory, or the baseline plus the largest rise, whichever is more, and never more
 //     than growthMax times the baseline. The two agree on a steady baseline; on a moving one, the ratio
-//     covers the crest and the rise the trough.
+//     covers the crest and the rise the trough. Bursts at different levels can tell: once the bursts
+//     remembered (each its largest growth; growths within half a baseSpan of each other are one burst)
+//     have levels formSpread apart or more, and their rises agree better than their ratios (in logs,
+//     by variance), the bursts add, and the ratio is left out.
 //   - The ratio is remembered only for a burst: a growth after which the level, once it has taken in a
 //     levelSpan past the horizon, falls back below the midpoint of its level and its peak within half a
 //     baseSpan of the horizon (the span in which the baseline would absorb it). A rise the level keeps,
@@ -55,6 +58,7 @@ const (
 	minBaseRequests = 30
 	growthMax       = 10.0
 	growthMemory    = 24 * time.Hour
+	formSpread      = 1.5
 	// controlLag is what a scale-up takes besides the pod's startup: the rate window filling, a scrape and
 	// an HPA sync.
 	controlLag = 30 * time.Second
@@ -122,22 +126,64 @@ type growth struct {
 	level   float64 // the median of the rates of the last levelSpan
 	base    float64 // the median of the rates of the last baseSpan
 	pending []growthPoint
-	// bursts are growths whose ratio waits for the level to fall back.
-	bursts []burst
+	// waiting are growths whose ratio waits for the level to fall back; seen the bursts confirmed.
+	waiting, seen bursts
 	// ratios and rises are the largest growths within growthMemory, as ratios and as rises; returns the
 	// largest rates demand came back to after a silence.
 	ratios, rises, returns slidingMax
-	// levelOnly, everyRatio and noReturns switch off MechanismRisingLevel, MechanismBurstRatio and
-	// MechanismSilenceReturn, for ablations.
-	levelOnly, everyRatio, noReturns bool
+	// levelOnly, everyRatio, noReturns and bothForms switch off MechanismRisingLevel, MechanismBurstRatio,
+	// MechanismSilenceReturn and MechanismBurstForm, for ablations.
+	levelOnly, everyRatio, noReturns, bothForms bool
 }
 
-// burst is a growth whose ratio is remembered if the level is at most below at some round from from to
-// until.
+// burst is a growth, measured against level, whose ratio is remembered if the level is at most below at
+// some round from from to until.
 type burst struct {
 	growthEvent
-	below       float64
-	from, until time.Time
+	level, below float64
+	from, until  time.Time
+}
+
+// bursts are the bursts remembered, oldest first, each its largest growth.
+type bursts []burst
+
+// add remembers b, as a burst of its own or as the last one's if within half a baseSpan of it.
+func (bs *bursts) add(b burst) {
+	if n := len(*bs); n > 0 && b.at.Sub((*bs)[n-1].at) < baseSpan/2 {
+		if b.value > (*bs)[n-1].value {
+			(*bs)[n-1].level, (*bs)[n-1].value = b.level, b.value
+		}
+		return
+	}
+	*bs = append(*bs, b)
+}
+
+// additive says whether the bursts of the last growthMemory, at levels formSpread apart or more, rose by
+// amounts that agree better than their ratios do, and how far apart their levels are.
+func (bs *bursts) additive(now time.Time) (bool, float64) {
+	for len(*bs) > 0 && now.Sub((*bs)[0].at) > growthMemory {
+		*bs = (*bs)[1:]
+	}
+	lo, hi := math.Inf(1), 0.0
+	ratios, rises := make([]float64, len(*bs)), make([]float64, len(*bs))
+	for i, b := range *bs {
+		lo, hi = min(lo, b.level), max(hi, b.level)
+		ratios[i], rises[i] = math.Log(b.value), math.Log((b.value-1)*b.level)
+	}
+	return len(*bs) >= 2 && hi >= formSpread*lo && variance(rises) < variance(ratios), hi / lo
+}
+
+// variance is the variance of x, which is not empty.
+func variance(x []float64) float64 {
+	var m, v float64
+	for _, a := range x {
+		m += a
+	}
+	m /= float64(len(x))
+	for _, a := range x {
+		v += (a - m) * (a - m)
+	}
+	return v / float64(len(x))
 }
 
 // observe records one round's arrivals, over the rate window and over the last scrape interval (each a rate
@@ -168,16 +214,17 @@ func (g *growth) observe(now time.Time, arrivals, count, recent, recentCount flo
 		keep = append(keep, p)
 	}
 	g.pending = keep
-	bursts := g.bursts[:0]
-	for _, b := range g.bursts {
+	waiting := g.waiting[:0]
+	for _, b := range g.waiting {
 		switch {
 		case !now.Before(b.from) && g.level <= b.below:
 			g.ratios.push(b.growthEvent)
+			g.seen.add(b)
 		case !now.After(b.until):
-			bursts = append(bursts, b)
+			waiting = append(waiting, b)
 		}
 	}
-	g.bursts = bursts
+	g.waiting = waiting
 	if now.Sub(g.since) >= levelSpan {
 		base := 0.0
 		switch {
@@ -230,7 +277,7 @@ func (g *growth) record(now time.Time, p growthPoint) {
 		g.ratios.push(growthEvent{p.at, ratio})
 		return
 	}
-	g.bursts = append(g.bursts, burst{growthEvent{p.at, ratio}, p.base + rise/2, now.Add(levelSpan), now.Add(baseSpan / 2)})
+	g.waiting = append(g.waiting, burst{growthEvent{p.at, ratio}, p.base, p.base + rise/2, now.Add(levelSpan), now.Add(baseSpan / 2)})
 }
 
 // target is the demand the headroom keeps pods for now, at least the baseline, and what set it, in words
@@ -246,7 +293,10 @@ func (g *growth) target(now time.Time) (float64, string) {
 
 // grown is the baseline grown by the largest ratio or rise, at most growthMax times, and why.
 func (g *growth) grown(now time.Time) (float64, string) {
-	ratio, rise := g.ratios.front(), g.rises.front()
+	ratio, rise, adds := g.ratios.front(), g.rises.front(), ""
+	if additive, spread := g.seen.additive(now); additive && !g.bothForms {
+		ratio, adds = growthEvent{}, fmt.Sprintf("; %d bursts at levels %.1f× apart rose alike: they add", len(g.seen), spread)
+	}
 	byRatio, byRise := g.base*max(ratio.value, 1), g.base+rise.value
 	switch {
 	case byRatio >= byRise && ratio.value > 1:
@@ -254,10 +304,10 @@ func (g *growth) grown(now time.Time) (float64, string) {
 	case byRatio >= byRise:
 		return g.base, ""
 	case byRise > g.base*growthMax:
-		return g.base * growthMax, fmt.Sprintf(" ×%g (demand rose by %.2f requests/s within one startup at %s, more than ×%g)",
-			growthMax, rise.value, rise.when(now), growthMax)
+		return g.base * growthMax, fmt.Sprintf(" ×%g (demand rose by %.2f requests/s within one startup at %s, more than ×%g%s)",
+			growthMax, rise.value, rise.when(now), growthMax, adds)
 	}
-	return byRise, fmt.Sprintf(" + %.2f (demand rose by that much within one startup at %s)", rise.value, rise.when(now))
+	return byRise, fmt.Sprintf(" + %.2f (demand rose by that much within one startup at %s%s)", rise.value, rise.when(now), adds)
 }
 
 // horizon is how long a scale-up takes to add a ready pod.

@@ -70,8 +70,8 @@ func TestASustainedRiseIsRememberedAsItsRiseOnly(t *testing.T) {
 	var g growth
 	feed(&g, 0, 15*time.Minute, 100)
 	feed(&g, 15*time.Minute, 40*time.Minute, 200)
-	if len(g.ratios) != 0 || len(g.bursts) != 0 {
-		t.Fatalf("a step to a new level read as a burst: ratios %v, waiting %v", g.ratios, g.bursts)
+	if len(g.ratios) != 0 || len(g.waiting) != 0 {
+		t.Fatalf("a step to a new level read as a burst: ratios %v, waiting %v", g.ratios, g.waiting)
 	}
 	rise := g.rises.front().value
 	if !(rise > 70 && rise < 100) {
@@ -90,8 +90,8 @@ func TestAReturnFromSilenceIsARiseByItsRate(t *testing.T) {
 	var g growth
 	feed(&g, 0, 15*time.Minute, 0)
 	feed(&g, 15*time.Minute, 35*time.Minute, 40)
-	if len(g.ratios) != 0 || len(g.bursts) != 0 {
-		t.Fatalf("a return from silence read as a burst: ratios %v, waiting %v", g.ratios, g.bursts)
+	if len(g.ratios) != 0 || len(g.waiting) != 0 {
+		t.Fatalf("a return from silence read as a burst: ratios %v, waiting %v", g.ratios, g.waiting)
 	}
 	back := g.returns.front().value
 	if !(back > 30 && back <= 40) || g.rises.front().value != back {
@@ -129,5 +129,40 @@ func TestSlidingMaxTakesAnOlderEvent(t *testing.T) {
 	m.expire(at(9).Add(growthMemory + time.Minute))
 	if want := (slidingMax{{at(10), 2}}); !slices.Equal(m, want) {
 		t.Fatalf("after the largest expired: %v, want %v", m, want)
+	}
+}
+
+// One burst cannot tell whether bursts add or multiply; two at levels apart can. The same +100 requests/s
+// on 100 and on 200 adds: the ratio is left out. The same 2× on 100 and on 200 multiplies: it stays.
+func TestBurstsAtDifferentLevelsTellAddFromMultiply(t *testing.T) {
+	twoBursts := func(second float64) *growth {
+		var g growth
+		feed(&g, 0, 15*time.Minute, 100)
+		feed(&g, 15*time.Minute, 17*time.Minute, 200)
+		feed(&g, 17*time.Minute, 30*time.Minute, 100)
+		feed(&g, 30*time.Minute, 45*time.Minute, 200)
+		feed(&g, 45*time.Minute, 47*time.Minute, second)
+		feed(&g, 47*time.Minute, 60*time.Minute, 200)
+		return &g
+	}
+	add := twoBursts(300)
+	target, why := add.target(t0.Add(60 * time.Minute))
+	if len(add.seen) != 2 || target != add.base+add.rises.front().value || !strings.Contains(why, "they add") {
+		t.Fatalf("+100 on 100 and on 200: %d bursts, target %.1f on a baseline of %.0f (%s)", len(add.seen), target, add.base, why)
+	}
+	mul := twoBursts(400)
+	target, why = mul.target(t0.Add(60 * time.Minute))
+	if len(mul.seen) != 2 || target != mul.base*mul.ratios.front().value || strings.Contains(why, "they add") {
+		t.Fatalf("2× on 100 and on 200: %d bursts, target %.1f on a baseline of %.0f (%s)", len(mul.seen), target, mul.base, why)
+	}
+	// A single level says nothing: the headroom covers both forms.
+	var one growth
+	feed(&one, 0, 15*time.Minute, 100)
+	feed(&one, 15*time.Minute, 17*time.Minute, 200)
+	feed(&one, 17*time.Minute, 30*time.Minute, 100)
+	feed(&one, 30*time.Minute, 32*time.Minute, 200)
+	feed(&one, 32*time.Minute, 45*time.Minute, 100)
+	if adds, _ := one.seen.additive(t0.Add(45 * time.Minute)); len(one.seen) != 2 || adds {
+		t.Fatalf("two bursts at one level: %d bursts, additive %v", len(one.seen), adds)
 	}
 }
