@@ -136,13 +136,16 @@ type growth struct {
 	levelOnly, everyRatio, noReturns, bothForms bool
 }
 
-// burst is a growth, measured against level, whose ratio is remembered if the level is at most below at
-// some round from from to until.
+// burst is a growth measured against level and recorded one horizon later. Its ratio is remembered if,
+// from levelSpan to baseSpan/2 after it was recorded, the level falls to fallen.
 type burst struct {
 	growthEvent
-	level, below float64
-	from, until  time.Time
+	level    float64
+	recorded time.Time
 }
+
+// fallen is the midpoint of b's level and its peak: a level at or under it says b has ended.
+func (b burst) fallen() float64 { return b.level + (b.value-1)*b.level/2 }
 
 // bursts are the bursts remembered, oldest first, each its largest growth.
 type bursts []burst
@@ -217,10 +220,10 @@ func (g *growth) observe(now time.Time, arrivals, count, recent, recentCount flo
 	waiting := g.waiting[:0]
 	for _, b := range g.waiting {
 		switch {
-		case !now.Before(b.from) && g.level <= b.below:
+		case now.Sub(b.recorded) >= levelSpan && g.level <= b.fallen():
 			g.ratios.push(b.growthEvent)
 			g.seen.add(b)
-		case !now.After(b.until):
+		case now.Sub(b.recorded) <= baseSpan/2:
 			waiting = append(waiting, b)
 		}
 	}
@@ -277,7 +280,7 @@ func (g *growth) record(now time.Time, p growthPoint) {
 		g.ratios.push(growthEvent{p.at, ratio})
 		return
 	}
-	g.waiting = append(g.waiting, burst{growthEvent{p.at, ratio}, p.base, p.base + rise/2, now.Add(levelSpan), now.Add(baseSpan / 2)})
+	g.waiting = append(g.waiting, burst{growthEvent{p.at, ratio}, p.base, now})
 }
 
 // target is the demand the headroom keeps pods for now, at least the baseline, and what set it, in words
