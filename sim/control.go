@@ -112,7 +112,7 @@ func (q *queueControl) tick(now time.Duration, c *cluster) (int32, bool) {
 }
 
 // scheduleControl sets the replica count from a fixed plan: one count per Step (static-peak has a single
-// step; lower-bound and ideal-learner one per interval).
+// step; lower-bound and the learners one per interval).
 type scheduleControl struct {
 	step time.Duration
 	plan []int32

@@ -19,7 +19,7 @@ func TestLearnerPlan(t *testing.T) {
 		{Start: 10 * m, End: 11 * m, Size: 2, First: true},
 		{Start: 12 * m, End: 13 * m, Size: 4},
 	}
-	got := learnerPlan(plan, bursts, m, 90*time.Second)
+	got := learnerPlan(plan, bursts, m, 90*time.Second, 0)
 	want := []int32{1, 1, 1, 4, 5, 5, 5, 5, 3, 3, 3, 3, 3, 1, 1}
 	// minute 2: the first 4x burst meets the 1 pod before it (the minutes that start within the 90 s, in
 	// the learner's favour);
@@ -31,11 +31,23 @@ func TestLearnerPlan(t *testing.T) {
 	if !slices.Equal(plan, []int32{1, 1, 4, 4, 1, 1, 1, 5, 1, 1, 2, 1, 3, 1, 1}) {
 		t.Errorf("learnerPlan changed its input: %v", plan)
 	}
+
+	// Seen two minutes late, the demand between bursts comes two minutes late; the later bursts' needs are
+	// still the plan's own, held until the learner sees them start.
+	got = learnerPlan(plan, bursts, m, 90*time.Second, 2)
+	want = []int32{1, 1, 1, 1, 5, 5, 5, 5, 5, 5, 5, 3, 3, 3, 3}
+	// minutes 0-3: the plan two minutes late (the first 4x burst's 4 would come at minute 4); minutes 4-8:
+	// the second 4x burst's 5, held until minute 9, two after it started; minutes 9-10: that burst's 5 seen
+	// late (minute 10 starts the first 2x burst, which meets the count seen before it); minutes 11-13: the
+	// third 4x burst's 3, held until two minutes after it started; minute 14: minute 12's 3, seen late.
+	if !slices.Equal(got, want) {
+		t.Errorf("learnerPlan two minutes late = %v, want %v", got, want)
+	}
 }
 
 // A plan over no request charges nothing and does not fail.
 func TestPlansOfAnEmptyTrace(t *testing.T) {
-	for _, p := range []string{LowerBound, IdealLearner} {
+	for _, p := range []string{LowerBound, IdealLearner, ReactiveLearner} {
 		res, err := Run(article(), p, nil)
 		if err != nil || res.GPUHours != 0 || res.Requests != 0 {
 			t.Errorf("%s on no request: %d requests, %g GPU-h, %v; want 0, 0, nil", p, res.Requests, res.GPUHours, err)
@@ -43,8 +55,9 @@ func TestPlansOfAnEmptyTrace(t *testing.T) {
 	}
 }
 
-// IdealLearnerOf from the fixed counts' runs is ideal-learner, and without one of them it says which it needs.
-func TestIdealLearnerOfFixedRuns(t *testing.T) {
+// LearnerOf from the fixed counts' runs is the learner Run gives, and without one of them it says which it
+// needs.
+func TestLearnerOfFixedRuns(t *testing.T) {
 	cfg := article()
 	cfg.Policy.MaxReplicas = 3
 	reqs := synthetic(5 * time.Minute)
@@ -56,20 +69,25 @@ func TestIdealLearnerOfFixedRuns(t *testing.T) {
 		}
 		fixed = append(fixed, r)
 	}
-	own, err := Run(cfg, IdealLearner, reqs)
-	if err != nil {
-		t.Fatal(err)
+	for _, p := range []string{IdealLearner, ReactiveLearner} {
+		own, err := Run(cfg, p, reqs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		of, err := LearnerOf(cfg, p, reqs, fixed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if of.Policy != p || of.SLOAttainment != own.SLOAttainment || of.GPUHours != own.GPUHours || !slices.Equal(of.Plan, own.Plan) {
+			t.Errorf("%s from the fixed runs: %.4f, %.3f GPU-h, plan %v; run itself: %.4f, %.3f GPU-h, plan %v",
+				p, of.SLOAttainment, of.GPUHours, of.Plan, own.SLOAttainment, own.GPUHours, own.Plan)
+		}
+		_, err = LearnerOf(cfg, p, reqs, fixed[:2])
+		if err == nil || !strings.Contains(err.Error(), "static:3") {
+			t.Errorf("%s without static:3's run: %v, want an error naming static:3", p, err)
+		}
 	}
-	of, err := IdealLearnerOf(cfg, reqs, fixed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if of.SLOAttainment != own.SLOAttainment || of.GPUHours != own.GPUHours || !slices.Equal(of.Plan, own.Plan) {
-		t.Errorf("from the fixed runs: %.4f, %.3f GPU-h, plan %v; run itself: %.4f, %.3f GPU-h, plan %v",
-			of.SLOAttainment, of.GPUHours, of.Plan, own.SLOAttainment, own.GPUHours, own.Plan)
-	}
-	_, err = IdealLearnerOf(cfg, reqs, fixed[:2])
-	if err == nil || !strings.Contains(err.Error(), "static:3") {
-		t.Errorf("without static:3's run: %v, want an error naming static:3", err)
+	if _, err := LearnerOf(cfg, LLMD, reqs, fixed); err == nil || !strings.Contains(err.Error(), "not a learner") {
+		t.Errorf("LearnerOf llmd: %v, want an error saying it is not a learner", err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/llm-d/llm-d/scaler/decision"
 )
 
 // Policy names, as the CLI takes them.
@@ -20,12 +22,15 @@ const (
 	LowerBound        = "lower-bound"
 	// IdealLearner is a reference: what a policy that learns from bursts could do knowing all else.
 	IdealLearner = "ideal-learner"
+	// ReactiveLearner is IdealLearner seeing the demand between bursts one horizon late, as a reactive
+	// policy does.
+	ReactiveLearner = "reactive-learner"
 	// StaticPrefix names a fixed count: "static:3" is three replicas, ready from the start.
 	StaticPrefix = "static:"
 )
 
 // Policies lists every policy in report order (fixed counts, static:N, are named by their count).
-var Policies = []string{LLMD, HPAQueue, TokenAware, TokenAwareShipped, StaticPeak, LowerBound, IdealLearner}
+var Policies = []string{LLMD, HPAQueue, TokenAware, TokenAwareShipped, StaticPeak, LowerBound, IdealLearner, ReactiveLearner}
 
 // Static names the fixed count n as a policy.
 func Static(n int32) string { return StaticPrefix + strconv.Itoa(int(n)) }
@@ -87,8 +92,8 @@ func Run(cfg Config, policy string, reqs []Request) (Result, error) {
 		return res, err
 	case LowerBound:
 		return lowerBound(cfg, reqs)
-	case IdealLearner:
-		return idealLearner(cfg, reqs)
+	case IdealLearner, ReactiveLearner:
+		return learner(cfg, policy, reqs)
 	}
 	n, ok, err := ParseStatic(policy)
 	if !ok {
@@ -189,15 +194,17 @@ func intervals(reqs []Request, step time.Duration) []int {
 	return edges
 }
 
-// idealLearner replays the plan of a policy that knows all it could learn: each BoundStep-long interval
-// gets the fewest fixed replicas whose own run served SLOTarget of that interval's requests (the count
-// that interval's demand, backlog included, asks for), except that a burst of a size not seen before
+// learner replays the plan of a policy that knows all it could learn (ideal-learner): each BoundStep-long
+// interval gets the fewest fixed replicas whose own run served SLOTarget of that interval's requests (the
+// count that interval's demand, backlog included, asks for), except that a burst of a size not seen before
 // meets the count before it for one startup delay (no history announces it), and from the end of the
 // first burst of a size, each later burst of that size is held for until it starts (it comes at a time
 // no history tells). It knows everything else in advance: the demand between bursts and the exact need
 // of each later burst. It is a reference, not a bound: its counts are those of fixed runs, which carry
-// their own backlogs.
-func idealLearner(cfg Config, reqs []Request) (Result, error) {
+// their own backlogs. reactive-learner is the same plan with the demand between bursts seen one horizon
+// late (decision.Horizon, rounded up to whole intervals), as any policy that reacts to it sees it: what
+// separates the two is what foresight of that demand is worth.
+func learner(cfg Config, policy string, reqs []Request) (Result, error) {
 	var fixed []Result
 	for n := cfg.Policy.MinReplicas; n <= cfg.Policy.MaxReplicas; n++ {
 		res, err := runFixed(cfg, n, reqs)
@@ -206,29 +213,37 @@ func idealLearner(cfg Config, reqs []Request) (Result, error) {
 		}
 		fixed = append(fixed, res)
 	}
-	return idealLearnerOf(cfg, reqs, fixed)
+	return learnerOf(cfg, policy, reqs, fixed)
 }
 
-// IdealLearnerOf is ideal-learner (idealLearner) from the runs of every fixed count between min and max
-// (static:N, as Run returns them), which it would otherwise run again.
-func IdealLearnerOf(cfg Config, reqs []Request, fixed []Result) (Result, error) {
+// LearnerOf is ideal-learner or reactive-learner (learner) from the runs of every fixed count between min
+// and max (static:N, as Run returns them), which it would otherwise run again.
+func LearnerOf(cfg Config, policy string, reqs []Request, fixed []Result) (Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return Result{}, err
+	}
+	if policy != IdealLearner && policy != ReactiveLearner {
+		return Result{}, fmt.Errorf("policy %q is not a learner: want %s or %s", policy, IdealLearner, ReactiveLearner)
 	}
 	cfg = cfg.WithDefaults()
 	if err := checkTrace(reqs); err != nil {
 		return Result{}, err
 	}
-	return idealLearnerOf(cfg, reqs, fixed)
+	return learnerOf(cfg, policy, reqs, fixed)
 }
 
-// idealLearnerOf is IdealLearnerOf on a validated configuration and trace.
-func idealLearnerOf(cfg Config, reqs []Request, fixed []Result) (Result, error) {
+// learnerOf is LearnerOf on a validated configuration, policy and trace.
+func learnerOf(cfg Config, policy string, reqs []Request, fixed []Result) (Result, error) {
 	plan, err := fixedPlan(cfg, reqs, fixed)
 	if err != nil {
 		return Result{}, err
 	}
-	return replayPlan(cfg, reqs, learnerPlan(plan, DetectBursts(reqs), cfg.BoundStep, cfg.Replica.StartupDelay), IdealLearner)
+	var lag int
+	if policy == ReactiveLearner {
+		h := decision.Horizon(cfg.Replica.StartupDelay)
+		lag = int((h + cfg.BoundStep - 1) / cfg.BoundStep)
+	}
+	return replayPlan(cfg, reqs, learnerPlan(plan, DetectBursts(reqs), cfg.BoundStep, cfg.Replica.StartupDelay, lag), policy)
 }
 
 // fixedPlan is, for each BoundStep-long interval of reqs, the fewest fixed replicas whose run (one of
@@ -260,16 +275,21 @@ func fixedPlan(cfg Config, reqs []Request, fixed []Result) ([]int32, error) {
 	return plan, nil
 }
 
-// learnerPlan raises plan (one count per step) to what a policy that learns from bursts must hold, and
-// lowers the intervals that start within a first burst's first startup delay to the count before it (see
-// idealLearner).
-func learnerPlan(plan []int32, bursts []Burst, step, startup time.Duration) []int32 {
-	held := slices.Clone(plan)
+// learnerPlan is plan (one count per step) as a learner that sees it lag steps late holds it (see
+// learner): the intervals that start within a first burst's first startup delay lowered to the count
+// before it, and the need of each later burst of a size (from plan itself) held from the end of the one
+// before until the learner sees it start.
+func learnerPlan(plan []int32, bursts []Burst, step, startup time.Duration, lag int) []int32 {
+	late := make([]int32, len(plan)) // the demand as the learner sees it
+	for k := range late {
+		late[k] = plan[max(k-lag, 0)]
+	}
+	held := slices.Clone(late)
 	at := func(t time.Duration) int { return min(int(t/step), len(plan)) }
 	for _, b := range bursts {
 		if b.First && b.Start >= step {
 			for k := at(b.Start); k < at(b.Start+startup); k++ {
-				held[k] = plan[at(b.Start)-1]
+				held[k] = late[at(b.Start)-1]
 			}
 		}
 	}
@@ -286,7 +306,8 @@ func learnerPlan(plan []int32, bursts []Burst, step, startup time.Duration) []in
 			for k := at(next.Start); k < at(next.End+step-1); k++ {
 				need = max(need, plan[k])
 			}
-			for k := at(from); k < at(next.Start); k++ {
+			// Held until the burst starts, and until the learner sees it has.
+			for k := at(from); k < min(at(next.Start)+lag, len(held)); k++ {
 				held[k] = max(held[k], need)
 			}
 			from = next.End

@@ -25,7 +25,7 @@ type Result struct {
 	DirectionChanges int     `json:"direction_changes"`
 	MaxReplicas      int32   `json:"max_replicas"`
 	Rejected         int     `json:"rejected"`
-	// Replicas is the fixed size static-peak chose; Plan the count per BoundStep of lower-bound and ideal-learner.
+	// Replicas is the fixed size static-peak chose; Plan the count per BoundStep of lower-bound and the learners.
 	Replicas int32   `json:"replicas,omitempty"`
 	Plan     []int32 `json:"plan,omitempty"`
 	// Rules counts the llm-d scaler's decisions by rule.

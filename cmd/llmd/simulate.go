@@ -24,7 +24,7 @@ import (
 )
 
 const simulateUsage = `usage: llmd simulate --service FILE --trace FILE|suite:NAME
-                     [--policy llmd|hpa-queue|token-aware[-shipped]|static-peak|lower-bound|ideal-learner|static:N|all] [--frontier]
+                     [--policy llmd|hpa-queue|token-aware[-shipped]|static-peak|lower-bound|ideal-learner|reactive-learner|static:N|all] [--frontier]
                      [--slo-ttft 2s] [--gpu a10g|h100] [--speedup 1] [--duration 0] [--warmup 10m] [--seed 1]
                      [--suite-seed 1] [--routing random|picker] [--json] [--plot out.png] [--csv out.csv]
        llmd simulate --pool POOL.yaml --service A.yaml --trace A.csv --service B.yaml --trace B.csv [...]
@@ -55,7 +55,7 @@ func (f *simulateFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.services, "service", "LLMInferenceService YAML whose autoscaling block drives llmd (repeat with --pool)")
 	fs.Var(&f.traces, "trace", "request trace CSV in the Azure format (TIMESTAMP,ContextTokens,GeneratedTokens), or suite:NAME for a trace of the benchmark suite; with --pool, one per --service, in order")
 	fs.StringVar(&f.pool, "pool", "", "LLMInferencePool YAML: run the --service/--trace pairs on its shared budget and on fixed splits of it")
-	fs.StringVar(&f.policy, "policy", "all", "llmd, hpa-queue, token-aware, token-aware-shipped, static-peak, lower-bound, ideal-learner, static:N (N fixed replicas) or all")
+	fs.StringVar(&f.policy, "policy", "all", "llmd, hpa-queue, token-aware, token-aware-shipped, static-peak, lower-bound, ideal-learner, reactive-learner, static:N (N fixed replicas) or all")
 	fs.DurationVar(&f.slo, "slo-ttft", 2*time.Second, "time-to-first-token objective")
 	fs.StringVar(&f.gpu, "gpu", "a10g", "replica model: a10g (Llama 3.1 8B on one A10G) or h100")
 	fs.Float64Var(&f.speedup, "speedup", 1, "play the trace this many times faster")
@@ -97,7 +97,7 @@ func (f *simulateFlags) check() string {
 	case f.pool != "" && f.frontier:
 		return "--frontier compares policies on one service: not with --pool"
 	case f.policy != "all" && sim.ValidPolicy(f.policy) != nil:
-		return fmt.Sprintf("--policy %q: want llmd, hpa-queue, token-aware, token-aware-shipped, static-peak, lower-bound, ideal-learner, static:N or all", f.policy)
+		return fmt.Sprintf("--policy %q: want llmd, hpa-queue, token-aware, token-aware-shipped, static-peak, lower-bound, ideal-learner, reactive-learner, static:N or all", f.policy)
 	}
 	return ""
 }
@@ -158,19 +158,19 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	}
 	policies := f.policies(cfg.Policy)
 	results := make([]sim.Result, len(policies))
-	learner := -1 // with --frontier, ideal-learner takes the fixed counts' runs instead of running them again
+	var learners []int // with --frontier, the learners take the fixed counts' runs instead of running them again
 	for i, p := range policies {
-		if p == sim.IdealLearner && f.frontier {
-			learner = i
+		if (p == sim.IdealLearner || p == sim.ReactiveLearner) && f.frontier {
+			learners = append(learners, i)
 			continue
 		}
 		if results[i], err = sim.Run(cfg, p, reqs); err != nil {
 			return fail(1, "%s: %v", p, err)
 		}
 	}
-	if learner >= 0 {
-		if results[learner], err = sim.IdealLearnerOf(cfg, reqs, results); err != nil {
-			return fail(1, "%s: %v", sim.IdealLearner, err)
+	for _, i := range learners {
+		if results[i], err = sim.LearnerOf(cfg, policies[i], reqs, results); err != nil {
+			return fail(1, "%s: %v", policies[i], err)
 		}
 	}
 	if err := f.writeSeries(results, tracePath, len(reqs)); err != nil {

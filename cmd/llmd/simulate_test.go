@@ -49,7 +49,7 @@ func TestSimulateJSON(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
 		t.Fatalf("%v: %s", err, out.String())
 	}
-	want := []string{"llmd", "hpa-queue", "token-aware", "token-aware-shipped", "static-peak", "lower-bound", "ideal-learner"}
+	want := []string{"llmd", "hpa-queue", "token-aware", "token-aware-shipped", "static-peak", "lower-bound", "ideal-learner", "reactive-learner"}
 	if len(got.Results) != len(want) {
 		t.Fatalf("%d results, want %d", len(got.Results), len(want))
 	}
@@ -118,9 +118,9 @@ func TestSimulateFrontier(t *testing.T) {
 	for _, p := range got.Frontier.Policies {
 		policies = append(policies, p.Policy)
 	}
-	if len(got.Results) != 14 || len(got.Frontier.Fixed) != 8 ||
-		strings.Join(policies, ",") != "llmd,hpa-queue,token-aware,token-aware-shipped,lower-bound,ideal-learner" {
-		t.Fatalf("%d results, %d fixed counts, policies %v: want 14, 8 (static-peak is one of them), and the other six",
+	if len(got.Results) != 15 || len(got.Frontier.Fixed) != 8 ||
+		strings.Join(policies, ",") != "llmd,hpa-queue,token-aware,token-aware-shipped,lower-bound,ideal-learner,reactive-learner" {
+		t.Fatalf("%d results, %d fixed counts, policies %v: want 15, 8 (static-peak is one of them), and the other seven",
 			len(got.Results), len(got.Frontier.Fixed), policies)
 	}
 

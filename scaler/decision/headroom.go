@@ -313,8 +313,9 @@ func (g *growth) grown(now time.Time) (float64, string) {
 	return byRise, fmt.Sprintf(" + %.2f (demand rose by that much within one startup at %s%s)", rise.value, rise.when(now), adds)
 }
 
-// horizon is how long a scale-up takes to add a ready pod.
-func horizon(startup time.Duration) time.Duration {
+// Horizon is how long a scale-up takes to add a ready pod whose startup delay is startup (the default
+// delay if 0): the startup and the control loop's lag.
+func Horizon(startup time.Duration) time.Duration {
 	if startup <= 0 {
 		startup = defaultStartup
 	}

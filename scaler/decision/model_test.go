@@ -58,7 +58,7 @@ func TestModelBurstReturnsToSteadyCount(t *testing.T) {
 	if burst.Desired <= steady {
 		t.Fatalf("a 4x burst: %d replicas (%s), steady %d", burst.Desired, burst.Reason, steady)
 	}
-	back := run(a, &current, 25*time.Minute, 25*time.Minute+modelled().ScaleDownWindow+horizon(60*time.Second),
+	back := run(a, &current, 25*time.Minute, 25*time.Minute+modelled().ScaleDownWindow+Horizon(60*time.Second),
 		func(time.Duration) float64 { return 4 })
 	if back.Desired != steady {
 		t.Fatalf("after the burst, window and one startup: %d (%s: %s), want the steady %d", back.Desired, back.Rule, back.Reason, steady)

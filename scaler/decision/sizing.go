@@ -21,7 +21,7 @@ func (a *Autoscaler) model(p Policy, s Snapshot, d *Decision) bool {
 	}
 	base := a.growth.base
 	if !m.partial {
-		base = a.growth.observe(s.Now, m.Arrivals, m.count, m.recent, m.recentCount, horizon(s.StartupDelay))
+		base = a.growth.observe(s.Now, m.Arrivals, m.count, m.recent, m.recentCount, Horizon(s.StartupDelay))
 	}
 	target, grewBy := base, ""
 	if a.on(MechanismHeadroom) {
@@ -115,7 +115,7 @@ func (a *Autoscaler) drain(s Snapshot, m measured, c Capacity, count int32, d *D
 	for _, p := range s.Pods {
 		waiting += p.Waiting
 	}
-	h := horizon(s.StartupDelay)
+	h := Horizon(s.StartupDelay)
 	sat := c.Saturation(m.Demand)
 	drain := replicasFor(waiting/h.Seconds()+m.Arrivals, sat)
 	if n := max(drain, count); n > s.Current {
