@@ -69,6 +69,10 @@ type Options struct {
 // Baselines are the policies every case runs besides the fixed counts, in report order.
 var Baselines = []string{sim.LLMD, sim.HPAQueue, sim.TokenAware, sim.TokenAwareShipped}
 
+// References are the learners every case builds from its fixed counts' runs: what llmd could do knowing
+// more than it can, judged by the same goals but never counted among what dominates llmd.
+var References = []string{sim.IdealLearner, sim.ReactiveLearner}
+
 // Run runs every case and scores it. The simulations of a case run on Workers goroutines; cases run one
 // after the other, so that one case's requests and per-request outcomes are in memory at a time.
 func Run(cases []Case, opt Options) (Report, error) {
@@ -144,23 +148,30 @@ func runCase(c Case, opt Options) (CaseReport, error) {
 	close(work)
 	wg.Wait()
 	var results []sim.Result
-	var ablated []Ablation
+	var ablated, refs []Variant
 	for _, j := range jobs {
 		if j.err != nil {
 			return CaseReport{}, fmt.Errorf("%s: %w", j.policy, j.err)
 		}
 		if j.without != "" {
 			j.res.Policy = sim.LLMD + " without " + string(j.without)
-			ablated = append(ablated, Ablation{Mechanism: string(j.without), Result: j.res})
+			ablated = append(ablated, Variant{Name: string(j.without), Result: j.res})
 			continue
 		}
 		results = append(results, j.res)
 	}
 	// Fixed counts in ascending order, then the baselines.
 	slices.SortStableFunc(results, func(a, b sim.Result) int { return rank(a) - rank(b) })
-	cr := score(c, reqs, labels, results, ablated, decision.Budget{TTFT: cfg.WithDefaults().SLOTTFT,
+	for _, p := range References {
+		res, err := sim.LearnerOf(cfg, p, reqs, results)
+		if err != nil {
+			return CaseReport{}, fmt.Errorf("%s: %w", p, err)
+		}
+		refs = append(refs, Variant{Name: p, Result: res})
+	}
+	cr := score(c, reqs, labels, results, ablated, refs, decision.Budget{TTFT: cfg.WithDefaults().SLOTTFT,
 		Attainment: decision.DefaultObjective.Attainment, QueueDepth: cfg.Policy.TargetQueue})
-	cr.Runs = len(jobs)
+	cr.Runs = len(jobs) + len(refs)
 	cr.RunSeconds = time.Since(start).Seconds()
 	return cr, nil
 }

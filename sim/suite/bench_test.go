@@ -29,8 +29,9 @@ func TestShortSuite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Cases) != 2 || rep.Suite.Cases != 2 || len(rep.Ablations) != len(mechs) {
-		t.Fatalf("%d cases, suite over %d, %d ablations; want 2, 2, %d", len(rep.Cases), rep.Suite.Cases, len(rep.Ablations), len(mechs))
+	if len(rep.Cases) != 2 || rep.Suite.Cases != 2 || len(rep.Ablations) != len(mechs) || len(rep.References) != len(References) {
+		t.Fatalf("%d cases, suite over %d, %d ablations, %d references; want 2, 2, %d, %d",
+			len(rep.Cases), rep.Suite.Cases, len(rep.Ablations), len(rep.References), len(mechs), len(References))
 	}
 	want := []string{"static:1", "static:2", "static:3", sim.LLMD, sim.HPAQueue, sim.TokenAware, sim.TokenAwareShipped}
 	for _, c := range rep.Cases {
@@ -63,8 +64,16 @@ func TestShortSuite(t *testing.T) {
 				t.Errorf("%s: burst %+v", c.Case, b)
 			}
 		}
-		if len(c.Ablation) != len(mechs) || c.Runs != len(want)+len(mechs) || len(c.plot) != len(Baselines)+1 {
+		if len(c.Ablation) != len(mechs) || c.Runs != len(want)+len(mechs)+len(References) || len(c.plot) != len(Baselines)+1 {
 			t.Errorf("%s: %d ablations, %d runs, %d plotted", c.Case, len(c.Ablation), c.Runs, len(c.plot))
+		}
+		// The references are scored like llmd, against the fixed counts and baselines only.
+		for i, v := range c.References {
+			if v.Name != References[i] || v.Result.Policy != References[i] || v.Result.Requests != c.Requests || v.Goals.Learns.Requests == 0 ||
+				slices.Contains(c.Goals.DominatedBy, v.Name) {
+				t.Errorf("%s: reference %d is %s (%s, %d requests, %d outside the first bursts)", c.Case, i, v.Name,
+					v.Result.Policy, v.Result.Requests, v.Goals.Learns.Requests)
+			}
 		}
 	}
 
@@ -76,7 +85,7 @@ func TestShortSuite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"## Summary", "## Goals over the suite", "## Per case", "## Ablation", "## The traces",
+	for _, s := range []string{"## Summary", "## Goals over the suite", "## Per case", "## Ablation", "## References", "## The traces",
 		"### short-steps-4x-a10g", "### short-mix-a10g", "| fixed | 1 | 2 | 3 |", "![short-mix-a10g](short-mix-a10g.png)"} {
 		if !bytes.Contains(md, []byte(s)) {
 			t.Errorf("RESULTS.md lacks %q", s)

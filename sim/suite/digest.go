@@ -41,6 +41,8 @@ type dominatedCase struct {
 	Fixed, Others []string
 	// Cheapest is the cheapest fixed count that dominates llmd (empty if none does).
 	Cheapest sim.Result
+	// References are the reference learners on the case.
+	References []Variant
 }
 
 func newDigest(cases []CaseReport) digest {
@@ -61,7 +63,7 @@ func newDigest(cases []CaseReport) digest {
 		for i := range d.Baselines {
 			d.Baselines[i].add(c)
 		}
-		dc := dominatedCase{Case: c.Case, LLMD: find(c.Results, sim.LLMD)}
+		dc := dominatedCase{Case: c.Case, LLMD: find(c.Results, sim.LLMD), References: c.References}
 		for _, by := range c.Goals.DominatedBy {
 			if strings.HasPrefix(by, sim.StaticPrefix) {
 				dc.Fixed = append(dc.Fixed, by)
@@ -121,13 +123,26 @@ func (r Report) digestSection(p *printer) {
 		p.f("No fixed count or baseline dominates llmd on any case.\n\n")
 		return
 	}
-	p.f("Cases where llmd is dominated (SLO met / GPU-h):\n\n| case | llmd | cheapest fixed count that dominates | every fixed count that does | baselines that do |\n|---|---|---|---|---|\n")
+	p.f("Cases where llmd is dominated (SLO met / GPU-h), and the reference learners there (dominated by what):\n\n" +
+		"| case | llmd | cheapest fixed count that dominates | every fixed count that does | baselines that do |")
+	for _, ref := range References {
+		p.f(" %s |", ref)
+	}
+	p.f("\n|---|---|---|---|---|%s\n", strings.Repeat("---|", len(References)))
 	for _, c := range d.Dominated {
 		cheapest := "–"
 		if c.Cheapest.Policy != "" {
 			cheapest = fmt.Sprintf("%s (%s)", c.Cheapest.Policy, pair(c.Cheapest))
 		}
-		p.f("| [%s](#%s) | %s | %s | %s | %s |\n", c.Case, c.Case, pair(c.LLMD), cheapest, orDash(c.Fixed), orDash(c.Others))
+		p.f("| [%s](#%s) | %s | %s | %s | %s |", c.Case, c.Case, pair(c.LLMD), cheapest, orDash(c.Fixed), orDash(c.Others))
+		for _, v := range c.References {
+			by := "not dominated"
+			if len(v.Goals.DominatedBy) > 0 {
+				by = "by " + sim.FormatDominated(v.Goals.DominatedBy)
+			}
+			p.f(" %s, %s |", pair(v.Result), by)
+		}
+		p.f("\n")
 	}
 	p.f("\n")
 }

@@ -46,8 +46,10 @@ type CaseReport struct {
 	// Labels are the generator's own bursts (generated traces), for comparison with Bursts.
 	Labels []Label `json:"labels,omitempty"`
 	Goals  Goals   `json:"goals"`
-	// Ablation is llmd with one mechanism switched off, scored the same way.
-	Ablation []Ablation `json:"ablation,omitempty"`
+	// Ablation is llmd with one mechanism switched off, scored the same way; References the reference
+	// learners (References), built from the fixed counts' runs and scored the same way.
+	Ablation   []Variant `json:"ablation,omitempty"`
+	References []Variant `json:"references,omitempty"`
 	// Calibration is the capacity model's predicted late share against the fixed counts' realized one.
 	Calibration Calibration `json:"calibration"`
 	// Runs is the number of simulations and RunSeconds their wall time.
@@ -89,16 +91,17 @@ type Pays struct {
 	FrontierGPUHours float64 `json:"frontier_gpu_hours"`
 }
 
-// Ablation is llmd with one mechanism switched off.
-type Ablation struct {
-	Mechanism string     `json:"mechanism"`
-	Result    sim.Result `json:"result"`
-	Goals     Goals      `json:"goals"`
+// Variant is a run scored like llmd's: llmd with one mechanism switched off, or a reference learner.
+type Variant struct {
+	// Name is the mechanism switched off, or the reference's policy.
+	Name   string     `json:"name"`
+	Result sim.Result `json:"result"`
+	Goals  Goals      `json:"goals"`
 }
 
 // score builds a case's report from its runs; b is the objective the capacity model's calibration is
 // measured against.
-func score(c Case, reqs []sim.Request, labels []Label, results []sim.Result, ablated []Ablation, b decision.Budget) CaseReport {
+func score(c Case, reqs []sim.Request, labels []Label, results []sim.Result, ablated, refs []Variant, b decision.Budget) CaseReport {
 	cr := CaseReport{Case: c.Name, Trace: c.Trace, GPU: c.Preset.Name, Source: c.Source, Requests: len(reqs),
 		DurationS: reqs[len(reqs)-1].At.Seconds(), StartupS: c.Preset.startup().Seconds(), Labels: labels,
 		Results: results, Frontier: sim.NewFrontier(results)}
@@ -111,11 +114,16 @@ func score(c Case, reqs []sim.Request, labels []Label, results []sim.Result, abl
 	startup := c.Preset.startup()
 	cr.Calibration = calibrate(reqs, results, bursts, startup, sim.Prior(c.Preset.Params), b)
 	cr.Goals = goals(find(results, sim.LLMD), results, reqs, bursts, startup)
-	for _, a := range ablated {
-		a.Goals = goals(a.Result, results, reqs, bursts, startup)
-		a.Result.Met, a.Result.Series = nil, nil
-		cr.Ablation = append(cr.Ablation, a)
+	scoreVariants := func(vs []Variant) []Variant {
+		var out []Variant
+		for _, v := range vs {
+			v.Goals = goals(v.Result, results, reqs, bursts, startup)
+			v.Result.Met, v.Result.Series = nil, nil
+			out = append(out, v)
+		}
+		return out
 	}
+	cr.Ablation, cr.References = scoreVariants(ablated), scoreVariants(refs)
 	var scored []sim.Result
 	for _, p := range Baselines {
 		scored = append(scored, find(results, p))
@@ -136,7 +144,7 @@ func score(c Case, reqs []sim.Request, labels []Label, results []sim.Result, abl
 	return cr
 }
 
-// goals checks one llmd run (or an ablated one) against the case's fixed counts and baselines.
+// goals checks one llmd run (or a variant's) against the case's fixed counts and baselines.
 func goals(r sim.Result, results []sim.Result, reqs []sim.Request, bursts []sim.Burst, startup time.Duration) Goals {
 	others := []sim.Result{r}
 	for _, o := range results {
@@ -173,9 +181,11 @@ func find(results []sim.Result, policy string) sim.Result {
 // Report is a whole run of the suite.
 type Report struct {
 	Cases []CaseReport `json:"cases"`
-	// Suite is llmd's goals over the suite; Ablations the same for each mechanism switched off.
+	// Suite is llmd's goals over the suite; Ablations the same for each mechanism switched off, References
+	// for each reference learner.
 	Suite       SuiteGoals    `json:"suite"`
 	Ablations   []SuiteGoals  `json:"ablations"`
+	References  []SuiteGoals  `json:"references"`
 	Mechanisms  []string      `json:"mechanisms"`
 	Workers     int           `json:"workers"`
 	SLOTTFT     time.Duration `json:"slo_ttft_ns"`
@@ -197,7 +207,7 @@ type PresetCalibration struct {
 
 // SuiteGoals is one policy's goals over the whole suite.
 type SuiteGoals struct {
-	// Policy is "llmd" or "llmd without MECHANISM".
+	// Policy is "llmd", "llmd without MECHANISM" or a reference learner.
 	Policy string `json:"policy"`
 	Cases  int    `json:"cases"`
 	// NotDominated counts the cases where no fixed count or baseline dominates the policy.
@@ -239,19 +249,27 @@ func (r *Report) summarize() {
 		}
 		r.Calibration[i].Bins.merge(c.Calibration)
 	}
-	r.Ablations = nil
+	r.Ablations, r.References = nil, nil
 	for _, m := range r.Mechanisms {
-		s := SuiteGoals{Policy: sim.LLMD + " without " + m}
-		for _, c := range r.Cases {
-			for _, a := range c.Ablation {
-				if a.Mechanism == m {
-					s.add(a.Goals, a.Result)
-				}
+		r.Ablations = append(r.Ablations, r.variantGoals(sim.LLMD+" without "+m, m, func(c CaseReport) []Variant { return c.Ablation }))
+	}
+	for _, ref := range References {
+		r.References = append(r.References, r.variantGoals(ref, ref, func(c CaseReport) []Variant { return c.References }))
+	}
+}
+
+// variantGoals sums, as policy, the goals of the variants named name over the cases.
+func (r *Report) variantGoals(policy, name string, of func(CaseReport) []Variant) SuiteGoals {
+	s := SuiteGoals{Policy: policy}
+	for _, c := range r.Cases {
+		for _, v := range of(c) {
+			if v.Name == name {
+				s.add(v.Goals, v.Result)
 			}
 		}
-		s.finish()
-		r.Ablations = append(r.Ablations, s)
 	}
+	s.finish()
+	return s
 }
 
 func (s *SuiteGoals) add(g Goals, r sim.Result) {
