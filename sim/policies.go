@@ -32,6 +32,9 @@ const (
 // Policies lists every policy in report order (fixed counts, static:N, are named by their count).
 var Policies = []string{LLMD, HPAQueue, TokenAware, TokenAwareShipped, StaticPeak, LowerBound, IdealLearner, ReactiveLearner}
 
+// Learners are the reference learners, which LearnerOf builds from the fixed counts' runs.
+var Learners = []string{IdealLearner, ReactiveLearner}
+
 // Static names the fixed count n as a policy.
 func Static(n int32) string { return StaticPrefix + strconv.Itoa(int(n)) }
 
@@ -222,8 +225,8 @@ func LearnerOf(cfg Config, policy string, reqs []Request, fixed []Result) (Resul
 	if err := cfg.Validate(); err != nil {
 		return Result{}, err
 	}
-	if policy != IdealLearner && policy != ReactiveLearner {
-		return Result{}, fmt.Errorf("policy %q is not a learner: want %s or %s", policy, IdealLearner, ReactiveLearner)
+	if !slices.Contains(Learners, policy) {
+		return Result{}, fmt.Errorf("policy %q is not a learner: want one of %s", policy, strings.Join(Learners, ", "))
 	}
 	cfg = cfg.WithDefaults()
 	if err := checkTrace(reqs); err != nil {

@@ -160,7 +160,7 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	results := make([]sim.Result, len(policies))
 	var learners []int // with --frontier, the learners take the fixed counts' runs instead of running them again
 	for i, p := range policies {
-		if (p == sim.IdealLearner || p == sim.ReactiveLearner) && f.frontier {
+		if slices.Contains(sim.Learners, p) && f.frontier {
 			learners = append(learners, i)
 			continue
 		}

@@ -71,7 +71,7 @@ var Baselines = []string{sim.LLMD, sim.HPAQueue, sim.TokenAware, sim.TokenAwareS
 
 // References are the learners every case builds from its fixed counts' runs: what llmd could do knowing
 // more than it can, judged by the same goals but never counted among what dominates llmd.
-var References = []string{sim.IdealLearner, sim.ReactiveLearner}
+var References = sim.Learners
 
 // Run runs every case and scores it. The simulations of a case run on Workers goroutines; cases run one
 // after the other, so that one case's requests and per-request outcomes are in memory at a time.
