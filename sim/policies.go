@@ -267,7 +267,7 @@ func fixedPlan(cfg Config, reqs []Request, fixed []Result) ([]int32, error) {
 	for n := cfg.Policy.MaxReplicas; n >= cfg.Policy.MinReplicas; n-- {
 		m, ok := met[n]
 		if !ok {
-			return nil, fmt.Errorf("ideal-learner needs the run of %s on this trace", Static(n))
+			return nil, fmt.Errorf("a learner is built from every fixed count's run: the run of %s on this trace is missing", Static(n))
 		}
 		for k := range plan {
 			if n == cfg.Policy.MaxReplicas || share(m[edges[k]:edges[k+1]]) >= cfg.SLOTarget {

@@ -161,19 +161,23 @@ func (bs *bursts) add(b burst) {
 	*bs = append(*bs, b)
 }
 
-// additive says whether the bursts of the last growthMemory, at levels formSpread apart or more, rose by
-// amounts that agree better than their ratios do, and how far apart their levels are.
-func (bs *bursts) additive(now time.Time) (bool, float64) {
+// expire forgets the bursts older than growthMemory.
+func (bs *bursts) expire(now time.Time) {
 	for len(*bs) > 0 && now.Sub((*bs)[0].at) > growthMemory {
 		*bs = (*bs)[1:]
 	}
+}
+
+// additive says whether the bursts, at levels formSpread apart or more, rose by amounts that agree better
+// than their ratios do, and how far apart their levels are.
+func (bs bursts) additive() (bool, float64) {
 	lo, hi := math.Inf(1), 0.0
-	ratios, rises := make([]float64, len(*bs)), make([]float64, len(*bs))
-	for i, b := range *bs {
+	ratios, rises := make([]float64, len(bs)), make([]float64, len(bs))
+	for i, b := range bs {
 		lo, hi = min(lo, b.level), max(hi, b.level)
 		ratios[i], rises[i] = math.Log(b.value), math.Log((b.value-1)*b.level)
 	}
-	return len(*bs) >= 2 && hi >= formSpread*lo && variance(rises) < variance(ratios), hi / lo
+	return len(bs) >= 2 && hi >= formSpread*lo && variance(rises) < variance(ratios), hi / lo
 }
 
 // variance is the variance of x, which is not empty.
@@ -246,11 +250,12 @@ func (g *growth) observe(now time.Time, arrivals, count, recent, recentCount flo
 // silent is whether the level rests on fewer than minBaseRequests arrivals.
 func (g *growth) silent() bool { return g.level*levelSpan.Seconds() < minBaseRequests }
 
-// expire forgets the growths older than growthMemory.
+// expire forgets the growths and bursts older than growthMemory.
 func (g *growth) expire(now time.Time) {
 	g.ratios.expire(now)
 	g.rises.expire(now)
 	g.returns.expire(now)
+	g.seen.expire(now)
 }
 
 // lowerBound is a rate made of n arrivals, lowered to its growthZ confidence bound.
@@ -297,7 +302,7 @@ func (g *growth) target(now time.Time) (float64, string) {
 // grown is the baseline grown by the largest ratio or rise, at most growthMax times, and why.
 func (g *growth) grown(now time.Time) (float64, string) {
 	ratio, rise, adds := g.ratios.front(), g.rises.front(), ""
-	if additive, spread := g.seen.additive(now); additive && !g.bothForms {
+	if additive, spread := g.seen.additive(); additive && !g.bothForms {
 		ratio, adds = growthEvent{}, fmt.Sprintf("; %d bursts at levels %.1f× apart rose alike: they add", len(g.seen), spread)
 	}
 	byRatio, byRise := g.base*max(ratio.value, 1), g.base+rise.value
